@@ -1,0 +1,188 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/kubeplan/kubeplan/cluster"
+	"github.com/kubeplan/kubeplan/plan"
+	"github.com/kubeplan/kubeplan/planner"
+	"github.com/kubeplan/kubeplan/render"
+	"github.com/kubeplan/kubeplan/report"
+)
+
+type planFlags struct {
+	cluster, kubeconfig, context string
+	output, color                string
+	project, namespace, renderer string
+	release, repoRoot            string
+	values                       []string
+	workers                      int
+	showUnchanged                bool
+}
+
+func newPlanCommand() *cobra.Command {
+	var f planFlags
+	cmd := &cobra.Command{
+		Use:   "plan DIR",
+		Short: "Render DIR and print what applying it would change on a cluster",
+		Long: `Render DIR (plain YAML, Kustomize or a Helm chart) and compare it with the live cluster
+through a server-side apply dry-run. Nothing is changed on the cluster.
+
+Exit code: 0 no changes, 2 changes, 1 error (including objects that would fail to apply).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return runPlan(cmd, args[0], f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.cluster, "cluster", "", "cluster name (a context of the kubeconfig); default: the current context")
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+	fl.StringVar(&f.context, "context", "", "kubeconfig context to use")
+	fl.StringVarP(&f.output, "output", "o", "text", "output format: text, markdown or json")
+	fl.StringVar(&f.color, "color", "auto", "colour text output: auto, always or never")
+	fl.StringVarP(&f.project, "project", "p", "", "project name (default: the directory's name)")
+	fl.StringVarP(&f.namespace, "namespace", "n", "default", "namespace for objects that name none")
+	fl.StringVar(&f.renderer, "renderer", "auto", "auto, yaml, kustomize or helm")
+	fl.StringVar(&f.release, "release", "", "Helm release name (default: the directory's name)")
+	fl.StringSliceVarP(&f.values, "values", "f", nil, "Helm values file, relative to DIR (repeatable)")
+	fl.StringVar(&f.repoRoot, "repo-root", "", "nothing outside this directory is read (default: the git checkout holding DIR, else DIR)")
+	fl.IntVar(&f.workers, "workers", planner.DefaultOptions().Workers, "requests in flight against the cluster")
+	fl.BoolVar(&f.showUnchanged, "show-unchanged", false, "list unchanged objects too")
+	return cmd
+}
+
+func runPlan(cmd *cobra.Command, dir string, f planFlags) error {
+	ctx := cmd.Context()
+	switch f.output {
+	case "text", "markdown", "json":
+	default:
+		return fmt.Errorf("unknown output format %q (want text, markdown or json)", f.output)
+	}
+	rend, err := render.ParseRenderer(f.renderer)
+	if err != nil {
+		return err
+	}
+	root, rel, err := repoPaths(dir, f.repoRoot)
+	if err != nil {
+		return err
+	}
+	project := f.project
+	if project == "" {
+		project = filepath.Base(filepath.Join(root, rel))
+	}
+
+	target, err := resolveTarget(f)
+	if err != nil {
+		return err
+	}
+	client, err := cluster.Connect(ctx, target, cluster.DefaultTuning())
+	if err != nil {
+		return err
+	}
+
+	rendered, err := render.Render(ctx, root, rel, render.Options{
+		Renderer: rend, Namespace: f.namespace, HelmRelease: f.release, ValuesFiles: f.values, KubeVersion: client.Version,
+	})
+	if err != nil {
+		return fmt.Errorf("render %s: %w", dir, err)
+	}
+	p, err := planner.New(planner.Options{Workers: f.workers}).Plan(ctx, client, planner.Request{
+		Project: project, Objects: rendered.Objects, Notes: rendered.Notes,
+		Renderer: string(rendered.Renderer), Namespace: f.namespace,
+	})
+	if err != nil {
+		return err
+	}
+
+	out := cmd.OutOrStdout()
+	switch f.output {
+	case "json":
+		err = report.JSON(out, p)
+	case "markdown":
+		err = report.Markdown(out, p)
+	default:
+		err = report.Text(out, p, report.TextOptions{Color: useColor(f.color, out), ShowUnchanged: f.showUnchanged})
+	}
+	if err != nil {
+		return fmt.Errorf("write plan: %w", err)
+	}
+	return exitFor(p)
+}
+
+// exitFor maps a plan to the exit code: 1 when an object would fail, 2 on changes, else 0.
+func exitFor(p *plan.Plan) error {
+	c := p.Counts()
+	switch {
+	case c.Fail > 0:
+		return exitError{1}
+	case c.HasChanges():
+		return exitError{2}
+	}
+	return nil
+}
+
+// resolveTarget picks the cluster from --kubeconfig/--context or --cluster (a context name).
+func resolveTarget(f planFlags) (cluster.Target, error) {
+	if f.cluster != "" && f.context != "" {
+		return cluster.Target{}, fmt.Errorf("give --cluster or --context, not both")
+	}
+	if f.context != "" {
+		return cluster.Target{Name: f.context, Kubeconfig: f.kubeconfig, Context: f.context}, nil
+	}
+	reg, err := cluster.FromKubeconfig(f.kubeconfig)
+	if err != nil {
+		return cluster.Target{}, err
+	}
+	return reg.Lookup(f.cluster)
+}
+
+// repoPaths splits DIR into the repository root (the read boundary) and DIR relative to it.
+func repoPaths(dir, repoRoot string) (string, string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", "", err
+	}
+	if st, err := os.Stat(abs); err != nil {
+		return "", "", fmt.Errorf("%s: %w", dir, err)
+	} else if !st.IsDir() {
+		return "", "", fmt.Errorf("%s is not a directory", dir)
+	}
+	if repoRoot == "" {
+		repoRoot = abs
+		for d := abs; ; d = filepath.Dir(d) {
+			if _, err := os.Stat(filepath.Join(d, ".git")); err == nil {
+				repoRoot = d
+				break
+			}
+			if filepath.Dir(d) == d {
+				break
+			}
+		}
+	}
+	root, err := filepath.Abs(repoRoot)
+	if err != nil {
+		return "", "", err
+	}
+	rel, err := filepath.Rel(root, abs)
+	if err != nil || rel == ".." || len(rel) > 2 && rel[:3] == ".."+string(filepath.Separator) {
+		return "", "", fmt.Errorf("%s is outside the repository root %s", dir, repoRoot)
+	}
+	return root, filepath.ToSlash(rel), nil
+}
+
+func useColor(mode string, out any) bool {
+	switch mode {
+	case "always":
+		return true
+	case "never":
+		return false
+	}
+	if os.Getenv("NO_COLOR") != "" {
+		return false
+	}
+	f, ok := out.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}

@@ -1,0 +1,168 @@
+// Package plan is the plan model: what applying a project's manifests would change on one
+// cluster, object by object. A Plan is plain data: it hashes stably, marshals to JSON and is
+// formatted for people by package report.
+package plan
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Action is what applying would do to one object.
+type Action string
+
+const (
+	Create    Action = "create"
+	Update    Action = "update"
+	Delete    Action = "delete"
+	Unchanged Action = "unchanged"
+	// Fail means applying this object would fail; Reason says why.
+	Fail Action = "fail"
+)
+
+// ObjectRef names an object on a cluster.
+type ObjectRef struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Namespace  string `json:"namespace,omitempty"`
+	Name       string `json:"name"`
+}
+
+// String is "Kind namespace/name", or "Kind name" for cluster-scoped objects.
+func (r ObjectRef) String() string {
+	if r.Namespace == "" {
+		return r.Kind + " " + r.Name
+	}
+	return r.Kind + " " + r.Namespace + "/" + r.Name
+}
+
+// Group is the API group of the object ("" for the core group).
+func (r ObjectRef) Group() string {
+	if i := strings.IndexByte(r.APIVersion, '/'); i >= 0 {
+		return r.APIVersion[:i]
+	}
+	return ""
+}
+
+// Change is the planned change to one object.
+type Change struct {
+	Object ObjectRef `json:"object"`
+	Action Action    `json:"action"`
+	// Diff is a unified diff of normalized YAML, live → planned (Secret values hidden).
+	Diff string `json:"diff,omitempty"`
+	// Reason explains a failure, or qualifies an action ("CRD new in this plan, validated at apply").
+	Reason string `json:"reason,omitempty"`
+	// Warnings are things a reviewer must see: field takeovers, moves between projects…
+	Warnings []string `json:"warnings,omitempty"`
+	// ChangedSecretKeys names the keys of a Secret whose values change, never the values.
+	ChangedSecretKeys []string `json:"changedSecretKeys,omitempty"`
+	// Source is the file the object was rendered from (empty for deletions).
+	Source string `json:"source,omitempty"`
+}
+
+// Plan is the plan for one project on one cluster.
+type Plan struct {
+	Project        string   `json:"project"`
+	Cluster        string   `json:"cluster"`
+	ClusterVersion string   `json:"clusterVersion,omitempty"`
+	Renderer       string   `json:"renderer,omitempty"`
+	Notes          []string `json:"notes,omitempty"`
+	Changes        []Change `json:"changes"`
+}
+
+// Counts summarises a plan.
+type Counts struct {
+	Create, Update, Delete, Unchanged, Fail int
+}
+
+// Counts tallies the plan's actions.
+func (p *Plan) Counts() Counts {
+	var c Counts
+	for _, ch := range p.Changes {
+		switch ch.Action {
+		case Create:
+			c.Create++
+		case Update:
+			c.Update++
+		case Delete:
+			c.Delete++
+		case Unchanged:
+			c.Unchanged++
+		case Fail:
+			c.Fail++
+		}
+	}
+	return c
+}
+
+// HasChanges reports whether applying would change anything.
+func (c Counts) HasChanges() bool { return c.Create+c.Update+c.Delete > 0 }
+
+// String is the summary line: "2 to create, 3 to change, 1 to delete".
+func (c Counts) String() string {
+	s := fmt.Sprintf("%d to create, %d to change, %d to delete", c.Create, c.Update, c.Delete)
+	if c.Fail > 0 {
+		s += fmt.Sprintf(", %d failing", c.Fail)
+	}
+	return s
+}
+
+// Summary is "<cluster> / <project> — 2 to create, 3 to change, 1 to delete".
+func (p *Plan) Summary() string {
+	return fmt.Sprintf("%s / %s — %s", p.Cluster, p.Project, p.Counts())
+}
+
+// Sort orders changes the way they would be applied: Namespaces and CRDs first, then other
+// cluster-scoped objects, then namespaced ones, each by kind, namespace and name.
+func (p *Plan) Sort() {
+	sort.SliceStable(p.Changes, func(i, j int) bool {
+		a, b := p.Changes[i].Object, p.Changes[j].Object
+		if ra, rb := applyRank(a), applyRank(b); ra != rb {
+			return ra < rb
+		}
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind
+		}
+		if a.Namespace != b.Namespace {
+			return a.Namespace < b.Namespace
+		}
+		if a.Name != b.Name {
+			return a.Name < b.Name
+		}
+		return a.APIVersion < b.APIVersion
+	})
+}
+
+func applyRank(r ObjectRef) int {
+	switch {
+	case r.Kind == "Namespace" && r.Group() == "":
+		return 0
+	case r.Kind == "CustomResourceDefinition" && r.Group() == "apiextensions.k8s.io":
+		return 1
+	case r.Namespace == "":
+		return 2
+	default:
+		return 3
+	}
+}
+
+// Hash identifies the plan's content: the same inputs against the same live state give the
+// same hash, so an apply can check that it applies what was reviewed. Notes and the cluster
+// version are not part of it.
+func (p *Plan) Hash() string {
+	content := struct {
+		Project, Cluster string
+		Changes          []Change
+	}{p.Project, p.Cluster, p.Changes}
+	b, err := json.Marshal(content)
+	if err != nil {
+		// Only strings and slices of strings: marshalling cannot fail.
+		panic(fmt.Sprintf("plan hash: %v", err))
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,348 @@
+// Package planner computes what applying rendered objects would change on a live cluster:
+// a server-side apply dry-run per object, compared with the live object, plus deletions of
+// objects the project's inventory says it applied before and that are gone from the render.
+package planner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kubeplan/kubeplan/cluster"
+	"github.com/kubeplan/kubeplan/inventory"
+	"github.com/kubeplan/kubeplan/objdiff"
+	"github.com/kubeplan/kubeplan/plan"
+	"github.com/kubeplan/kubeplan/render"
+)
+
+// FieldManager is the server-side apply field manager kubeplan plans and applies as.
+const FieldManager = "kubeplan"
+
+// Options tune a planner.
+type Options struct {
+	// Workers bounds the requests in flight against one cluster.
+	Workers int
+	// ListThreshold: when at least this many objects share a resource and namespace, their
+	// live state is read with one LIST instead of one GET each.
+	ListThreshold int
+}
+
+// DefaultOptions suit a local or remote apiserver with default inflight limits.
+func DefaultOptions() Options { return Options{Workers: 32, ListThreshold: 8} }
+
+// Planner plans projects against clusters.
+type Planner struct{ opts Options }
+
+// New returns a planner; zero options take defaults.
+func New(opts Options) *Planner {
+	def := DefaultOptions()
+	if opts.Workers <= 0 {
+		opts.Workers = def.Workers
+	}
+	if opts.ListThreshold <= 0 {
+		opts.ListThreshold = def.ListThreshold
+	}
+	return &Planner{opts: opts}
+}
+
+// Request is one project to plan on one cluster.
+type Request struct {
+	Project string
+	Objects []render.Object
+	Notes   []string
+	// Renderer is recorded in the plan for readers.
+	Renderer string
+	// Namespace is the default for namespaced objects that name none; "default" if empty.
+	Namespace string
+	// Inventory is the project's ApplySet on this cluster; zero means
+	// inventory.ForProject(Project, Namespace).
+	Inventory inventory.Set
+}
+
+// desired is one rendered object resolved against the cluster.
+type desired struct {
+	src     render.Object
+	obj     *unstructured.Unstructured // namespace defaulted, inventory label added
+	ref     plan.ObjectRef
+	mapping *meta.RESTMapping // nil when the cluster does not know the kind
+	change  *plan.Change      // set when the outcome is known without asking the cluster
+}
+
+// Plan computes the plan. Problems with single objects (unknown kind, immutable field,
+// admission rejection) are part of the plan; an error means no plan could be made at all
+// (cluster unreachable, inventory unreadable, objects defined twice).
+func (p *Planner) Plan(ctx context.Context, c *cluster.Client, req Request) (*plan.Plan, error) {
+	if req.Namespace == "" {
+		req.Namespace = "default"
+	}
+	if req.Inventory == (inventory.Set{}) {
+		req.Inventory = inventory.ForProject(req.Project, req.Namespace)
+	}
+	out := &plan.Plan{Project: req.Project, Cluster: c.Name, ClusterVersion: c.Version, Renderer: req.Renderer, Notes: req.Notes}
+
+	objs, err := p.resolve(c, req)
+	if err != nil {
+		return nil, err
+	}
+	live, err := p.readLive(ctx, c, objs)
+	if err != nil {
+		return nil, err
+	}
+	newNamespaces := namespacesCreated(objs, live)
+
+	changes := make([]plan.Change, len(objs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(p.opts.Workers)
+	for i, d := range objs {
+		if d.change != nil {
+			changes[i] = *d.change
+			continue
+		}
+		g.Go(func() error {
+			ch, err := p.planObject(gctx, c, d, live[key(d.ref)], newNamespaces, req.Inventory)
+			if err != nil {
+				return err
+			}
+			changes[i] = ch
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	out.Changes = changes
+
+	deletions, notes, err := p.deletions(ctx, c, req.Inventory, objs)
+	if err != nil {
+		return nil, err
+	}
+	out.Changes = append(out.Changes, deletions...)
+	out.Notes = append(out.Notes, notes...)
+	out.Sort()
+	return out, nil
+}
+
+// resolve maps every rendered object to a resource, defaults its namespace and labels it as a
+// member of the inventory. Kinds the cluster does not serve are settled here.
+func (p *Planner) resolve(c *cluster.Client, req Request) ([]*desired, error) {
+	newKinds := crdKindsInRender(req.Objects)
+	seen := map[string]string{}
+	var out []*desired
+	for _, src := range req.Objects {
+		obj := src.DeepCopy()
+		gvk := obj.GroupVersionKind()
+		d := &desired{src: src, obj: obj}
+		mapping, err := c.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		switch {
+		case err == nil:
+			d.mapping = mapping
+			if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+				if obj.GetNamespace() == "" {
+					obj.SetNamespace(req.Namespace)
+				}
+			} else {
+				obj.SetNamespace("")
+			}
+		case meta.IsNoMatchError(err):
+			if obj.GetNamespace() == "" && newKinds[gvk].namespaced {
+				obj.SetNamespace(req.Namespace)
+			}
+		default:
+			return nil, fmt.Errorf("cluster %s: discover resource for %s: %s", c.Name, gvk, cluster.Describe(err))
+		}
+		req.Inventory.Label(obj)
+		d.ref = plan.ObjectRef{APIVersion: obj.GetAPIVersion(), Kind: obj.GetKind(), Namespace: obj.GetNamespace(), Name: obj.GetName()}
+		if prev, dup := seen[key(d.ref)]; dup {
+			return nil, fmt.Errorf("%s is defined twice: in %s and in %s", d.ref, prev, src.Source)
+		}
+		seen[key(d.ref)] = src.Source
+
+		if d.mapping == nil {
+			ch := plan.Change{Object: d.ref, Source: src.Source}
+			if _, ok := newKinds[gvk]; ok {
+				ch.Action = plan.Create
+				ch.Reason = "CRD new in this plan, validated at apply"
+				ch.Diff = createDiff(d.ref, obj)
+			} else {
+				ch.Action = plan.Fail
+				ch.Reason = fmt.Sprintf("unknown kind %s in %s: cluster %s does not serve it and this plan creates no CRD for it", gvk.Kind, gvk.GroupVersion(), c.Name)
+			}
+			d.change = &ch
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+type crdKind struct{ namespaced bool }
+
+// crdKindsInRender lists the group/version/kinds defined by CRDs in the render itself.
+func crdKindsInRender(objs []render.Object) map[schema.GroupVersionKind]crdKind {
+	kinds := map[schema.GroupVersionKind]crdKind{}
+	for _, o := range objs {
+		if o.GetKind() != "CustomResourceDefinition" || !strings.HasPrefix(o.GetAPIVersion(), "apiextensions.k8s.io/") {
+			continue
+		}
+		group, _, _ := unstructured.NestedString(o.Object, "spec", "group")
+		kind, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
+		scope, _, _ := unstructured.NestedString(o.Object, "spec", "scope")
+		versions, _, _ := unstructured.NestedSlice(o.Object, "spec", "versions")
+		for _, v := range versions {
+			if vm, ok := v.(map[string]any); ok {
+				name, _ := vm["name"].(string)
+				kinds[schema.GroupVersionKind{Group: group, Version: name, Kind: kind}] = crdKind{namespaced: scope != "Cluster"}
+			}
+		}
+	}
+	return kinds
+}
+
+func key(r plan.ObjectRef) string {
+	return r.Group() + "|" + r.Kind + "|" + r.Namespace + "|" + r.Name
+}
+
+// namespacesCreated names the Namespaces this render creates (rendered, not live).
+func namespacesCreated(objs []*desired, live map[string]*unstructured.Unstructured) map[string]bool {
+	out := map[string]bool{}
+	for _, d := range objs {
+		if d.ref.Kind == "Namespace" && d.ref.Group() == "" && live[key(d.ref)] == nil {
+			out[d.ref.Name] = true
+		}
+	}
+	return out
+}
+
+// planObject dry-runs one object and compares the result with its live state.
+func (p *Planner) planObject(ctx context.Context, c *cluster.Client, d *desired, live *unstructured.Unstructured, newNamespaces map[string]bool, inv inventory.Set) (plan.Change, error) {
+	ch := plan.Change{Object: d.ref, Source: d.src.Source}
+	if live != nil {
+		if other := live.GetLabels()[inventory.LabelPartOf]; other != "" && other != inv.ID() {
+			ch.Warnings = append(ch.Warnings, fmt.Sprintf("belongs to another ApplySet (%s): applying moves it into project %s", other, inv.ParentName))
+		}
+	}
+	res := c.Dynamic.Resource(d.mapping.Resource).Namespace(d.obj.GetNamespace())
+	applyOpts := metav1.ApplyOptions{FieldManager: FieldManager, DryRun: []string{metav1.DryRunAll}}
+	planned, err := res.Apply(ctx, d.obj.GetName(), d.obj, applyOpts)
+	if apierrors.IsConflict(err) {
+		ch.Warnings = append(ch.Warnings, takeoverWarnings(err)...)
+		applyOpts.Force = true
+		planned, err = res.Apply(ctx, d.obj.GetName(), d.obj, applyOpts)
+	}
+	if err != nil {
+		var status apierrors.APIStatus
+		if !errors.As(err, &status) {
+			return ch, fmt.Errorf("cluster %s: dry-run %s: apiserver %s %s", c.Name, d.ref, c.Config.Host, cluster.Describe(err))
+		}
+		if ns := d.obj.GetNamespace(); live == nil && newNamespaces[ns] && isNamespaceNotFound(err, ns) {
+			ch.Action = plan.Create
+			ch.Reason = fmt.Sprintf("namespace %s new in this plan, validated at apply", ns)
+			ch.Diff = createDiff(d.ref, d.obj)
+			return ch, nil
+		}
+		ch.Action = plan.Fail
+		ch.Reason = describeRejection(err)
+		return ch, nil
+	}
+	if live == nil {
+		ch.Action = plan.Create
+		ch.Diff = createDiff(d.ref, d.obj)
+		if objdiff.IsSecret(d.obj) {
+			ch.ChangedSecretKeys = objdiff.ChangedSecretKeys(nil, planned)
+		}
+		return ch, nil
+	}
+	l, pl := objdiff.Pair(live, planned)
+	ly, err := objdiff.YAML(l)
+	if err != nil {
+		return ch, err
+	}
+	py, err := objdiff.YAML(pl)
+	if err != nil {
+		return ch, err
+	}
+	if ly == py {
+		ch.Action = plan.Unchanged
+		ch.Warnings = nil // nothing changes hands when nothing changes
+		return ch, nil
+	}
+	ch.Action = plan.Update
+	ch.Diff = objdiff.Unified("live/"+d.ref.String(), "planned/"+d.ref.String(), ly, py)
+	if objdiff.IsSecret(live) {
+		ch.ChangedSecretKeys = objdiff.ChangedSecretKeys(live, planned)
+	}
+	return ch, nil
+}
+
+// createDiff shows a new object as written (namespace defaulted, inventory label added):
+// server defaults would only bury what the author wrote.
+func createDiff(ref plan.ObjectRef, obj *unstructured.Unstructured) string {
+	_, n := objdiff.Pair(nil, obj)
+	y, err := objdiff.YAML(n)
+	if err != nil {
+		return ""
+	}
+	return objdiff.Unified("/dev/null", "planned/"+ref.String(), "", y)
+}
+
+func isNamespaceNotFound(err error, ns string) bool {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) || !apierrors.IsNotFound(err) {
+		return false
+	}
+	d := status.Status().Details
+	return d != nil && d.Kind == "namespaces" && d.Name == ns
+}
+
+// takeoverWarnings turns a server-side apply conflict into one line per field and manager.
+func takeoverWarnings(err error) []string {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) || status.Status().Details == nil {
+		return []string{"takes over fields owned by another field manager: " + err.Error()}
+	}
+	var out []string
+	for _, cause := range status.Status().Details.Causes {
+		if cause.Type != metav1.CauseTypeFieldManagerConflict {
+			continue
+		}
+		out = append(out, fmt.Sprintf("takes over %s from field manager %s", cause.Field, managerName(cause.Message)))
+	}
+	if len(out) == 0 {
+		out = append(out, "takes over fields owned by another field manager")
+	}
+	return out
+}
+
+// managerName pulls the manager out of `conflict with "hpa-controller" using autoscaling/v2`.
+func managerName(msg string) string {
+	if i := strings.IndexByte(msg, '"'); i >= 0 {
+		if j := strings.IndexByte(msg[i+1:], '"'); j >= 0 {
+			return msg[i : i+j+2]
+		}
+	}
+	return msg
+}
+
+// describeRejection words an apiserver refusal of the dry-run as the plan shows it.
+func describeRejection(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "field is immutable") || strings.Contains(msg, "is immutable"):
+		return "will fail: " + msg
+	case strings.Contains(msg, "admission webhook") || strings.Contains(msg, "denied the request"):
+		return "rejected by admission: " + msg
+	case apierrors.IsInvalid(err):
+		return "invalid: " + msg
+	case apierrors.IsForbidden(err):
+		return "forbidden: " + msg
+	default:
+		return "dry-run failed: " + msg
+	}
+}

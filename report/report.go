@@ -1,0 +1,159 @@
+// Package report formats plans for people and programs: terminal text (coloured on a TTY),
+// Markdown for forge comments, and JSON.
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/kubeplan/kubeplan/plan"
+)
+
+// symbol is the one-character mark of an action, as in the terminal and comments.
+func symbol(a plan.Action) string {
+	switch a {
+	case plan.Create:
+		return "+"
+	case plan.Update:
+		return "~"
+	case plan.Delete:
+		return "-"
+	case plan.Fail:
+		return "!"
+	default:
+		return "="
+	}
+}
+
+// Warnings lists what a reviewer must not miss, one line per item, object first.
+func Warnings(p *plan.Plan) []string {
+	var out []string
+	for _, ch := range p.Changes {
+		switch ch.Action {
+		case plan.Delete:
+			out = append(out, fmt.Sprintf("%s will be deleted (%s)", ch.Object, ch.Reason))
+		case plan.Fail:
+			out = append(out, fmt.Sprintf("%s: %s", ch.Object, ch.Reason))
+		}
+		for _, w := range ch.Warnings {
+			out = append(out, fmt.Sprintf("%s %s", ch.Object, w))
+		}
+	}
+	return out
+}
+
+// JSON writes the plans with their hashes and counts.
+func JSON(w io.Writer, plans ...*plan.Plan) error {
+	type counts struct {
+		Create    int `json:"create"`
+		Update    int `json:"update"`
+		Delete    int `json:"delete"`
+		Unchanged int `json:"unchanged"`
+		Fail      int `json:"fail"`
+	}
+	type out struct {
+		*plan.Plan
+		Hash     string   `json:"hash"`
+		Summary  string   `json:"summary"`
+		Counts   counts   `json:"counts"`
+		Warnings []string `json:"warnings,omitempty"`
+	}
+	list := make([]out, 0, len(plans))
+	for _, p := range plans {
+		c := p.Counts()
+		list = append(list, out{Plan: p, Hash: p.Hash(), Summary: p.Summary(),
+			Counts: counts{c.Create, c.Update, c.Delete, c.Unchanged, c.Fail}, Warnings: Warnings(p)})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if len(list) == 1 {
+		return enc.Encode(list[0])
+	}
+	return enc.Encode(list)
+}
+
+// TextOptions control terminal output.
+type TextOptions struct {
+	Color bool
+	// ShowUnchanged lists unchanged objects too.
+	ShowUnchanged bool
+}
+
+const (
+	ansiReset  = "\x1b[0m"
+	ansiBold   = "\x1b[1m"
+	ansiRed    = "\x1b[31m"
+	ansiGreen  = "\x1b[32m"
+	ansiYellow = "\x1b[33m"
+	ansiCyan   = "\x1b[36m"
+)
+
+// Text writes a plan for a terminal: summary, object list, warnings, then each diff.
+func Text(w io.Writer, p *plan.Plan, o TextOptions) error {
+	paint := func(code, s string) string {
+		if !o.Color || s == "" {
+			return s
+		}
+		return code + s + ansiReset
+	}
+	actionColor := map[plan.Action]string{plan.Create: ansiGreen, plan.Update: ansiYellow, plan.Delete: ansiRed, plan.Fail: ansiRed + ansiBold}
+
+	var b strings.Builder
+	c := p.Counts()
+	fmt.Fprintf(&b, "%s", paint(ansiBold, p.Summary()))
+	if c.Unchanged > 0 {
+		fmt.Fprintf(&b, " (%d unchanged)", c.Unchanged)
+	}
+	b.WriteString("\n")
+	for _, n := range p.Notes {
+		fmt.Fprintf(&b, "  note: %s\n", n)
+	}
+	if len(p.Changes) > 0 {
+		b.WriteString("\n")
+	}
+	for _, ch := range p.Changes {
+		if ch.Action == plan.Unchanged && !o.ShowUnchanged {
+			continue
+		}
+		line := fmt.Sprintf("  %s %-9s %s", symbol(ch.Action), ch.Action, ch.Object)
+		if ch.Reason != "" && ch.Action != plan.Fail && ch.Action != plan.Delete {
+			line += " — " + ch.Reason
+		}
+		if len(ch.ChangedSecretKeys) > 0 {
+			line += " (secret keys changed: " + strings.Join(ch.ChangedSecretKeys, ", ") + ")"
+		}
+		b.WriteString(paint(actionColor[ch.Action], line) + "\n")
+	}
+	if ws := Warnings(p); len(ws) > 0 {
+		b.WriteString("\n" + paint(ansiBold+ansiYellow, "Warnings:") + "\n")
+		for _, w := range ws {
+			b.WriteString("  ! " + w + "\n")
+		}
+	}
+	for _, ch := range p.Changes {
+		if ch.Diff == "" {
+			continue
+		}
+		fmt.Fprintf(&b, "\n%s\n", paint(ansiBold, fmt.Sprintf("%s %s (%s)", symbol(ch.Action), ch.Object, ch.Action)))
+		for _, l := range strings.SplitAfter(ch.Diff, "\n") {
+			switch {
+			case l == "":
+			case strings.HasPrefix(l, "+++") || strings.HasPrefix(l, "---"):
+				b.WriteString(paint(ansiBold, strings.TrimSuffix(l, "\n")) + "\n")
+			case strings.HasPrefix(l, "@@"):
+				b.WriteString(paint(ansiCyan, strings.TrimSuffix(l, "\n")) + "\n")
+			case strings.HasPrefix(l, "+"):
+				b.WriteString(paint(ansiGreen, strings.TrimSuffix(l, "\n")) + "\n")
+			case strings.HasPrefix(l, "-"):
+				b.WriteString(paint(ansiRed, strings.TrimSuffix(l, "\n")) + "\n")
+			default:
+				b.WriteString(l)
+			}
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

@@ -1,0 +1,32 @@
+# kubeplan — see README.md. Every target installs or builds what it needs.
+SHELL := bash
+GO ?= go
+# Kubernetes test binaries (kube-apiserver, etcd, kubectl), built once into a cache.
+KUBE_ASSETS = $(shell hack/kube-binaries.sh)
+TEST_FLAGS ?= -count=1 -timeout 20m
+
+.PHONY: build test bench demo lint kube-binaries clean
+
+build:
+	$(GO) build -o bin/kubeplan ./cmd/bot
+	$(GO) build -o bin/devcluster ./internal/devcluster
+
+kube-binaries:
+	@hack/kube-binaries.sh
+
+test: lint
+	KUBEBUILDER_ASSETS="$(KUBE_ASSETS)" $(GO) test $(TEST_FLAGS) ./...
+
+bench: build
+	KUBEBUILDER_ASSETS="$(KUBE_ASSETS)" bench/plan-vs-kubectl.sh
+
+demo: build
+	KUBEBUILDER_ASSETS="$(KUBE_ASSETS)" hack/demo.sh
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin

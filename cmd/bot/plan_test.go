@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kubeplan/kubeplan/internal/kubetest"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files under testdata/golden")
+
+var testCluster *kubetest.Cluster
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	c, err := kubetest.Start("test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	testCluster = c
+	code := m.Run()
+	_ = c.Stop()
+	os.Exit(code)
+}
+
+// kubeplan runs the CLI in-process and returns its exit code, stdout and stderr.
+func kubeplan(args ...string) (int, string, string) {
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), args, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+func kubectl(t *testing.T, stdin string, args ...string) {
+	t.Helper()
+	if _, err := testCluster.Kubectl(context.Background(), stdin, args...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const projects = "../../testdata/projects"
+
+// The reviewer's view of a change to the shop app, in every output format, pinned by golden
+// files: an image bump and a scale-up, a new ConfigMap, a pruned ConfigMap, a Secret change.
+func TestPlanOutputsGolden(t *testing.T) {
+	kubectl(t, "", "create", "namespace", "golden")
+	kubectl(t, "", "apply", "--server-side", "--field-manager=kubeplan", "--prune", "--applyset=configmap/kubeplan-shop",
+		"-n", "golden", "-f", filepath.Join(projects, "shop-v1"))
+
+	for _, format := range []string{"text", "markdown", "json"} {
+		t.Run(format, func(t *testing.T) {
+			code, out, errOut := kubeplan("plan", filepath.Join(projects, "shop-v2"), "--project", "shop", "-n", "golden",
+				"--kubeconfig", testCluster.Kubeconfig, "--cluster", "test", "-o", format, "--color", "never", "--repo-root", projects)
+			if code != 2 {
+				t.Fatalf("exit code %d, want 2 (changes); stderr: %s", code, errOut)
+			}
+			if format == "json" {
+				var decoded map[string]any
+				if err := json.Unmarshal([]byte(out), &decoded); err != nil {
+					t.Fatalf("json output does not parse: %v", err)
+				}
+			}
+			if strings.Contains(out, "golden-old-password") || strings.Contains(out, "golden-new-password") {
+				t.Fatal("a Secret value appears in the output")
+			}
+			golden(t, "plan."+map[string]string{"text": "txt", "markdown": "md", "json": "json"}[format], out)
+		})
+	}
+
+	// Once applied, the same manifests plan to nothing: exit code 0.
+	kubectl(t, "", "apply", "--server-side", "--field-manager=kubeplan", "--prune", "--applyset=configmap/kubeplan-shop",
+		"-n", "golden", "-f", filepath.Join(projects, "shop-v2", "app.yaml"))
+	code, out, errOut := kubeplan("plan", filepath.Join(projects, "shop-v2"), "--project", "shop", "-n", "golden",
+		"--kubeconfig", testCluster.Kubeconfig, "--color", "never")
+	if code != 0 {
+		t.Fatalf("exit code %d after apply, want 0\n%s%s", code, out, errOut)
+	}
+	if !strings.HasPrefix(out, "test / shop — 0 to create, 0 to change, 0 to delete (3 unchanged)\n") {
+		t.Fatalf("output after apply:\n%s", out)
+	}
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("..", "..", "testdata", "golden", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./cmd/bot -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (go test ./cmd/bot -update to accept):\n--- got\n%s", path, got)
+	}
+}
+
+// Each failure a user can cause is one clear line on stderr and exit code 1.
+func TestPlanErrorsAreOneClearLine(t *testing.T) {
+	dir := t.TempDir()
+	badKubeconfig := filepath.Join(dir, "garbage")
+	if err := os.WriteFile(badKubeconfig, []byte("this: is: not: a kubeconfig"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	down := filepath.Join(dir, "down")
+	raw, err := os.ReadFile(testCluster.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(down, []byte(strings.Replace(string(raw), strings.TrimSuffix(testCluster.Config.Host, "/"), "https://127.0.0.1:1", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	badYAML := filepath.Join(dir, "bad")
+	if err := os.MkdirAll(badYAML, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(badYAML, "x.yaml"), []byte("kind: [\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	shop := filepath.Join(projects, "shop-v2")
+
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown cluster", []string{"plan", shop, "--kubeconfig", testCluster.Kubeconfig, "--cluster", "prod"}, `kubeplan: unknown cluster "prod" (known: test)`},
+		{"unreachable apiserver", []string{"plan", shop, "--kubeconfig", down}, "kubeplan: cluster test: apiserver https://127.0.0.1:1 is unreachable: connection refused"},
+		{"bad kubeconfig", []string{"plan", shop, "--kubeconfig", badKubeconfig}, "kubeplan: kubeconfig: "},
+		{"missing kubeconfig", []string{"plan", shop, "--kubeconfig", filepath.Join(dir, "nope"), "--context", "x"}, "kubeplan: cluster x: kubeconfig " + filepath.Join(dir, "nope") + ": no such file or directory"},
+		{"missing directory", []string{"plan", filepath.Join(dir, "missing"), "--kubeconfig", testCluster.Kubeconfig}, "no such file or directory"},
+		{"bad yaml", []string{"plan", badYAML, "--kubeconfig", testCluster.Kubeconfig, "--repo-root", dir}, "kubeplan: render " + badYAML + ": bad/x.yaml: document 1: "},
+		{"bad output", []string{"plan", shop, "-o", "xml"}, `kubeplan: unknown output format "xml"`},
+		{"bad renderer", []string{"plan", shop, "--renderer", "jsonnet"}, `kubeplan: unknown renderer "jsonnet"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, errOut := kubeplan(c.args...)
+			if code != 1 {
+				t.Fatalf("exit code %d, want 1; stdout %q stderr %q", code, out, errOut)
+			}
+			if strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, c.want) {
+				t.Fatalf("stderr %q, want one line containing %q", errOut, c.want)
+			}
+		})
+	}
+}
+
+func TestPlanWithFailingObjectExitsOne(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "x.yaml"), []byte("apiVersion: nothing.example.com/v1\nkind: Phantom\nmetadata: {name: p}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := kubeplan("plan", dir, "--kubeconfig", testCluster.Kubeconfig, "--color", "never")
+	if code != 1 || !strings.Contains(out, "! fail      Phantom p") || !strings.Contains(out, "unknown kind Phantom") {
+		t.Fatalf("exit %d, output:\n%s", code, out)
+	}
+}

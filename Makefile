@@ -17,8 +17,10 @@ kube-binaries:
 test: lint
 	KUBEBUILDER_ASSETS="$(KUBE_ASSETS)" $(GO) test $(TEST_FLAGS) ./...
 
+# Go micro-benchmarks, then kubeplan vs kubectl diff vs the raw floor on a local apiserver.
 bench: build
-	KUBEBUILDER_ASSETS="$(KUBE_ASSETS)" bench/plan-vs-kubectl.sh
+	$(GO) test -run '^$$' -bench . -benchmem ./objdiff ./render
+	KUBEBUILDER_ASSETS="$(KUBE_ASSETS)" $(GO) run ./bench/plancompare
 
 demo: build
 	KUBEBUILDER_ASSETS="$(KUBE_ASSETS)" hack/demo.sh

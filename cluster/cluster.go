@@ -234,4 +234,3 @@ func firstLine(s string) string {
 	}
 	return s
 }
-

@@ -77,6 +77,8 @@ func Start(name string) (*Cluster, error) {
 		ControlPlaneStartTimeout: 90 * time.Second,
 		ControlPlaneStopTimeout:  30 * time.Second,
 	}
+	// envtest's default /24 service range runs out of ClusterIPs at a few hundred Services.
+	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.0.0.0/16")
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, fmt.Errorf("start control plane %s: %w", name, err)
@@ -135,7 +137,9 @@ func WriteKubeconfig(path string, configs ...*clientcmdapi.Config) error {
 }
 
 // KubeconfigAPI loads the cluster's kubeconfig (to merge it with others).
-func (c *Cluster) KubeconfigAPI() (*clientcmdapi.Config, error) { return clientcmd.LoadFromFile(c.Kubeconfig) }
+func (c *Cluster) KubeconfigAPI() (*clientcmdapi.Config, error) {
+	return clientcmd.LoadFromFile(c.Kubeconfig)
+}
 
 // Stop stops the control plane and removes its files.
 func (c *Cluster) Stop() error {

@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"sort"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"go.yaml.in/yaml/v2"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // serverOwnedMetadata are metadata fields the apiserver writes; they change without anyone

@@ -13,7 +13,8 @@ import (
 // front, then one collapsible section per changed object.
 func Markdown(w io.Writer, p *plan.Plan) error {
 	var b strings.Builder
-	b.WriteString(MarkdownHeader(p))
+	fmt.Fprintf(&b, "#### %s\n\n", escape(p.Summary()))
+	b.WriteString(MarkdownNotes(p))
 	for _, ch := range p.Changes {
 		if ch.Action == plan.Unchanged {
 			continue
@@ -24,11 +25,10 @@ func Markdown(w io.Writer, p *plan.Plan) error {
 	return err
 }
 
-// MarkdownHeader is the summary, notes and warnings of a plan, without per-object sections.
-func MarkdownHeader(p *plan.Plan) string {
+// MarkdownNotes is what a plan says before its objects: unchanged count, warnings, notes.
+func MarkdownNotes(p *plan.Plan) string {
 	var b strings.Builder
 	c := p.Counts()
-	fmt.Fprintf(&b, "#### %s\n\n", escape(p.Summary()))
 	if c.Unchanged > 0 {
 		fmt.Fprintf(&b, "%d unchanged.\n\n", c.Unchanged)
 	}

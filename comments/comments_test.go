@@ -1,0 +1,156 @@
+package comments
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kubeplan/kubeplan/plan"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func samplePlan(cluster, project string, objects int, diffLines int) *plan.Plan {
+	p := &plan.Plan{Project: project, Cluster: cluster}
+	for i := 0; i < objects; i++ {
+		var d strings.Builder
+		fmt.Fprintf(&d, "--- live/ConfigMap %s/cm-%03d\n+++ planned/ConfigMap %s/cm-%03d\n@@ -1,%d +1,%d @@\n", project, i, project, i, diffLines, diffLines)
+		for l := 0; l < diffLines; l++ {
+			fmt.Fprintf(&d, "-  key%04d: old-value-%d\n+  key%04d: new-value-%d\n", l, l, l, l)
+		}
+		p.Changes = append(p.Changes, plan.Change{
+			Object: plan.ObjectRef{APIVersion: "v1", Kind: "ConfigMap", Namespace: project, Name: fmt.Sprintf("cm-%03d", i)},
+			Action: plan.Update, Diff: d.String(),
+		})
+	}
+	p.Changes = append(p.Changes, plan.Change{Object: plan.ObjectRef{APIVersion: "v1", Kind: "Service", Namespace: "prod", Name: "old"},
+		Action: plan.Delete, Reason: "applied by kubeplan for this project before, gone from the render", Diff: "--- live/Service prod/old\n+++ /dev/null\n@@ -1 +0,0 @@\n-kind: Service\n"})
+	return p
+}
+
+var commands = []string{"`/plan [-p PROJECT]` plans again", "`/apply [-p PROJECT]` applies", "`/help` lists commands"}
+
+func TestCommentGolden(t *testing.T) {
+	bodies := Render(Input{
+		HeadSHA: "0123456789abcdef0123456789abcdef01234567",
+		Targets: []Target{
+			{Project: "web", Cluster: "prod-eu", Plan: samplePlan("prod-eu", "web", 2, 1)},
+			{Project: "api", Cluster: "prod-us", Err: "render apps/api: apps/api/deploy.yaml: document 2: yaml: line 3: did not find expected key"},
+		},
+		Commands: commands,
+	})
+	if len(bodies) != 1 {
+		t.Fatalf("%d parts, want 1", len(bodies))
+	}
+	checkMarkdown(t, bodies[0])
+	golden(t, "comment.md", bodies[0])
+}
+
+// A plan far over the forge's limit is split at object boundaries into parts that each fit,
+// are valid Markdown, are numbered, and together hold every object exactly once.
+func TestHugePlanIsSplitIntoValidParts(t *testing.T) {
+	const limit = 6000
+	p := samplePlan("prod-eu", "web", 40, 8)
+	bodies := Render(Input{HeadSHA: "abc", Targets: []Target{{Project: "web", Cluster: "prod-eu", Plan: p}, {Project: "api", Cluster: "prod-eu", Plan: samplePlan("prod-eu", "api", 3, 2)}}, Commands: commands, Limit: limit})
+	if len(bodies) < 5 {
+		t.Fatalf("only %d parts for a plan many times the limit", len(bodies))
+	}
+	all := strings.Join(bodies, "\n")
+	for i, b := range bodies {
+		if len(b) > limit {
+			t.Errorf("part %d is %d characters, over the limit %d", i+1, len(b), limit)
+		}
+		part, of, ok := ParsePart(b)
+		if !ok || part != i+1 || of != len(bodies) {
+			t.Errorf("part %d marker: %d/%d %v", i+1, part, of, ok)
+		}
+		checkMarkdown(t, b)
+	}
+	for i := 0; i < 40; i++ {
+		if n := strings.Count(all, fmt.Sprintf("<code>~ ConfigMap web/cm-%03d</code>", i)); n != 1 {
+			t.Errorf("cm-%03d appears %d times across the parts", i, n)
+		}
+	}
+	if !strings.Contains(bodies[len(bodies)-1], "`/apply [-p PROJECT]` applies") {
+		t.Error("the last part lacks the footer")
+	}
+	if strings.Contains(all, "✂ cut") {
+		t.Error("objects that fit were cut")
+	}
+}
+
+func TestObjectLargerThanACommentIsCutWithANote(t *testing.T) {
+	const limit = 8000
+	bodies := Render(Input{HeadSHA: "abc", Targets: []Target{{Project: "web", Cluster: "c", Plan: samplePlan("c", "web", 1, 2000)}}, Limit: limit})
+	for i, b := range bodies {
+		if len(b) > limit {
+			t.Errorf("part %d is %d characters", i+1, len(b))
+		}
+		checkMarkdown(t, b)
+	}
+	all := strings.Join(bodies, "")
+	if !strings.Contains(all, "✂ cut: ") || !strings.Contains(all, " of 4003 diff lines shown") {
+		t.Fatalf("no honest cut note:\n%s", all)
+	}
+	if !strings.Contains(all, "Service prod/old") {
+		t.Error("the object after the cut one is missing")
+	}
+}
+
+func TestParsePartIgnoresOtherComments(t *testing.T) {
+	for _, body := range []string{"LGTM", "<!-- kubeplan:planx -->", "/apply"} {
+		if _, _, ok := ParsePart(body); ok {
+			t.Errorf("ParsePart(%q) claimed it", body)
+		}
+	}
+}
+
+// checkMarkdown fails when a body leaves a code fence or a <details> open.
+func checkMarkdown(t *testing.T, body string) {
+	t.Helper()
+	fence := ""
+	details := 0
+	for _, line := range strings.Split(body, "\n") {
+		trimmed := strings.TrimLeft(line, " ")
+		if fence != "" {
+			if strings.HasPrefix(trimmed, fence) && strings.Trim(trimmed, "`") == "" {
+				fence = ""
+			}
+			continue
+		}
+		if strings.HasPrefix(trimmed, "```") {
+			fence = trimmed[:len(trimmed)-len(strings.TrimLeft(trimmed, "`"))]
+			continue
+		}
+		details += strings.Count(line, "<details") - strings.Count(line, "</details>")
+		if details < 0 {
+			t.Fatalf("</details> without <details>:\n%s", body)
+		}
+	}
+	if fence != "" {
+		t.Fatalf("code fence %q left open:\n%s", fence, body)
+	}
+	if details != 0 {
+		t.Fatalf("%d <details> left open:\n%s", details, body)
+	}
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("..", "testdata", "golden", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (go test ./comments -update creates it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("comment differs from %s (go test ./comments -update to accept):\n%s", path, got)
+	}
+}

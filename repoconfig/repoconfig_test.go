@@ -1,0 +1,111 @@
+package repoconfig
+
+import (
+	"strings"
+	"testing"
+	"testing/fstest"
+)
+
+func TestParseConfig(t *testing.T) {
+	c, err := Parse([]byte(`version: 1
+projects:
+- name: web-prod
+  dir: apps/web/overlays/prod
+  clusters: [prod-eu, prod-us]
+  namespace: web
+  when_modified: ["apps/web/**", "lib/*.yaml"]
+  apply: {before_merge: required, on_merge: false}
+- name: shop
+  dir: charts/shop
+  renderer: helm
+  helm: {release: shop, values: [values-prod.yaml]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, shop := c.Projects[0], c.Projects[1]
+	if web.OnMerge() || !web.Prune() || web.Apply.BeforeMerge != "required" || strings.Join(web.Clusters, ",") != "prod-eu,prod-us" {
+		t.Errorf("web: %+v", web)
+	}
+	if shop.Helm.Release != "shop" || shop.Helm.Values[0] != "values-prod.yaml" || !shop.OnMerge() {
+		t.Errorf("shop: %+v", shop)
+	}
+	if got := names(c.Affected([]string{"apps/web/base/deploy.yaml"})); got != "web-prod" {
+		t.Errorf("affected by a base change: %q", got)
+	}
+	if got := names(c.Affected([]string{"charts/shop/templates/x.yaml", "README.md"})); got != "shop" {
+		t.Errorf("affected by a chart change: %q", got)
+	}
+	if got := names(c.Affected([]string{"docs/index.md"})); got != "" {
+		t.Errorf("affected by docs: %q", got)
+	}
+}
+
+func TestParseRejectsMistakesClearly(t *testing.T) {
+	cases := map[string]string{
+		"projects:\n- name: web\n  dir: a\n  clusterz: [x]\n":              `unknown field "clusterz"`,
+		"projects:\n- name: Web_App\n  dir: a\n":                           `name "Web_App" must be lower-case`,
+		"projects:\n- {name: a, dir: x}\n- {name: a, dir: y}\n":            `project "a" is defined twice`,
+		"projects:\n- {name: a, dir: ../../etc}\n":                         "is outside the repository",
+		"projects:\n- {name: a, dir: x, renderer: jsonnet}\n":              `unknown renderer "jsonnet"`,
+		"projects:\n- {name: a, dir: x, apply: {before_merge: sometimes}}": `apply.before_merge "sometimes"`,
+		"version: 3\n":  "version 3 is not supported",
+		"projects: [\n": ".kubeplan.yaml: ",
+	}
+	for input, want := range cases {
+		_, err := Parse([]byte(input))
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.HasPrefix(err.Error(), ".kubeplan.yaml: ") {
+			t.Errorf("Parse(%q) = %v, want an error containing %q", input, err, want)
+		}
+	}
+}
+
+func TestDiscoverProjectsWithoutConfig(t *testing.T) {
+	repo := fstest.MapFS{
+		"README.md":                                   {Data: []byte("# repo")},
+		"apps/web/base/kustomization.yaml":            {Data: []byte("resources: [deploy.yaml]\n")},
+		"apps/web/base/deploy.yaml":                   {Data: []byte("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n")},
+		"apps/web/overlays/prod/kustomization.yaml":   {Data: []byte("resources: [../../base]\n")},
+		"apps/web/overlays/staging/kustomization.yml": {Data: []byte("resources: [../../base]\n")},
+		"charts/shop/Chart.yaml":                      {Data: []byte("apiVersion: v2\nname: shop\nversion: 0.1.0\n")},
+		"charts/shop/templates/deploy.yaml":           {Data: []byte("apiVersion: apps/v1\nkind: Deployment\n")},
+		"charts/shop/charts/redis/Chart.yaml":         {Data: []byte("apiVersion: v2\nname: redis\nversion: 1.0.0\n")},
+		"infra/namespaces.yaml":                       {Data: []byte("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n")},
+		"infra/rbac/roles.yaml":                       {Data: []byte("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: r}\n")},
+		".github/workflows/ci.yaml":                   {Data: []byte("on: push\n")},
+		"config/settings.yaml":                        {Data: []byte("log_level: debug\n")},
+	}
+	c, err := Load(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Discovered {
+		t.Error("not marked as discovered")
+	}
+	var got []string
+	for _, p := range c.Projects {
+		got = append(got, p.Name+"="+p.Dir+"("+p.Renderer+")")
+	}
+	want := "apps-web-overlays-prod=apps/web/overlays/prod(kustomize) apps-web-overlays-staging=apps/web/overlays/staging(kustomize) charts-shop=charts/shop(helm) infra=infra(yaml)"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("discovered:\n  %s\nwant:\n  %s", strings.Join(got, " "), want)
+	}
+}
+
+func TestLoadPrefersTheFile(t *testing.T) {
+	c, err := Load(fstest.MapFS{
+		".kubeplan.yaml": {Data: []byte("projects:\n- {name: only, dir: x}\n")},
+		"y/a.yaml":       {Data: []byte("apiVersion: v1\nkind: ConfigMap\n")},
+	})
+	if err != nil || c.Discovered || names(c.Projects) != "only" {
+		t.Fatalf("%v %+v", err, c)
+	}
+}
+
+func names(ps []Project) string {
+	var n []string
+	for _, p := range ps {
+		n = append(n, p.Name)
+	}
+	return strings.Join(n, ",")
+}

@@ -1,0 +1,170 @@
+// Package store keeps kubeplan's durable state: accepted webhook deliveries and the job queue
+// (embedded SQLite by default). Work survives restarts; work for one pull request runs in
+// order, one job at a time, and a burst of events for it coalesces into the newest.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	_ "modernc.org/sqlite" // database/sql driver "sqlite", pure Go
+)
+
+// Job is one unit of work: what to do (Kind) for which pull request (Key), with its payload.
+type Job struct {
+	ID       int64
+	Key      string // serialisation key, e.g. "github:org/repo#12": one running job per key
+	Kind     string // e.g. "plan", "command"
+	Payload  []byte
+	Attempts int
+	Created  time.Time
+}
+
+// Queue is the SQLite-backed job queue.
+type Queue struct {
+	db *sql.DB
+	// Lease is how long a claimed job may run before it is considered stuck and reclaimed.
+	Lease time.Duration
+	// MaxAttempts bounds retries of a job that keeps getting stuck or failing.
+	MaxAttempts int
+	now         func() time.Time
+}
+
+// Open opens (creating if needed) the SQLite database at path.
+func Open(ctx context.Context, path string) (*Queue, error) {
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
+	if err != nil {
+		return nil, fmt.Errorf("open state store %s: %w", path, err)
+	}
+	// One connection: SQLite serialises writers anyway, and this avoids SQLITE_BUSY entirely.
+	db.SetMaxOpenConns(1)
+	if _, err := db.ExecContext(ctx, schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("create state store schema in %s: %w", path, err)
+	}
+	return &Queue{db: db, Lease: 10 * time.Minute, MaxAttempts: 3, now: time.Now}, nil
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS deliveries (
+	id          TEXT PRIMARY KEY,
+	received_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	key         TEXT NOT NULL,
+	kind        TEXT NOT NULL,
+	payload     BLOB NOT NULL,
+	state       TEXT NOT NULL DEFAULT 'queued', -- queued | running | done | failed
+	attempts    INTEGER NOT NULL DEFAULT 0,
+	lease_until INTEGER NOT NULL DEFAULT 0,
+	error       TEXT NOT NULL DEFAULT '',
+	created_at  INTEGER NOT NULL,
+	updated_at  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, id);
+CREATE INDEX IF NOT EXISTS jobs_key ON jobs(key, state);
+`
+
+// Close closes the database.
+func (q *Queue) Close() error { return q.db.Close() }
+
+// Enqueue records a delivery and queues its job, in one transaction. A delivery seen before
+// is not queued again (accepted is false). When coalesce is true and a job of the same key and
+// kind is still waiting, that job takes the new payload instead of a second job being queued:
+// ten quick pushes plan the newest head once.
+func (q *Queue) Enqueue(ctx context.Context, delivery string, job Job, coalesce bool) (accepted bool, err error) {
+	tx, err := q.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("enqueue %s: %w", job.Key, err)
+	}
+	defer tx.Rollback()
+	now := q.now().UnixMilli()
+	if delivery != "" {
+		res, err := tx.ExecContext(ctx, `INSERT INTO deliveries(id, received_at) VALUES(?, ?) ON CONFLICT(id) DO NOTHING`, delivery, now)
+		if err != nil {
+			return false, fmt.Errorf("record delivery %s: %w", delivery, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return false, nil
+		}
+	}
+	if coalesce {
+		res, err := tx.ExecContext(ctx, `UPDATE jobs SET payload = ?, updated_at = ? WHERE id = (
+			SELECT id FROM jobs WHERE key = ? AND kind = ? AND state = 'queued' ORDER BY id DESC LIMIT 1)`,
+			job.Payload, now, job.Key, job.Kind)
+		if err != nil {
+			return false, fmt.Errorf("coalesce %s: %w", job.Key, err)
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			return true, tx.Commit()
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO jobs(key, kind, payload, created_at, updated_at) VALUES(?, ?, ?, ?, ?)`,
+		job.Key, job.Kind, job.Payload, now, now); err != nil {
+		return false, fmt.Errorf("enqueue %s: %w", job.Key, err)
+	}
+	return true, tx.Commit()
+}
+
+// ErrEmpty means no job can run now.
+var ErrEmpty = errors.New("no job ready")
+
+// Claim takes the oldest queued job whose key has no job running, and leases it. Jobs whose
+// lease ran out (a crash, a stuck plan) are first returned to the queue, or failed after
+// MaxAttempts.
+func (q *Queue) Claim(ctx context.Context) (*Job, error) {
+	tx, err := q.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("claim job: %w", err)
+	}
+	defer tx.Rollback()
+	now := q.now().UnixMilli()
+	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = CASE WHEN attempts >= ? THEN 'failed' ELSE 'queued' END,
+		error = CASE WHEN attempts >= ? THEN 'timed out' ELSE error END, updated_at = ?
+		WHERE state = 'running' AND lease_until < ?`, q.MaxAttempts, q.MaxAttempts, now, now); err != nil {
+		return nil, fmt.Errorf("reclaim stuck jobs: %w", err)
+	}
+	var j Job
+	var created int64
+	err = tx.QueryRowContext(ctx, `SELECT id, key, kind, payload, attempts, created_at FROM jobs j
+		WHERE state = 'queued' AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.key = j.key AND r.state = 'running')
+		AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.key = j.key AND e.state = 'queued' AND e.id < j.id)
+		ORDER BY id LIMIT 1`).Scan(&j.ID, &j.Key, &j.Kind, &j.Payload, &j.Attempts, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, tx.Commit() // commit the reclaim
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claim job: %w", err)
+	}
+	j.Attempts++
+	j.Created = time.UnixMilli(created)
+	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'running', attempts = ?, lease_until = ?, updated_at = ? WHERE id = ?`,
+		j.Attempts, now+q.Lease.Milliseconds(), now, j.ID); err != nil {
+		return nil, fmt.Errorf("claim job %d: %w", j.ID, err)
+	}
+	return &j, tx.Commit()
+}
+
+// Done marks a claimed job finished; a non-nil jobErr records it as failed.
+func (q *Queue) Done(ctx context.Context, id int64, jobErr error) error {
+	state, msg := "done", ""
+	if jobErr != nil {
+		state, msg = "failed", jobErr.Error()
+	}
+	_, err := q.db.ExecContext(ctx, `UPDATE jobs SET state = ?, error = ?, updated_at = ? WHERE id = ?`, state, msg, q.now().UnixMilli(), id)
+	if err != nil {
+		return fmt.Errorf("finish job %d: %w", id, err)
+	}
+	return nil
+}
+
+// Pending counts jobs queued or running (for readiness and metrics).
+func (q *Queue) Pending(ctx context.Context) (int, error) {
+	var n int
+	err := q.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')`).Scan(&n)
+	return n, err
+}

@@ -1,0 +1,153 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func openAt(t *testing.T, path string, clock *time.Time) *Queue {
+	t.Helper()
+	q, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.now = func() time.Time { return *clock }
+	t.Cleanup(func() { q.Close() })
+	return q
+}
+
+func enqueue(t *testing.T, q *Queue, delivery, key, kind, payload string, coalesce bool) bool {
+	t.Helper()
+	ok, err := q.Enqueue(context.Background(), delivery, Job{Key: key, Kind: kind, Payload: []byte(payload)}, coalesce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+func claim(t *testing.T, q *Queue) *Job {
+	t.Helper()
+	j, err := q.Claim(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+func TestRedeliveredEventIsQueuedOnce(t *testing.T) {
+	clock := time.Unix(1000, 0)
+	q := openAt(t, filepath.Join(t.TempDir(), "state.db"), &clock)
+	if !enqueue(t, q, "d-1", "gh:o/r#1", "plan", "a", false) {
+		t.Fatal("first delivery refused")
+	}
+	if enqueue(t, q, "d-1", "gh:o/r#1", "plan", "a", false) {
+		t.Fatal("redelivery accepted")
+	}
+	if n, _ := q.Pending(context.Background()); n != 1 {
+		t.Fatalf("%d jobs pending, want 1", n)
+	}
+}
+
+func TestQuickPushesCoalesceIntoTheNewest(t *testing.T) {
+	clock := time.Unix(1000, 0)
+	q := openAt(t, filepath.Join(t.TempDir(), "state.db"), &clock)
+	for _, head := range []string{"sha1", "sha2", "sha3", "sha4"} {
+		enqueue(t, q, "push-"+head, "gh:o/r#1", "plan", head, true)
+	}
+	j := claim(t, q)
+	if string(j.Payload) != "sha4" {
+		t.Fatalf("planned %s, want the newest head sha4", j.Payload)
+	}
+	if next := claim(t, q); next != nil {
+		t.Fatalf("a second plan job was queued: %s", next.Payload)
+	}
+}
+
+func TestWorkForOnePullRequestRunsInOrder(t *testing.T) {
+	clock := time.Unix(1000, 0)
+	q := openAt(t, filepath.Join(t.TempDir(), "state.db"), &clock)
+	enqueue(t, q, "1", "gh:o/r#1", "plan", "first", false)
+	enqueue(t, q, "2", "gh:o/r#1", "command", "second", false)
+	enqueue(t, q, "3", "gh:o/r#2", "plan", "other-pr", false)
+
+	first := claim(t, q)
+	if string(first.Payload) != "first" {
+		t.Fatalf("claimed %s first", first.Payload)
+	}
+	// PR 1 is busy: the next claim serves PR 2, not PR 1's second job.
+	if other := claim(t, q); other == nil || string(other.Payload) != "other-pr" {
+		t.Fatalf("claimed %v, want PR 2's job", other)
+	}
+	if none := claim(t, q); none != nil {
+		t.Fatalf("claimed %s while PR 1's first job runs", none.Payload)
+	}
+	if err := q.Done(context.Background(), first.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if second := claim(t, q); second == nil || string(second.Payload) != "second" {
+		t.Fatalf("claimed %v, want PR 1's second job", second)
+	}
+}
+
+func TestQueuedAndRunningWorkSurvivesARestart(t *testing.T) {
+	clock := time.Unix(1000, 0)
+	path := filepath.Join(t.TempDir(), "state.db")
+	q := openAt(t, path, &clock)
+	enqueue(t, q, "1", "gh:o/r#1", "plan", "interrupted", false)
+	enqueue(t, q, "2", "gh:o/r#2", "plan", "waiting", false)
+	if j := claim(t, q); string(j.Payload) != "interrupted" {
+		t.Fatal("unexpected job")
+	}
+	q.Close() // the process dies while the job runs
+
+	q2 := openAt(t, path, &clock)
+	if j := claim(t, q2); j == nil || string(j.Payload) != "waiting" {
+		t.Fatalf("after restart claimed %v, want the waiting job", j)
+	}
+	// Once the dead process's lease runs out, its job runs again.
+	clock = clock.Add(q2.Lease + time.Second)
+	j := claim(t, q2)
+	if j == nil || string(j.Payload) != "interrupted" || j.Attempts != 2 {
+		t.Fatalf("after the lease claimed %+v, want the interrupted job on attempt 2", j)
+	}
+}
+
+func TestStuckJobTimesOutAndFailsAfterMaxAttempts(t *testing.T) {
+	clock := time.Unix(1000, 0)
+	q := openAt(t, filepath.Join(t.TempDir(), "state.db"), &clock)
+	q.MaxAttempts = 2
+	enqueue(t, q, "1", "k", "plan", "stuck", false)
+	for attempt := 1; attempt <= 2; attempt++ {
+		j := claim(t, q)
+		if j == nil || j.Attempts != attempt {
+			t.Fatalf("attempt %d: claimed %+v", attempt, j)
+		}
+		clock = clock.Add(q.Lease + time.Second)
+	}
+	if j := claim(t, q); j != nil {
+		t.Fatalf("a job stuck %d times was claimed again", q.MaxAttempts)
+	}
+	var state, msg string
+	if err := q.db.QueryRow(`SELECT state, error FROM jobs`).Scan(&state, &msg); err != nil {
+		t.Fatal(err)
+	}
+	if state != "failed" || msg != "timed out" {
+		t.Fatalf("state %s error %q", state, msg)
+	}
+}
+
+func TestFailedJobRecordsItsError(t *testing.T) {
+	clock := time.Unix(1000, 0)
+	q := openAt(t, filepath.Join(t.TempDir(), "state.db"), &clock)
+	enqueue(t, q, "1", "k", "plan", "x", false)
+	j := claim(t, q)
+	if err := q.Done(context.Background(), j.ID, errors.New("forge answered 502")); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := q.Pending(context.Background()); n != 0 {
+		t.Fatalf("%d pending", n)
+	}
+}

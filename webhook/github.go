@@ -1,0 +1,94 @@
+package webhook
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/google/go-github/v60/github"
+
+	"github.com/kubeplan/kubeplan/event"
+)
+
+// GitHub receives GitHub webhooks.
+type GitHub struct {
+	Secret  []byte
+	Queue   Enqueuer
+	MaxBody int64
+	Log     *slog.Logger
+}
+
+func (h *GitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	max := h.MaxBody
+	if max <= 0 {
+		max = DefaultMaxBody
+	}
+	body, ok := readBody(w, r, max)
+	if !ok {
+		return
+	}
+	// HMAC-SHA256 over the body, compared in constant time (hmac.Equal inside go-github).
+	if err := github.ValidateSignature(r.Header.Get(github.SHA256SignatureHeader), body, h.Secret); err != nil || r.Header.Get(github.SHA256SignatureHeader) == "" {
+		h.Log.Warn("github webhook refused: bad or missing signature", "delivery", github.DeliveryID(r), "remote", r.RemoteAddr)
+		http.Error(w, "signature does not match", http.StatusUnauthorized)
+		return
+	}
+	kind := github.WebHookType(r)
+	if kind == "ping" {
+		_, _ = w.Write([]byte("pong\n"))
+		return
+	}
+	parsed, err := github.ParseWebHook(kind, body)
+	if err != nil {
+		// Unknown event types are acknowledged and ignored; malformed known ones are refused.
+		if kind == "pull_request" || kind == "issue_comment" || kind == "pull_request_review" {
+			http.Error(w, "malformed "+kind+" payload", http.StatusBadRequest)
+			return
+		}
+		ignore(w, "event "+kind)
+		return
+	}
+	ev, why := githubEvent(parsed)
+	if why != "" {
+		ignore(w, why)
+		return
+	}
+	ev.Forge, ev.Delivery = event.GitHub, github.DeliveryID(r)
+	enqueue(w, r, h.Queue, h.Log, ev)
+}
+
+// githubEvent reduces a parsed GitHub payload to an event, or says why it is ignored.
+func githubEvent(parsed any) (event.Event, string) {
+	switch e := parsed.(type) {
+	case *github.PullRequestEvent:
+		switch e.GetAction() {
+		case "opened", "reopened", "synchronize", "ready_for_review", "closed", "converted_to_draft":
+		default:
+			return event.Event{}, "pull_request action " + e.GetAction()
+		}
+		pr := e.GetPullRequest()
+		return event.Event{
+			Kind: event.PullRequest, Action: e.GetAction(), Repo: e.GetRepo().GetFullName(), Number: pr.GetNumber(),
+			HeadSHA: pr.GetHead().GetSHA(), Draft: pr.GetDraft(), Merged: pr.GetMerged(), Closed: pr.GetState() == "closed",
+			Sender: e.GetSender().GetLogin(), SenderIsBot: e.GetSender().GetType() == "Bot", InstallationID: e.GetInstallation().GetID(),
+		}, ""
+	case *github.IssueCommentEvent:
+		if !e.GetIssue().IsPullRequest() {
+			return event.Event{}, "comment on an issue, not a pull request"
+		}
+		if e.GetAction() != "created" {
+			return event.Event{}, "issue_comment action " + e.GetAction()
+		}
+		return event.Event{
+			Kind: event.Comment, Action: e.GetAction(), Repo: e.GetRepo().GetFullName(), Number: e.GetIssue().GetNumber(),
+			Sender: e.GetComment().GetUser().GetLogin(), SenderIsBot: e.GetComment().GetUser().GetType() == "Bot",
+			CommentID: e.GetComment().GetID(), CommentBody: e.GetComment().GetBody(), InstallationID: e.GetInstallation().GetID(),
+		}, ""
+	case *github.PullRequestReviewEvent:
+		pr := e.GetPullRequest()
+		return event.Event{
+			Kind: event.Review, Action: e.GetAction(), Repo: e.GetRepo().GetFullName(), Number: pr.GetNumber(),
+			HeadSHA: pr.GetHead().GetSHA(), Draft: pr.GetDraft(), Sender: e.GetSender().GetLogin(), InstallationID: e.GetInstallation().GetID(),
+		}, ""
+	}
+	return event.Event{}, "event not used by kubeplan"
+}

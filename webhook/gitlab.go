@@ -1,0 +1,92 @@
+package webhook
+
+import (
+	"crypto/subtle"
+	"log/slog"
+	"net/http"
+
+	gitlab "gitlab.com/gitlab-org/api/client-go"
+
+	"github.com/kubeplan/kubeplan/event"
+)
+
+// GitLab receives GitLab webhooks.
+type GitLab struct {
+	// Token is the webhook's secret token, sent by GitLab in X-Gitlab-Token.
+	Token   []byte
+	Queue   Enqueuer
+	MaxBody int64
+	Log     *slog.Logger
+}
+
+func (h *GitLab) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	max := h.MaxBody
+	if max <= 0 {
+		max = DefaultMaxBody
+	}
+	// The token is checked before the body is read: a forged request costs nothing.
+	if len(h.Token) == 0 || subtle.ConstantTimeCompare([]byte(r.Header.Get("X-Gitlab-Token")), h.Token) != 1 {
+		h.Log.Warn("gitlab webhook refused: bad or missing token", "remote", r.RemoteAddr)
+		http.Error(w, "token does not match", http.StatusUnauthorized)
+		return
+	}
+	body, ok := readBody(w, r, max)
+	if !ok {
+		return
+	}
+	kind := gitlab.HookEventType(r)
+	parsed, err := gitlab.ParseWebhook(kind, body)
+	if err != nil {
+		if kind == gitlab.EventTypeMergeRequest || kind == gitlab.EventTypeNote {
+			http.Error(w, "malformed "+string(kind)+" payload", http.StatusBadRequest)
+			return
+		}
+		ignore(w, "event "+string(kind))
+		return
+	}
+	ev, why := gitlabEvent(parsed)
+	if why != "" {
+		ignore(w, why)
+		return
+	}
+	ev.Forge = event.GitLab
+	ev.Delivery = r.Header.Get("X-Gitlab-Event-UUID")
+	if ev.Delivery == "" {
+		ev.Delivery = r.Header.Get("X-Gitlab-Webhook-UUID")
+	}
+	enqueue(w, r, h.Queue, h.Log, ev)
+}
+
+// gitlabEvent reduces a parsed GitLab payload to an event, or says why it is ignored.
+func gitlabEvent(parsed any) (event.Event, string) {
+	switch e := parsed.(type) {
+	case *gitlab.MergeEvent:
+		a := e.ObjectAttributes
+		ev := event.Event{Action: a.Action, Repo: e.Project.PathWithNamespace, ProjectID: e.Project.ID, Number: int(a.IID),
+			HeadSHA: a.LastCommit.ID, Draft: a.Draft || a.WorkInProgress, Merged: a.State == "merged", Closed: a.State == "closed" || a.State == "merged"}
+		if e.User != nil {
+			ev.Sender = e.User.Username
+		}
+		switch a.Action {
+		case "open", "reopen", "update", "close", "merge":
+			ev.Kind = event.PullRequest
+		case "approved", "unapproved", "approval", "unapproval":
+			ev.Kind = event.Review
+		default:
+			return event.Event{}, "merge request action " + a.Action
+		}
+		return ev, ""
+	case *gitlab.MergeCommentEvent:
+		if e.ObjectAttributes.System {
+			return event.Event{}, "system note"
+		}
+		ev := event.Event{Kind: event.Comment, Action: "created", Repo: e.Project.PathWithNamespace, ProjectID: e.Project.ID,
+			Number: int(e.MergeRequest.IID), HeadSHA: e.MergeRequest.LastCommit.ID,
+			CommentID: e.ObjectAttributes.ID, CommentBody: e.ObjectAttributes.Note}
+		if e.User != nil {
+			ev.Sender = e.User.Username
+		}
+		return ev, ""
+	}
+	return event.Event{}, "event not used by kubeplan"
+}

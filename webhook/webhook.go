@@ -1,0 +1,82 @@
+// Package webhook receives forge webhooks: it verifies them, reduces them to events, queues
+// them durably and answers at once. Nothing slow happens on the request path.
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/kubeplan/kubeplan/event"
+	"github.com/kubeplan/kubeplan/store"
+)
+
+// Enqueuer is the durable queue events go to.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, delivery string, job store.Job, coalesce bool) (bool, error)
+}
+
+// DefaultMaxBody is the largest webhook body accepted: GitHub caps payloads at 25 MB.
+const DefaultMaxBody = 25 << 20
+
+// JobKind is the queue's job kind for webhook events.
+const JobKind = "event"
+
+// readBody reads a body up to max bytes; a larger one is refused (413) without reading it
+// whole: by its Content-Length when it declares one, else as soon as it passes the limit.
+func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, bool) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "webhooks are POSTed", http.StatusMethodNotAllowed)
+		return nil, false
+	}
+	if r.ContentLength > max {
+		http.Error(w, fmt.Sprintf("body of %d bytes is over the limit of %d", r.ContentLength, max), http.StatusRequestEntityTooLarge)
+		return nil, false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		http.Error(w, fmt.Sprintf("body is over the limit of %d bytes", max), http.StatusRequestEntityTooLarge)
+		return nil, false
+	case err != nil:
+		http.Error(w, "cannot read body", http.StatusBadRequest)
+		return nil, false
+	}
+	return body, true
+}
+
+// enqueue queues ev and answers 202, or 200 for a delivery already seen.
+func enqueue(w http.ResponseWriter, r *http.Request, q Enqueuer, log *slog.Logger, ev event.Event) {
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		http.Error(w, "cannot encode event", http.StatusInternalServerError)
+		return
+	}
+	// Pull-request events coalesce (only the newest head matters); commands never do.
+	coalesce := ev.Kind != event.Comment
+	accepted, err := q.Enqueue(r.Context(), string(ev.Forge)+":"+ev.Delivery, store.Job{Key: ev.Key(), Kind: JobKind, Payload: payload}, coalesce)
+	if err != nil {
+		log.Error("queue webhook event", "forge", ev.Forge, "delivery", ev.Delivery, "repo", ev.Repo, "number", ev.Number, "err", err)
+		http.Error(w, "cannot queue event", http.StatusServiceUnavailable)
+		return
+	}
+	if !accepted {
+		log.Info("duplicate delivery ignored", "forge", ev.Forge, "delivery", ev.Delivery)
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, "duplicate delivery\n")
+		return
+	}
+	log.Info("event queued", "forge", ev.Forge, "delivery", ev.Delivery, "kind", ev.Kind, "action", ev.Action, "repo", ev.Repo, "number", ev.Number)
+	w.WriteHeader(http.StatusAccepted)
+	_, _ = io.WriteString(w, "queued\n")
+}
+
+func ignore(w http.ResponseWriter, why string) {
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, "ignored: "+why+"\n")
+}

@@ -1,0 +1,246 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kubeplan/kubeplan/event"
+	"github.com/kubeplan/kubeplan/store"
+)
+
+const secret = "webhook-test-secret"
+
+func fixture(t *testing.T, forge, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "webhooks", forge, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func sign(body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// receiver serves both endpoints over real HTTP, queueing into a real SQLite store.
+func receiver(t *testing.T) (*httptest.Server, *store.Queue) {
+	t.Helper()
+	q, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	mux := http.NewServeMux()
+	mux.Handle("/webhooks/github", &GitHub{Secret: []byte(secret), Queue: q, MaxBody: 1 << 20, Log: log})
+	mux.Handle("/webhooks/gitlab", &GitLab{Token: []byte(secret), Queue: q, MaxBody: 1 << 20, Log: log})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv, q
+}
+
+func post(t *testing.T, url string, body io.Reader, headers map[string]string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func githubHeaders(kind, delivery string, body []byte) map[string]string {
+	return map[string]string{"Content-Type": "application/json", "X-GitHub-Event": kind, "X-GitHub-Delivery": delivery,
+		"X-Hub-Signature-256": sign(body), "User-Agent": "GitHub-Hookshot/abc123"}
+}
+
+func queued(t *testing.T, q *store.Queue) []event.Event {
+	t.Helper()
+	var out []event.Event
+	for {
+		j, err := q.Claim(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j == nil {
+			return out
+		}
+		var ev event.Event
+		if err := json.Unmarshal(j.Payload, &ev); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ev)
+		_ = q.Done(context.Background(), j.ID, nil)
+	}
+}
+
+func TestGitHubEventsAreVerifiedParsedAndQueued(t *testing.T) {
+	cases := []struct {
+		kind, file string
+		want       event.Event
+	}{
+		{"pull_request", "pull_request.opened.json", event.Event{Kind: event.PullRequest, Action: "opened", Repo: "acme/platform", Number: 42,
+			HeadSHA: "9f2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Sender: "alice", InstallationID: 7700123}},
+		{"pull_request", "pull_request.synchronize.json", event.Event{Kind: event.PullRequest, Action: "synchronize", Repo: "acme/platform", Number: 42,
+			HeadSHA: "aa2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Sender: "alice", InstallationID: 7700123}},
+		{"pull_request", "pull_request.closed-merged.json", event.Event{Kind: event.PullRequest, Action: "closed", Repo: "acme/platform", Number: 42,
+			HeadSHA: "9f2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Merged: true, Closed: true, Sender: "alice", InstallationID: 7700123}},
+		{"issue_comment", "issue_comment.created.json", event.Event{Kind: event.Comment, Action: "created", Repo: "acme/platform", Number: 42,
+			Sender: "bob", CommentID: 8800001, CommentBody: "/apply -p web", InstallationID: 7700123}},
+		{"pull_request_review", "pull_request_review.submitted.json", event.Event{Kind: event.Review, Action: "submitted", Repo: "acme/platform", Number: 42,
+			HeadSHA: "9f2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Sender: "bob", InstallationID: 7700123}},
+	}
+	for _, c := range cases {
+		t.Run(c.file, func(t *testing.T) {
+			srv, q := receiver(t)
+			body := fixture(t, "github", c.file)
+			code, _ := post(t, srv.URL+"/webhooks/github", bytes.NewReader(body), githubHeaders(c.kind, "d-"+c.file, body))
+			if code != http.StatusAccepted {
+				t.Fatalf("status %d, want 202", code)
+			}
+			got := queued(t, q)
+			c.want.Forge, c.want.Delivery = event.GitHub, "d-"+c.file
+			if len(got) != 1 || got[0] != c.want {
+				t.Fatalf("queued %+v\nwant %+v", got, c.want)
+			}
+		})
+	}
+}
+
+func TestForgedOrUnsignedGitHubWebhooksAreRefused(t *testing.T) {
+	srv, q := receiver(t)
+	body := fixture(t, "github", "pull_request.opened.json")
+	forged := githubHeaders("pull_request", "d-1", body)
+	forged["X-Hub-Signature-256"] = "sha256=" + strings.Repeat("0", 64)
+	unsigned := githubHeaders("pull_request", "d-2", body)
+	delete(unsigned, "X-Hub-Signature-256")
+	tampered := githubHeaders("pull_request", "d-3", body)
+	for name, h := range map[string]map[string]string{"forged": forged, "unsigned": unsigned} {
+		if code, _ := post(t, srv.URL+"/webhooks/github", bytes.NewReader(body), h); code != http.StatusUnauthorized {
+			t.Errorf("%s: status %d, want 401", name, code)
+		}
+	}
+	if code, _ := post(t, srv.URL+"/webhooks/github", bytes.NewReader(bytes.Replace(body, []byte(`"alice"`), []byte(`"mallory"`), 1)), tampered); code != http.StatusUnauthorized {
+		t.Errorf("tampered body: status %d, want 401", code)
+	}
+	if got := queued(t, q); len(got) != 0 {
+		t.Fatalf("refused requests queued %d events", len(got))
+	}
+}
+
+func TestRedeliveredGitHubEventIsProcessedOnce(t *testing.T) {
+	srv, q := receiver(t)
+	body := fixture(t, "github", "issue_comment.created.json")
+	h := githubHeaders("issue_comment", "same-delivery", body)
+	if code, _ := post(t, srv.URL+"/webhooks/github", bytes.NewReader(body), h); code != http.StatusAccepted {
+		t.Fatalf("first delivery: %d", code)
+	}
+	if code, msg := post(t, srv.URL+"/webhooks/github", bytes.NewReader(body), h); code != http.StatusOK || !strings.Contains(msg, "duplicate") {
+		t.Fatalf("redelivery: %d %q", code, msg)
+	}
+	if got := queued(t, q); len(got) != 1 {
+		t.Fatalf("%d events queued, want 1", len(got))
+	}
+}
+
+func TestOversizeBodiesAreRefusedWithoutReadingThem(t *testing.T) {
+	srv, q := receiver(t)
+	big := bytes.Repeat([]byte("x"), 2<<20)
+	// Declared length over the limit: refused before reading.
+	if code, _ := post(t, srv.URL+"/webhooks/github", bytes.NewReader(big), githubHeaders("pull_request", "big", big)); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("declared oversize: %d, want 413", code)
+	}
+	// Chunked (no length): refused once past the limit.
+	if code, _ := post(t, srv.URL+"/webhooks/github", io.MultiReader(bytes.NewReader(big)), githubHeaders("pull_request", "big2", big)); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("chunked oversize: %d, want 413", code)
+	}
+	if code, _ := post(t, srv.URL+"/webhooks/gitlab", bytes.NewReader(big), map[string]string{"X-Gitlab-Token": secret, "X-Gitlab-Event": "Merge Request Hook"}); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("gitlab oversize: %d, want 413", code)
+	}
+	if got := queued(t, q); len(got) != 0 {
+		t.Fatalf("oversize requests queued %d events", len(got))
+	}
+}
+
+func TestEventsKubeplanDoesNotUseAreAcknowledgedAndIgnored(t *testing.T) {
+	srv, q := receiver(t)
+	for _, c := range []struct{ kind, file, want string }{
+		{"ping", "ping.json", "pong"},
+		{"pull_request", "pull_request.labeled.json", "ignored: pull_request action labeled"},
+		{"issue_comment", "issue_comment.on-issue.json", "ignored: comment on an issue"},
+	} {
+		body := fixture(t, "github", c.file)
+		code, msg := post(t, srv.URL+"/webhooks/github", bytes.NewReader(body), githubHeaders(c.kind, c.file, body))
+		if code != http.StatusOK || !strings.Contains(msg, c.want) {
+			t.Errorf("%s: %d %q, want 200 %q", c.file, code, msg, c.want)
+		}
+	}
+	body := fixture(t, "gitlab", "push.json")
+	if code, msg := post(t, srv.URL+"/webhooks/gitlab", bytes.NewReader(body), map[string]string{"X-Gitlab-Token": secret, "X-Gitlab-Event": "Push Hook"}); code != http.StatusOK || !strings.Contains(msg, "ignored") {
+		t.Errorf("gitlab push: %d %q", code, msg)
+	}
+	if got := queued(t, q); len(got) != 0 {
+		t.Fatalf("ignored events queued: %+v", got)
+	}
+}
+
+func TestGitLabEventsAreVerifiedParsedAndQueued(t *testing.T) {
+	cases := []struct {
+		kind, file string
+		want       event.Event
+	}{
+		{"Merge Request Hook", "merge_request.open.json", event.Event{Kind: event.PullRequest, Action: "open", Repo: "acme/platform", ProjectID: 15, Number: 42,
+			HeadSHA: "9f2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Sender: "alice"}},
+		{"Merge Request Hook", "merge_request.merge.json", event.Event{Kind: event.PullRequest, Action: "merge", Repo: "acme/platform", ProjectID: 15, Number: 42,
+			HeadSHA: "9f2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Merged: true, Closed: true, Sender: "alice"}},
+		{"Merge Request Hook", "merge_request.approved.json", event.Event{Kind: event.Review, Action: "approved", Repo: "acme/platform", ProjectID: 15, Number: 42,
+			HeadSHA: "9f2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Sender: "alice"}},
+		{"Note Hook", "note.merge_request.json", event.Event{Kind: event.Comment, Action: "created", Repo: "acme/platform", ProjectID: 15, Number: 42,
+			HeadSHA: "9f2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Sender: "bob", CommentID: 1244, CommentBody: "/apply -p web"}},
+	}
+	for _, c := range cases {
+		t.Run(c.file, func(t *testing.T) {
+			srv, q := receiver(t)
+			body := fixture(t, "gitlab", c.file)
+			h := map[string]string{"Content-Type": "application/json", "X-Gitlab-Event": c.kind, "X-Gitlab-Token": secret, "X-Gitlab-Event-UUID": "uuid-" + c.file}
+			if code, msg := post(t, srv.URL+"/webhooks/gitlab", bytes.NewReader(body), h); code != http.StatusAccepted {
+				t.Fatalf("status %d %q, want 202", code, msg)
+			}
+			got := queued(t, q)
+			c.want.Forge, c.want.Delivery = event.GitLab, "uuid-"+c.file
+			if len(got) != 1 || got[0] != c.want {
+				t.Fatalf("queued %+v\nwant %+v", got, c.want)
+			}
+			h["X-Gitlab-Token"] = "wrong"
+			if code, _ := post(t, srv.URL+"/webhooks/gitlab", bytes.NewReader(body), h); code != http.StatusUnauthorized {
+				t.Fatalf("wrong token: %d, want 401", code)
+			}
+			if got := queued(t, q); len(got) != 0 {
+				t.Fatal("a request with the wrong token was queued")
+			}
+		})
+	}
+}

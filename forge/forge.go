@@ -1,0 +1,71 @@
+// Package forge holds the forge-neutral types the workflow exchanges with GitHub and GitLab;
+// the implementations live in forge/github and forge/gitlab.
+package forge
+
+import "errors"
+
+// PullRequest is a pull request (GitHub) or merge request (GitLab).
+type PullRequest struct {
+	Repo    string
+	Number  int
+	Title   string
+	Author  string
+	HeadSHA string
+	BaseSHA string
+	HeadRef string
+	BaseRef string
+	Draft   bool
+	Closed  bool
+	Merged  bool
+	// Mergeable is nil while the forge is still computing it.
+	Mergeable      *bool
+	MergeCommitSHA string
+}
+
+// Comment is a comment on a pull request.
+type Comment struct {
+	ID     int64
+	Author string
+	Body   string
+}
+
+// State is a commit status state.
+type State string
+
+const (
+	Pending State = "pending"
+	Success State = "success"
+	Failure State = "failure"
+	Error   State = "error"
+)
+
+// Status is a commit status, e.g. kubeplan/plan.
+type Status struct {
+	Context     string
+	State       State
+	Description string
+	TargetURL   string
+}
+
+// Review is an approval or review of a pull request.
+type Review struct {
+	Author    string
+	Approved  bool
+	Dismissed bool
+	CommitSHA string
+}
+
+// Permission is a user's access to a repository, in GitHub's words (GitLab levels map onto it).
+type Permission string
+
+const (
+	PermNone     Permission = "none"
+	PermRead     Permission = "read"
+	PermTriage   Permission = "triage"
+	PermWrite    Permission = "write"
+	PermMaintain Permission = "maintain"
+	PermAdmin    Permission = "admin"
+)
+
+// ErrNotFound is returned when the forge says a pull request, comment or file does not exist.
+var ErrNotFound = errors.New("not found on the forge")

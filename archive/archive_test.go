@@ -1,0 +1,137 @@
+package archive
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+type entry struct {
+	name, body, link string
+	typ              byte
+}
+
+func tarball(t *testing.T, entries ...entry) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for _, e := range entries {
+		h := &tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.body)), Typeflag: e.typ, Linkname: e.link}
+		if e.typ == tar.TypeXGlobalHeader { // as GitHub writes it: the commit id
+			h = &tar.Header{Typeflag: tar.TypeXGlobalHeader, PAXRecords: map[string]string{"comment": "9f2c1e7"}}
+		}
+		if e.typ == 0 {
+			h.Typeflag = tar.TypeReg
+		}
+		if h.Typeflag != tar.TypeReg {
+			h.Size = 0
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			_, _ = tw.Write([]byte(e.body))
+		}
+	}
+	tw.Close()
+	gz.Close()
+	return buf.Bytes()
+}
+
+func TestExtractStripsTheTopDirectory(t *testing.T) {
+	dest := t.TempDir()
+	data := tarball(t,
+		entry{name: "pax_global_header", typ: tar.TypeXGlobalHeader},
+		entry{name: "acme-platform-9f2c1e7/", typ: tar.TypeDir},
+		entry{name: "acme-platform-9f2c1e7/apps/web/deploy.yaml", body: "kind: Deployment\n"},
+		entry{name: "acme-platform-9f2c1e7/apps/web/current", typ: tar.TypeSymlink, link: "deploy.yaml"},
+	)
+	if err := Extract(bytes.NewReader(data), dest, DefaultLimits()); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dest, "apps/web/current"))
+	if err != nil || string(b) != "kind: Deployment\n" {
+		t.Fatalf("%q %v", b, err)
+	}
+}
+
+func TestExtractRefusesHostileArchives(t *testing.T) {
+	small := DefaultLimits()
+	small.MaxFileSize, small.MaxFiles, small.MaxBytes = 10, 2, 15
+	cases := map[string]struct {
+		entries []entry
+		want    string
+	}{
+		"dot-dot":           {[]entry{{name: "top/../../etc/cron.d/x", body: "x"}}, "points outside the checkout"},
+		"absolute":          {[]entry{{name: "/etc/passwd", body: "x"}}, "points outside the checkout"},
+		"link out":          {[]entry{{name: "top/a", typ: tar.TypeSymlink, link: "../../../etc/passwd"}}, "points outside the checkout"},
+		"absolute link":     {[]entry{{name: "top/a", typ: tar.TypeSymlink, link: "/etc/passwd"}}, "points outside the checkout"},
+		"device":            {[]entry{{name: "top/dev", typ: tar.TypeChar}}, "unsupported type"},
+		"file too big":      {[]entry{{name: "top/big", body: strings.Repeat("x", 11)}}, "over the limit of 10"},
+		"too many files":    {[]entry{{name: "top/a", body: "1"}, {name: "top/b", body: "2"}, {name: "top/c", body: "3"}}, "more than 2 files"},
+		"too many bytes":    {[]entry{{name: "top/a", body: "123456789"}, {name: "top/b", body: "123456789"}}, "more than 15 bytes"},
+		"hard link refused": {[]entry{{name: "top/h", typ: tar.TypeLink, link: "/etc/shadow"}}, "unsupported type"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			dest := t.TempDir()
+			err := Extract(bytes.NewReader(tarball(t, c.entries...)), dest, small)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want %q", err, c.want)
+			}
+		})
+	}
+	if err := Extract(strings.NewReader("not gzip"), t.TempDir(), small); err == nil {
+		t.Fatal("accepted garbage")
+	}
+}
+
+func TestCheckoutDownloadsEachCommitOnce(t *testing.T) {
+	cache := NewCache(t.TempDir(), 2)
+	var downloads int32
+	fetch := func(sha string) Fetch {
+		return func(context.Context) (io.ReadCloser, error) {
+			atomic.AddInt32(&downloads, 1)
+			return io.NopCloser(bytes.NewReader(tarball(t, entry{name: "top/sha.txt", body: sha}))), nil
+		}
+	}
+	var wg sync.WaitGroup
+	dirs := make([]string, 8)
+	for i := range dirs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, err := cache.Checkout(context.Background(), "acme/platform", "aaa", fetch("aaa"))
+			if err != nil {
+				t.Error(err)
+			}
+			dirs[i] = d
+		}()
+	}
+	wg.Wait()
+	if downloads != 1 {
+		t.Fatalf("%d downloads for one commit", downloads)
+	}
+	for _, sha := range []string{"bbb", "ccc"} {
+		if _, err := cache.Checkout(context.Background(), "acme/platform", sha, fetch(sha)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(dirs[0]); !os.IsNotExist(err) {
+		t.Errorf("the least recently used checkout was not evicted (keep 2): %v", err)
+	}
+	if _, err := cache.Checkout(context.Background(), "acme/platform", "bad", func(context.Context) (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(tarball(t, entry{name: "top/../x", body: "x"}))), nil
+	}); err == nil || !strings.Contains(err.Error(), "unpack acme/platform@bad") {
+		t.Fatalf("hostile archive: %v", err)
+	}
+}

@@ -1,0 +1,252 @@
+// Package github implements kubeplan's forge operations on GitHub (github.com or Enterprise
+// Server) with go-github, authenticated as a GitHub App installation or with a token.
+package github
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/bradleyfalzon/ghinstallation/v2"
+	gh "github.com/google/go-github/v60/github"
+
+	"github.com/kubeplan/kubeplan/forge"
+	"github.com/kubeplan/kubeplan/forge/retry"
+)
+
+// Config says how to reach GitHub.
+type Config struct {
+	// BaseURL is the API root: empty for github.com, https://HOST/api/v3/ for Enterprise Server.
+	BaseURL string
+	// Token authenticates as a user or bot (when no App is configured).
+	Token string
+	// AppID and PrivateKey (PEM) authenticate as a GitHub App; installation tokens are
+	// minted per event's installation and refreshed before they expire (ghinstallation).
+	AppID      int64
+	PrivateKey []byte
+	Log        *slog.Logger
+}
+
+// Client is GitHub for one installation (or one token).
+type Client struct {
+	gh   *gh.Client
+	http *http.Client
+}
+
+// New returns a client; installationID is ignored with token auth.
+func New(cfg Config, installationID int64) (*Client, error) {
+	transport := http.RoundTripper(&retry.Transport{Base: http.DefaultTransport, Log: cfg.Log})
+	switch {
+	case cfg.AppID != 0:
+		itr, err := ghinstallation.New(transport, cfg.AppID, installationID, cfg.PrivateKey)
+		if err != nil {
+			return nil, fmt.Errorf("github app %d installation %d: %w", cfg.AppID, installationID, err)
+		}
+		if cfg.BaseURL != "" {
+			itr.BaseURL = strings.TrimSuffix(cfg.BaseURL, "/")
+		}
+		transport = itr
+	case cfg.Token != "":
+		transport = &tokenTransport{base: transport, token: cfg.Token}
+	default:
+		return nil, errors.New("github: neither an App nor a token is configured")
+	}
+	hc := &http.Client{Transport: transport}
+	client := gh.NewClient(hc)
+	if cfg.BaseURL != "" {
+		var err error
+		if client, err = client.WithEnterpriseURLs(cfg.BaseURL, cfg.BaseURL); err != nil {
+			return nil, fmt.Errorf("github base URL %q: %w", cfg.BaseURL, err)
+		}
+	}
+	return &Client{gh: client, http: hc}, nil
+}
+
+type tokenTransport struct {
+	base  http.RoundTripper
+	token string
+}
+
+func (t *tokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+t.token)
+	return t.base.RoundTrip(r)
+}
+
+func split(repo string) (string, string) {
+	owner, name, _ := strings.Cut(repo, "/")
+	return owner, name
+}
+
+// wrap names the operation and maps 404 to forge.ErrNotFound.
+func wrap(op string, resp *gh.Response, err error) error {
+	if err == nil {
+		return nil
+	}
+	if resp != nil && resp.StatusCode == http.StatusNotFound {
+		return fmt.Errorf("github: %s: %w", op, forge.ErrNotFound)
+	}
+	return fmt.Errorf("github: %s: %w", op, err)
+}
+
+// PullRequest returns a pull request's state.
+func (c *Client) PullRequest(ctx context.Context, repo string, number int) (*forge.PullRequest, error) {
+	owner, name := split(repo)
+	pr, resp, err := c.gh.PullRequests.Get(ctx, owner, name, number)
+	if err != nil {
+		return nil, wrap(fmt.Sprintf("get pull request %s#%d", repo, number), resp, err)
+	}
+	return &forge.PullRequest{
+		Repo: repo, Number: number, Title: pr.GetTitle(), Author: pr.GetUser().GetLogin(),
+		HeadSHA: pr.GetHead().GetSHA(), BaseSHA: pr.GetBase().GetSHA(), HeadRef: pr.GetHead().GetRef(), BaseRef: pr.GetBase().GetRef(),
+		Draft: pr.GetDraft(), Closed: pr.GetState() == "closed", Merged: pr.GetMerged(), Mergeable: pr.Mergeable,
+		MergeCommitSHA: pr.GetMergeCommitSHA(),
+	}, nil
+}
+
+// ChangedFiles lists the paths a pull request changes (both sides of renames).
+func (c *Client) ChangedFiles(ctx context.Context, repo string, number int) ([]string, error) {
+	owner, name := split(repo)
+	var out []string
+	opts := &gh.ListOptions{PerPage: 100}
+	for {
+		files, resp, err := c.gh.PullRequests.ListFiles(ctx, owner, name, number, opts)
+		if err != nil {
+			return nil, wrap(fmt.Sprintf("list files of %s#%d", repo, number), resp, err)
+		}
+		for _, f := range files {
+			out = append(out, f.GetFilename())
+			if prev := f.GetPreviousFilename(); prev != "" {
+				out = append(out, prev)
+			}
+		}
+		if resp.NextPage == 0 {
+			return out, nil
+		}
+		opts.Page = resp.NextPage
+	}
+}
+
+// Archive downloads the repository at sha as a gzipped tarball.
+func (c *Client) Archive(ctx context.Context, repo, sha string) (io.ReadCloser, error) {
+	owner, name := split(repo)
+	link, resp, err := c.gh.Repositories.GetArchiveLink(ctx, owner, name, gh.Tarball, &gh.RepositoryContentGetOptions{Ref: sha}, 3)
+	if err != nil {
+		return nil, wrap(fmt.Sprintf("archive link of %s@%s", repo, sha), resp, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, link.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	dl, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("github: download %s@%s: %w", repo, sha, err)
+	}
+	if dl.StatusCode != http.StatusOK {
+		dl.Body.Close()
+		return nil, fmt.Errorf("github: download %s@%s: %s", repo, sha, dl.Status)
+	}
+	return dl.Body, nil
+}
+
+// Comments lists a pull request's comments, oldest first.
+func (c *Client) Comments(ctx context.Context, repo string, number int) ([]forge.Comment, error) {
+	owner, name := split(repo)
+	var out []forge.Comment
+	opts := &gh.IssueListCommentsOptions{ListOptions: gh.ListOptions{PerPage: 100}}
+	for {
+		list, resp, err := c.gh.Issues.ListComments(ctx, owner, name, number, opts)
+		if err != nil {
+			return nil, wrap(fmt.Sprintf("list comments of %s#%d", repo, number), resp, err)
+		}
+		for _, cm := range list {
+			out = append(out, forge.Comment{ID: cm.GetID(), Author: cm.GetUser().GetLogin(), Body: cm.GetBody()})
+		}
+		if resp.NextPage == 0 {
+			return out, nil
+		}
+		opts.Page = resp.NextPage
+	}
+}
+
+// CreateComment posts a comment and returns its id.
+func (c *Client) CreateComment(ctx context.Context, repo string, number int, body string) (int64, error) {
+	owner, name := split(repo)
+	cm, resp, err := c.gh.Issues.CreateComment(ctx, owner, name, number, &gh.IssueComment{Body: &body})
+	if err != nil {
+		return 0, wrap(fmt.Sprintf("comment on %s#%d", repo, number), resp, err)
+	}
+	return cm.GetID(), nil
+}
+
+// UpdateComment replaces a comment's body.
+func (c *Client) UpdateComment(ctx context.Context, repo string, number int, id int64, body string) error {
+	owner, name := split(repo)
+	_, resp, err := c.gh.Issues.EditComment(ctx, owner, name, id, &gh.IssueComment{Body: &body})
+	return wrap(fmt.Sprintf("update comment %d on %s#%d", id, repo, number), resp, err)
+}
+
+// DeleteComment removes a comment (superseded continuation parts).
+func (c *Client) DeleteComment(ctx context.Context, repo string, number int, id int64) error {
+	owner, name := split(repo)
+	resp, err := c.gh.Issues.DeleteComment(ctx, owner, name, id)
+	return wrap(fmt.Sprintf("delete comment %d on %s#%d", id, repo, number), resp, err)
+}
+
+// SetStatus sets a commit status on sha.
+func (c *Client) SetStatus(ctx context.Context, repo, sha string, s forge.Status) error {
+	owner, name := split(repo)
+	state := string(s.State)
+	st := &gh.RepoStatus{State: &state, Context: &s.Context, Description: &s.Description}
+	if s.TargetURL != "" {
+		st.TargetURL = &s.TargetURL
+	}
+	_, resp, err := c.gh.Repositories.CreateStatus(ctx, owner, name, sha, st)
+	return wrap(fmt.Sprintf("set status %s on %s@%s", s.Context, repo, sha), resp, err)
+}
+
+// Reviews lists a pull request's reviews.
+func (c *Client) Reviews(ctx context.Context, repo string, number int) ([]forge.Review, error) {
+	owner, name := split(repo)
+	var out []forge.Review
+	opts := &gh.ListOptions{PerPage: 100}
+	for {
+		list, resp, err := c.gh.PullRequests.ListReviews(ctx, owner, name, number, opts)
+		if err != nil {
+			return nil, wrap(fmt.Sprintf("list reviews of %s#%d", repo, number), resp, err)
+		}
+		for _, r := range list {
+			out = append(out, forge.Review{Author: r.GetUser().GetLogin(), Approved: r.GetState() == "APPROVED",
+				Dismissed: r.GetState() == "DISMISSED", CommitSHA: r.GetCommitID()})
+		}
+		if resp.NextPage == 0 {
+			return out, nil
+		}
+		opts.Page = resp.NextPage
+	}
+}
+
+// Permission returns a user's permission on the repository.
+func (c *Client) Permission(ctx context.Context, repo, user string) (forge.Permission, error) {
+	owner, name := split(repo)
+	p, resp, err := c.gh.Repositories.GetPermissionLevel(ctx, owner, name, user)
+	if err != nil {
+		if resp != nil && resp.StatusCode == http.StatusNotFound {
+			return forge.PermNone, nil
+		}
+		return forge.PermNone, wrap(fmt.Sprintf("permission of %s on %s", user, repo), resp, err)
+	}
+	// GitHub folds maintain into write and triage into read in this field.
+	return forge.Permission(p.GetPermission()), nil
+}
+
+// React adds a reaction ("eyes", "+1", "-1", "rocket"…) to a comment.
+func (c *Client) React(ctx context.Context, repo string, commentID int64, reaction string) error {
+	owner, name := split(repo)
+	_, resp, err := c.gh.Reactions.CreateIssueCommentReaction(ctx, owner, name, commentID, reaction)
+	return wrap(fmt.Sprintf("react to comment %d on %s", commentID, repo), resp, err)
+}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -233,4 +234,45 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// Pool keeps one connection per registered cluster, made on first use. A failed connection is
+// not kept: the next use tries again.
+type Pool struct {
+	reg     *Registry
+	tune    Tuning
+	mu      sync.Mutex
+	clients map[string]*Client
+}
+
+// NewPool returns a pool over a registry.
+func NewPool(reg *Registry, tune Tuning) *Pool {
+	return &Pool{reg: reg, tune: tune, clients: map[string]*Client{}}
+}
+
+// Registry is the pool's registry.
+func (p *Pool) Registry() *Registry { return p.reg }
+
+// Get returns the client for a cluster name ("" is the default cluster), connecting if needed.
+// Its RESTMapper is reset so kinds added since the last use (new CRDs) are seen.
+func (p *Pool) Get(ctx context.Context, name string) (*Client, error) {
+	t, err := p.reg.Lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	c := p.clients[t.Name]
+	p.mu.Unlock()
+	if c != nil {
+		c.Mapper.Reset()
+		return c, nil
+	}
+	c, err = Connect(ctx, t, p.tune)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	p.clients[t.Name] = c
+	p.mu.Unlock()
+	return c, nil
 }

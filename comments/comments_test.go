@@ -108,33 +108,11 @@ func TestParsePartIgnoresOtherComments(t *testing.T) {
 	}
 }
 
-// checkMarkdown fails when a body leaves a code fence or a <details> open.
+// checkMarkdown fails the test when a body leaves a code fence or a <details> open.
 func checkMarkdown(t *testing.T, body string) {
 	t.Helper()
-	fence := ""
-	details := 0
-	for _, line := range strings.Split(body, "\n") {
-		trimmed := strings.TrimLeft(line, " ")
-		if fence != "" {
-			if strings.HasPrefix(trimmed, fence) && strings.Trim(trimmed, "`") == "" {
-				fence = ""
-			}
-			continue
-		}
-		if strings.HasPrefix(trimmed, "```") {
-			fence = trimmed[:len(trimmed)-len(strings.TrimLeft(trimmed, "`"))]
-			continue
-		}
-		details += strings.Count(line, "<details") - strings.Count(line, "</details>")
-		if details < 0 {
-			t.Fatalf("</details> without <details>:\n%s", body)
-		}
-	}
-	if fence != "" {
-		t.Fatalf("code fence %q left open:\n%s", fence, body)
-	}
-	if details != 0 {
-		t.Fatalf("%d <details> left open:\n%s", details, body)
+	if err := CheckMarkdown(body); err != nil {
+		t.Fatalf("%v:\n%s", err, body)
 	}
 }
 

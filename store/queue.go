@@ -168,3 +168,15 @@ func (q *Queue) Pending(ctx context.Context) (int, error) {
 	err := q.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')`).Scan(&n)
 	return n, err
 }
+
+// RecoverInterrupted returns jobs left running by a previous process to the queue. Only for a
+// store one process owns (embedded SQLite serves a single replica): with several replicas, a
+// running job may belong to a live one, and the lease decides instead.
+func (q *Queue) RecoverInterrupted(ctx context.Context) (int, error) {
+	res, err := q.db.ExecContext(ctx, `UPDATE jobs SET state = 'queued', updated_at = ? WHERE state = 'running'`, q.now().UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("recover interrupted jobs: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}

@@ -1,0 +1,141 @@
+// Package config is the server's configuration: an optional YAML file, then environment
+// variables for secrets, then command-line flags (which win).
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubeplan/kubeplan/cluster"
+)
+
+// Config is everything `kubeplan serve` needs.
+type Config struct {
+	// Listen is the HTTP address for webhooks, health and metrics.
+	Listen string `json:"listen"`
+	// State is the embedded SQLite file (one replica).
+	State string `json:"state"`
+	// WorkDir holds repository checkouts.
+	WorkDir string `json:"workDir"`
+	// Workers run queued jobs in parallel (different pull requests).
+	Workers int `json:"workers"`
+	// JobTimeout bounds one job.
+	JobTimeout time.Duration `json:"jobTimeout"`
+	// PlanDrafts plans draft pull requests.
+	PlanDrafts bool `json:"planDrafts"`
+	// Repositories, when set, is the allowlist of repositories (owner/name; "*" suffix globs).
+	Repositories []string `json:"repositories,omitempty"`
+
+	GitHub struct {
+		BaseURL        string `json:"baseURL,omitempty"`
+		AppID          int64  `json:"appID,omitempty"`
+		PrivateKeyFile string `json:"privateKeyFile,omitempty"`
+		// Secrets come from the environment, never the file: KUBEPLAN_GITHUB_TOKEN,
+		// KUBEPLAN_GITHUB_WEBHOOK_SECRET, KUBEPLAN_GITHUB_PRIVATE_KEY (PEM).
+		Token         string `json:"-"`
+		WebhookSecret string `json:"-"`
+		PrivateKey    []byte `json:"-"`
+	} `json:"github"`
+	GitLab struct {
+		BaseURL string `json:"baseURL,omitempty"`
+		// KUBEPLAN_GITLAB_TOKEN, KUBEPLAN_GITLAB_WEBHOOK_SECRET.
+		Token         string `json:"-"`
+		WebhookSecret string `json:"-"`
+	} `json:"gitlab"`
+
+	Clusters       []cluster.Target `json:"clusters"`
+	DefaultCluster string           `json:"defaultCluster,omitempty"`
+}
+
+// Default is the configuration before the file, environment and flags.
+func Default() Config {
+	return Config{Listen: ":8080", State: "kubeplan.db", WorkDir: "kubeplan-work", Workers: 4, JobTimeout: 15 * time.Minute, PlanDrafts: true}
+}
+
+// Load reads the optional YAML file over the defaults, then the environment.
+func Load(path string, getenv func(string) string) (Config, error) {
+	c := Default()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return c, fmt.Errorf("config file: %w", err)
+		}
+		if err := yaml.UnmarshalStrict(data, &c); err != nil {
+			return c, fmt.Errorf("config file %s: %w", path, err)
+		}
+	}
+	c.GitHub.Token = getenv("KUBEPLAN_GITHUB_TOKEN")
+	c.GitHub.WebhookSecret = getenv("KUBEPLAN_GITHUB_WEBHOOK_SECRET")
+	if pem := getenv("KUBEPLAN_GITHUB_PRIVATE_KEY"); pem != "" {
+		c.GitHub.PrivateKey = []byte(pem)
+	}
+	c.GitLab.Token = getenv("KUBEPLAN_GITLAB_TOKEN")
+	c.GitLab.WebhookSecret = getenv("KUBEPLAN_GITLAB_WEBHOOK_SECRET")
+	if v := getenv("KUBEPLAN_LISTEN"); v != "" {
+		c.Listen = v
+	}
+	if v := getenv("KUBEPLAN_STATE"); v != "" {
+		c.State = v
+	}
+	if v := getenv("KUBEPLAN_WORKERS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return c, fmt.Errorf("KUBEPLAN_WORKERS: %w", err)
+		}
+		c.Workers = n
+	}
+	return c, nil
+}
+
+// Validate checks the configuration once loaded and reads the App key file.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.GitHub.AppID != 0 && len(c.GitHub.PrivateKey) == 0 {
+		if c.GitHub.PrivateKeyFile == "" {
+			errs = append(errs, errors.New("github.appID is set but no private key (github.privateKeyFile or KUBEPLAN_GITHUB_PRIVATE_KEY)"))
+		} else if key, err := os.ReadFile(c.GitHub.PrivateKeyFile); err != nil {
+			errs = append(errs, fmt.Errorf("github private key: %w", err))
+		} else {
+			c.GitHub.PrivateKey = key
+		}
+	}
+	github := c.GitHub.AppID != 0 || c.GitHub.Token != ""
+	gitlab := c.GitLab.Token != ""
+	if !github && !gitlab {
+		errs = append(errs, errors.New("no forge configured: set a GitHub App (github.appID) or KUBEPLAN_GITHUB_TOKEN, or KUBEPLAN_GITLAB_TOKEN"))
+	}
+	if github && c.GitHub.WebhookSecret == "" {
+		errs = append(errs, errors.New("KUBEPLAN_GITHUB_WEBHOOK_SECRET is required: unsigned webhooks are never accepted"))
+	}
+	if gitlab && c.GitLab.WebhookSecret == "" {
+		errs = append(errs, errors.New("KUBEPLAN_GITLAB_WEBHOOK_SECRET is required: webhooks without the token are never accepted"))
+	}
+	if len(c.Clusters) == 0 {
+		errs = append(errs, errors.New("no clusters configured (clusters: [{name, kubeconfig, context}] or inCluster)"))
+	}
+	return errors.Join(errs...)
+}
+
+// Registry builds the cluster registry.
+func (c *Config) Registry() (*cluster.Registry, error) {
+	return cluster.NewRegistry(c.DefaultCluster, c.Clusters...)
+}
+
+// Allowed reports whether a repository may use this server.
+func (c *Config) Allowed(repo string) bool {
+	if len(c.Repositories) == 0 {
+		return true
+	}
+	for _, pattern := range c.Repositories {
+		if pattern == repo || strings.HasSuffix(pattern, "*") && strings.HasPrefix(repo, strings.TrimSuffix(pattern, "*")) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,345 @@
+package forgeemu
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+
+	gh "github.com/google/go-github/v60/github"
+
+	"github.com/kubeplan/kubeplan/forge"
+)
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func ghNotFound(w http.ResponseWriter) {
+	writeJSON(w, http.StatusNotFound, map[string]string{"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})
+}
+
+// githubAPI serves the GitHub REST endpoints kubeplan uses.
+func (e *Emulator) githubAPI() http.Handler {
+	mux := http.NewServeMux()
+	repoRoute := func(method, suffix string, h func(w http.ResponseWriter, r *http.Request, repo *Repo)) {
+		mux.HandleFunc(method+" /repos/{owner}/{repo}"+suffix, func(w http.ResponseWriter, r *http.Request) {
+			auth := r.Header.Get("Authorization")
+			if auth != "Bearer "+e.Token && auth != "token "+e.Token {
+				writeJSON(w, http.StatusUnauthorized, map[string]string{"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"})
+				return
+			}
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			repo := e.repo(r.PathValue("owner") + "/" + r.PathValue("repo"))
+			if repo == nil {
+				ghNotFound(w)
+				return
+			}
+			h(w, r, repo)
+		})
+	}
+	withPR := func(h func(w http.ResponseWriter, r *http.Request, repo *Repo, pr *PR)) func(http.ResponseWriter, *http.Request, *Repo) {
+		return func(w http.ResponseWriter, r *http.Request, repo *Repo) {
+			n, _ := strconv.Atoi(r.PathValue("number"))
+			pr := repo.PRs[n]
+			if pr == nil {
+				ghNotFound(w)
+				return
+			}
+			h(w, r, repo, pr)
+		}
+	}
+	repoRoute("GET", "/pulls/{number}", withPR(func(w http.ResponseWriter, r *http.Request, repo *Repo, pr *PR) {
+		writeJSON(w, http.StatusOK, e.ghPull(repo, pr))
+	}))
+	repoRoute("GET", "/pulls/{number}/files", withPR(func(w http.ResponseWriter, r *http.Request, repo *Repo, pr *PR) {
+		var files []*gh.CommitFile
+		for _, p := range repo.changedFiles(pr) {
+			status := "modified"
+			if _, ok := repo.commits[pr.BaseSHA][p]; !ok {
+				status = "added"
+			} else if _, ok := repo.commits[pr.HeadSHA][p]; !ok {
+				status = "removed"
+			}
+			files = append(files, &gh.CommitFile{Filename: gh.String(p), Status: gh.String(status), SHA: gh.String(pr.HeadSHA),
+				BlobURL: gh.String(fmt.Sprintf("%s/%s/blob/%s/%s", e.URL(), repo.FullName, pr.HeadSHA, p))})
+		}
+		paginate(w, r, files)
+	}))
+	repoRoute("GET", "/tarball/{ref}", func(w http.ResponseWriter, r *http.Request, repo *Repo) {
+		if _, ok := repo.commits[r.PathValue("ref")]; !ok {
+			ghNotFound(w)
+			return
+		}
+		http.Redirect(w, r, fmt.Sprintf("%s/_codeload/%s/legacy.tar.gz/%s", e.URL(), repo.FullName, r.PathValue("ref")), http.StatusFound)
+	})
+	repoRoute("GET", "/issues/{number}/comments", withPR(func(w http.ResponseWriter, r *http.Request, repo *Repo, pr *PR) {
+		var out []*gh.IssueComment
+		for _, c := range pr.Comments {
+			out = append(out, e.ghComment(repo, pr, c))
+		}
+		paginate(w, r, out)
+	}))
+	repoRoute("POST", "/issues/{number}/comments", withPR(func(w http.ResponseWriter, r *http.Request, repo *Repo, pr *PR) {
+		var in gh.IssueComment
+		if json.NewDecoder(r.Body).Decode(&in) != nil || in.GetBody() == "" {
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"message": "Validation Failed"})
+			return
+		}
+		if len(in.GetBody()) > 65536 {
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"message": "Validation Failed",
+				"errors": []map[string]string{{"resource": "IssueComment", "code": "custom", "field": "body", "message": "body is too long (maximum is 65536 characters)"}}})
+			return
+		}
+		c := &Comment{ID: e.id(), Author: e.BotLogin, Body: in.GetBody(), Created: e.now(), Updated: e.now()}
+		pr.Comments = append(pr.Comments, c)
+		writeJSON(w, http.StatusCreated, e.ghComment(repo, pr, c))
+	}))
+	findComment := func(repo *Repo, id string) (*PR, *Comment) {
+		n, _ := strconv.ParseInt(id, 10, 64)
+		for _, pr := range repo.PRs {
+			for _, c := range pr.Comments {
+				if c.ID == n {
+					return pr, c
+				}
+			}
+		}
+		return nil, nil
+	}
+	repoRoute("PATCH", "/issues/comments/{id}", func(w http.ResponseWriter, r *http.Request, repo *Repo) {
+		pr, c := findComment(repo, r.PathValue("id"))
+		if c == nil {
+			ghNotFound(w)
+			return
+		}
+		var in gh.IssueComment
+		if json.NewDecoder(r.Body).Decode(&in) != nil || len(in.GetBody()) > 65536 {
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"message": "Validation Failed"})
+			return
+		}
+		c.Body, c.Updated = in.GetBody(), e.now()
+		writeJSON(w, http.StatusOK, e.ghComment(repo, pr, c))
+	})
+	repoRoute("DELETE", "/issues/comments/{id}", func(w http.ResponseWriter, r *http.Request, repo *Repo) {
+		pr, c := findComment(repo, r.PathValue("id"))
+		if c == nil {
+			ghNotFound(w)
+			return
+		}
+		for i, x := range pr.Comments {
+			if x == c {
+				pr.Comments = append(pr.Comments[:i], pr.Comments[i+1:]...)
+				break
+			}
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	repoRoute("POST", "/issues/comments/{id}/reactions", func(w http.ResponseWriter, r *http.Request, repo *Repo) {
+		_, c := findComment(repo, r.PathValue("id"))
+		if c == nil {
+			ghNotFound(w)
+			return
+		}
+		var in struct{ Content string }
+		_ = json.NewDecoder(r.Body).Decode(&in)
+		c.Reactions = append(c.Reactions, in.Content)
+		writeJSON(w, http.StatusCreated, &gh.Reaction{ID: gh.Int64(e.id()), Content: gh.String(in.Content), User: e.ghUser(e.BotLogin)})
+	})
+	repoRoute("POST", "/statuses/{sha}", func(w http.ResponseWriter, r *http.Request, repo *Repo) {
+		var in gh.RepoStatus
+		if json.NewDecoder(r.Body).Decode(&in) != nil {
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"message": "Validation Failed"})
+			return
+		}
+		sha := r.PathValue("sha")
+		if _, ok := repo.commits[sha]; !ok {
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"message": "No commit found for SHA: " + sha})
+			return
+		}
+		switch in.GetState() {
+		case "pending", "success", "failure", "error":
+		default:
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"message": "Validation Failed"})
+			return
+		}
+		if len(in.GetDescription()) > 140 {
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"message": "Validation Failed: description is too long (maximum is 140 characters)"})
+			return
+		}
+		st := forge.Status{Context: in.GetContext(), State: forge.State(in.GetState()), Description: in.GetDescription(), TargetURL: in.GetTargetURL()}
+		for _, pr := range repo.PRs {
+			if pr.HeadSHA == sha || pr.MergeCommitSHA == sha || hasStatuses(pr, sha) {
+				pr.Statuses[sha] = append(pr.Statuses[sha], st)
+			}
+		}
+		in.ID = gh.Int64(e.id())
+		in.Creator = e.ghUser(e.BotLogin)
+		writeJSON(w, http.StatusCreated, &in)
+	})
+	repoRoute("GET", "/pulls/{number}/reviews", withPR(func(w http.ResponseWriter, r *http.Request, repo *Repo, pr *PR) {
+		var out []*gh.PullRequestReview
+		for _, rv := range pr.Reviews {
+			out = append(out, &gh.PullRequestReview{ID: gh.Int64(rv.ID), User: e.ghUser(rv.Author), State: gh.String(rv.State),
+				CommitID: gh.String(rv.CommitSHA), SubmittedAt: &gh.Timestamp{Time: rv.Submitted}})
+		}
+		paginate(w, r, out)
+	}))
+	repoRoute("GET", "/collaborators/{user}/permission", func(w http.ResponseWriter, r *http.Request, repo *Repo) {
+		p, ok := repo.Permissions[r.PathValue("user")]
+		if !ok {
+			p = forge.PermNone
+		}
+		// The permission field folds maintain into write and triage into read, as GitHub does.
+		field := map[forge.Permission]string{forge.PermMaintain: "write", forge.PermTriage: "read"}[p]
+		if field == "" {
+			field = string(p)
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"permission": field, "role_name": string(p), "user": e.ghUser(r.PathValue("user"))})
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { ghNotFound(w) })
+	return mux
+}
+
+func hasStatuses(pr *PR, sha string) bool { _, ok := pr.Statuses[sha]; return ok }
+
+// githubCodeload serves tarballs like codeload.github.com: gzipped, one top-level directory.
+func (e *Emulator) githubCodeload() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// /_codeload/{owner}/{repo}/legacy.tar.gz/{sha}
+		parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/_codeload/"), "/")
+		if len(parts) != 4 {
+			ghNotFound(w)
+			return
+		}
+		e.mu.Lock()
+		repo := e.repo(parts[0] + "/" + parts[1])
+		var files map[string]string
+		if repo != nil {
+			files = repo.commits[parts[3]]
+		}
+		e.mu.Unlock()
+		if files == nil {
+			ghNotFound(w)
+			return
+		}
+		data, err := tarball(fmt.Sprintf("%s-%s-%s", parts[0], parts[1], parts[3][:7]), parts[3], files)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-gzip")
+		_, _ = w.Write(data)
+	})
+}
+
+// tarball packs files under a top-level directory, with the commit in a pax global header.
+func tarball(top, sha string, files map[string]string) ([]byte, error) {
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeXGlobalHeader, PAXRecords: map[string]string{"comment": sha}}); err != nil {
+		return nil, err
+	}
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: top + "/", Mode: 0o755}); err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: top + "/" + n, Mode: 0o644, Size: int64(len(files[n]))}); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write([]byte(files[n])); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	if err := gz.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// paginate answers a list page by page with GitHub's Link header (per_page, page).
+func paginate[T any](w http.ResponseWriter, r *http.Request, items []T) {
+	per, _ := strconv.Atoi(r.URL.Query().Get("per_page"))
+	if per <= 0 || per > 100 {
+		per = 30
+	}
+	page, _ := strconv.Atoi(r.URL.Query().Get("page"))
+	if page <= 0 {
+		page = 1
+	}
+	start := min((page-1)*per, len(items))
+	end := min(start+per, len(items))
+	if end < len(items) {
+		q := r.URL.Query()
+		q.Set("page", strconv.Itoa(page+1))
+		q.Set("per_page", strconv.Itoa(per))
+		next := *r.URL
+		next.RawQuery = q.Encode()
+		w.Header().Set("Link", fmt.Sprintf(`<http://%s/api/v3%s>; rel="next"`, r.Host, next.RequestURI()))
+	}
+	page1 := items[start:end]
+	if page1 == nil {
+		page1 = []T{}
+	}
+	writeJSON(w, http.StatusOK, page1)
+}
+
+func (e *Emulator) ghUser(login string) *gh.User {
+	typ := "User"
+	if strings.HasSuffix(login, "[bot]") {
+		typ = "Bot"
+	}
+	return &gh.User{Login: gh.String(login), ID: gh.Int64(e.userID(login)), Type: gh.String(typ),
+		HTMLURL: gh.String(e.URL() + "/" + login), URL: gh.String(e.URL() + "/api/v3/users/" + login), SiteAdmin: gh.Bool(false)}
+}
+
+func (e *Emulator) ghRepo(r *Repo) *gh.Repository {
+	owner, name, _ := strings.Cut(r.FullName, "/")
+	return &gh.Repository{ID: gh.Int64(r.ID), Name: gh.String(name), FullName: gh.String(r.FullName), Owner: e.ghUser(owner),
+		Private: gh.Bool(true), DefaultBranch: gh.String(r.Default), HTMLURL: gh.String(e.URL() + "/" + r.FullName),
+		URL: gh.String(e.URL() + "/api/v3/repos/" + r.FullName), Visibility: gh.String("private")}
+}
+
+func (e *Emulator) ghPull(r *Repo, pr *PR) *gh.PullRequest {
+	owner, _, _ := strings.Cut(r.FullName, "/")
+	state := pr.State
+	out := &gh.PullRequest{ID: gh.Int64(pr.ID), Number: gh.Int(pr.Number), State: &state, Title: gh.String(pr.Title),
+		User: e.ghUser(pr.Author), Draft: gh.Bool(pr.Draft), Merged: gh.Bool(pr.Merged), Mergeable: gh.Bool(pr.State == "open"),
+		MergeableState: gh.String("clean"), CreatedAt: &gh.Timestamp{Time: pr.Created}, UpdatedAt: &gh.Timestamp{Time: pr.Created},
+		HTMLURL:   gh.String(fmt.Sprintf("%s/%s/pull/%d", e.URL(), r.FullName, pr.Number)),
+		URL:       gh.String(fmt.Sprintf("%s/api/v3/repos/%s/pulls/%d", e.URL(), r.FullName, pr.Number)),
+		IssueURL:  gh.String(fmt.Sprintf("%s/api/v3/repos/%s/issues/%d", e.URL(), r.FullName, pr.Number)),
+		Head:      &gh.PullRequestBranch{Label: gh.String(owner + ":" + pr.HeadRef), Ref: gh.String(pr.HeadRef), SHA: gh.String(pr.HeadSHA), Repo: e.ghRepo(r), User: e.ghUser(owner)},
+		Base:      &gh.PullRequestBranch{Label: gh.String(owner + ":" + pr.BaseRef), Ref: gh.String(pr.BaseRef), SHA: gh.String(pr.BaseSHA), Repo: e.ghRepo(r), User: e.ghUser(owner)},
+		Additions: gh.Int(0), Deletions: gh.Int(0), ChangedFiles: gh.Int(len(r.changedFiles(pr))), Comments: gh.Int(len(pr.Comments)),
+		AuthorAssociation: gh.String("MEMBER"), Labels: []*gh.Label{}, Assignees: []*gh.User{}, RequestedReviewers: []*gh.User{},
+	}
+	if pr.Merged {
+		out.MergeCommitSHA = gh.String(pr.MergeCommitSHA)
+	}
+	return out
+}
+
+func (e *Emulator) ghComment(r *Repo, pr *PR, c *Comment) *gh.IssueComment {
+	return &gh.IssueComment{ID: gh.Int64(c.ID), Body: gh.String(c.Body), User: e.ghUser(c.Author),
+		CreatedAt: &gh.Timestamp{Time: c.Created}, UpdatedAt: &gh.Timestamp{Time: c.Updated}, AuthorAssociation: gh.String("MEMBER"),
+		HTMLURL:  gh.String(fmt.Sprintf("%s/%s/pull/%d#issuecomment-%d", e.URL(), r.FullName, pr.Number, c.ID)),
+		IssueURL: gh.String(fmt.Sprintf("%s/api/v3/repos/%s/issues/%d", e.URL(), r.FullName, pr.Number)),
+		URL:      gh.String(fmt.Sprintf("%s/api/v3/repos/%s/issues/comments/%d", e.URL(), r.FullName, c.ID))}
+}

@@ -1,0 +1,286 @@
+// Package forgeemu is an in-process GitHub and GitLab for tests and the demo. It keeps state
+// (repositories with files at commits, pull requests, comments, reviews, statuses, users and
+// permissions), serves the REST endpoints kubeplan calls in each forge's own shapes, so the real
+// go-github and go-gitlab clients run against it unmodified, and sends signed webhooks built
+// from that state. Endpoints it does not know answer with the forge's own 404.
+package forgeemu
+
+import (
+	"crypto/sha1"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/kubeplan/kubeplan/forge"
+)
+
+// Emulator is both forges behind one HTTP server: GitHub under /api/v3, GitLab under /api/v4.
+type Emulator struct {
+	mu     sync.Mutex
+	repos  map[string]*Repo
+	users  map[string]int64
+	nextID int64
+	// Token is the credential API calls must present.
+	Token string
+	// BotLogin is who kubeplan's comments are attributed to.
+	BotLogin string
+	faults   []fault
+	srv      *httptest.Server
+	now      func() time.Time
+}
+
+type fault struct {
+	status int
+	count  int
+}
+
+// Repo is a repository with its commits and pull requests.
+type Repo struct {
+	ID       int64
+	FullName string // owner/name or group/project
+	Default  string
+	commits  map[string]map[string]string // sha → path → content
+	PRs      map[int]*PR
+	// Permissions are users' access (GitHub words; GitLab access levels map onto them).
+	Permissions map[string]forge.Permission
+}
+
+// PR is a pull request (merge request on GitLab).
+type PR struct {
+	Number           int
+	ID               int64
+	Title, Author    string
+	HeadRef, BaseRef string
+	HeadSHA, BaseSHA string
+	Draft            bool
+	State            string // open, closed
+	Merged           bool
+	MergeCommitSHA   string
+	Comments         []*Comment
+	Reviews          []*Review
+	Statuses         map[string][]forge.Status // sha → statuses in order set
+	Created          time.Time
+}
+
+// Comment is a PR comment (GitLab note).
+type Comment struct {
+	ID        int64
+	Author    string
+	Body      string
+	Reactions []string
+	Created   time.Time
+	Updated   time.Time
+}
+
+// Review is an approval or review.
+type Review struct {
+	ID        int64
+	Author    string
+	State     string // APPROVED, CHANGES_REQUESTED, DISMISSED, COMMENTED
+	CommitSHA string
+	Submitted time.Time
+}
+
+// New starts an emulator on loopback; Close stops it.
+func New(token, botLogin string) *Emulator {
+	e := &Emulator{repos: map[string]*Repo{}, users: map[string]int64{}, nextID: 1000, Token: token, BotLogin: botLogin, now: time.Now}
+	mux := http.NewServeMux()
+	mux.Handle("/api/v3/", http.StripPrefix("/api/v3", e.githubAPI()))
+	mux.Handle("/_codeload/", e.githubCodeload())
+	mux.Handle("/api/v4/", http.StripPrefix("/api/v4", e.gitlabAPI()))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"message": "Not Found"})
+	})
+	e.srv = httptest.NewServer(e.withFaults(mux))
+	return e
+}
+
+// URL is the emulator's root URL.
+func (e *Emulator) URL() string { return e.srv.URL }
+
+// GitHubAPI is the base URL to give go-github (Enterprise Server style).
+func (e *Emulator) GitHubAPI() string { return e.srv.URL + "/api/v3/" }
+
+// GitLabAPI is the base URL to give go-gitlab.
+func (e *Emulator) GitLabAPI() string { return e.srv.URL + "/api/v4" }
+
+// Close stops the server.
+func (e *Emulator) Close() { e.srv.Close() }
+
+// FailNext makes the next n API requests answer status (a forge outage), then recover.
+func (e *Emulator) FailNext(n, status int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.faults = append(e.faults, fault{status: status, count: n})
+}
+
+func (e *Emulator) withFaults(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.mu.Lock()
+		if len(e.faults) > 0 {
+			f := &e.faults[0]
+			f.count--
+			if f.count <= 0 {
+				e.faults = e.faults[1:]
+			}
+			e.mu.Unlock()
+			writeJSON(w, f.status, map[string]string{"message": "Server Error"})
+			return
+		}
+		e.mu.Unlock()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (e *Emulator) id() int64 {
+	e.nextID++
+	return e.nextID
+}
+
+func (e *Emulator) userID(login string) int64 {
+	if id, ok := e.users[login]; ok {
+		return id
+	}
+	id := e.id()
+	e.users[login] = id
+	return id
+}
+
+// CreateRepo adds a repository whose default branch holds files; it returns the commit sha.
+func (e *Emulator) CreateRepo(fullName string, files map[string]string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := &Repo{ID: e.id(), FullName: fullName, Default: "main", commits: map[string]map[string]string{}, PRs: map[int]*PR{}, Permissions: map[string]forge.Permission{}}
+	e.repos[fullName] = r
+	return r.commit(files)
+}
+
+// SetPermission gives a user a permission on a repository.
+func (e *Emulator) SetPermission(repo, user string, p forge.Permission) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.repos[repo].Permissions[user] = p
+	e.userID(user)
+}
+
+// commit stores a snapshot and returns its sha (content-addressed, like git).
+func (r *Repo) commit(files map[string]string) string {
+	keys := make([]string, 0, len(files))
+	for k := range files {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	h := sha1.New()
+	for _, k := range keys {
+		fmt.Fprintf(h, "%s\x00%s\x00", k, files[k])
+	}
+	sha := hex.EncodeToString(h.Sum(nil))
+	snapshot := make(map[string]string, len(files))
+	for k, v := range files {
+		snapshot[k] = v
+	}
+	r.commits[sha] = snapshot
+	return sha
+}
+
+// OpenPR opens a pull request from a branch whose tree is the base tree with changes applied
+// (a "" content deletes the file). It returns the PR number.
+func (e *Emulator) OpenPR(repo, author, title, baseSHA string, changes map[string]string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.repos[repo]
+	head := r.commit(applyChanges(r.commits[baseSHA], changes))
+	n := len(r.PRs) + 1
+	r.PRs[n] = &PR{Number: n, ID: e.id(), Title: title, Author: author, HeadRef: fmt.Sprintf("change-%d", n), BaseRef: r.Default,
+		HeadSHA: head, BaseSHA: baseSHA, State: "open", Statuses: map[string][]forge.Status{}, Created: e.now()}
+	e.userID(author)
+	return n
+}
+
+// Push adds changes to a PR's branch and returns the new head sha.
+func (e *Emulator) Push(repo string, number int, changes map[string]string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.repos[repo]
+	pr := r.PRs[number]
+	pr.HeadSHA = r.commit(applyChanges(r.commits[pr.HeadSHA], changes))
+	return pr.HeadSHA
+}
+
+func applyChanges(base, changes map[string]string) map[string]string {
+	out := make(map[string]string, len(base)+len(changes))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range changes {
+		if v == "" {
+			delete(out, k)
+		} else {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// AddComment adds a comment by a user (not the bot) and returns it.
+func (e *Emulator) AddComment(repo string, number int, author, body string) *Comment {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	pr := e.repos[repo].PRs[number]
+	c := &Comment{ID: e.id(), Author: author, Body: body, Created: e.now(), Updated: e.now()}
+	pr.Comments = append(pr.Comments, c)
+	e.userID(author)
+	return c
+}
+
+// PRState returns a copy of a pull request's state for assertions.
+func (e *Emulator) PRState(repo string, number int) PR {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	pr := *e.repos[repo].PRs[number]
+	pr.Comments = append([]*Comment(nil), pr.Comments...)
+	for i, c := range pr.Comments {
+		cc := *c
+		pr.Comments[i] = &cc
+	}
+	pr.Statuses = map[string][]forge.Status{}
+	for k, v := range e.repos[repo].PRs[number].Statuses {
+		pr.Statuses[k] = append([]forge.Status(nil), v...)
+	}
+	return pr
+}
+
+// LatestStatus returns the last status set for a context on a commit.
+func (pr PR) LatestStatus(sha, context string) (forge.Status, bool) {
+	list := pr.Statuses[sha]
+	for i := len(list) - 1; i >= 0; i-- {
+		if list[i].Context == context {
+			return list[i], true
+		}
+	}
+	return forge.Status{}, false
+}
+
+// changedFiles lists the paths that differ between a PR's base and head.
+func (r *Repo) changedFiles(pr *PR) []string {
+	base, head := r.commits[pr.BaseSHA], r.commits[pr.HeadSHA]
+	var out []string
+	for p, v := range head {
+		if base[p] != v {
+			out = append(out, p)
+		}
+	}
+	for p := range base {
+		if _, ok := head[p]; !ok {
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (e *Emulator) repo(name string) *Repo { return e.repos[name] }

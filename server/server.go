@@ -1,0 +1,153 @@
+// Package server assembles `kubeplan serve`: webhook endpoints, the durable queue, the workers
+// that run the workflow, and the health endpoints. It is the composition root; each part keeps
+// its own job in its own package.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/kubeplan/kubeplan/archive"
+	"github.com/kubeplan/kubeplan/cluster"
+	"github.com/kubeplan/kubeplan/config"
+	"github.com/kubeplan/kubeplan/event"
+	ghforge "github.com/kubeplan/kubeplan/forge/github"
+	"github.com/kubeplan/kubeplan/planner"
+	"github.com/kubeplan/kubeplan/store"
+	"github.com/kubeplan/kubeplan/webhook"
+	"github.com/kubeplan/kubeplan/worker"
+	"github.com/kubeplan/kubeplan/workflow"
+)
+
+// Server is a running kubeplan service.
+type Server struct {
+	cfg     config.Config
+	log     *slog.Logger
+	queue   *store.Queue
+	workers *worker.Pool
+	flow    *workflow.Workflow
+	mux     *http.ServeMux
+
+	mu     sync.Mutex
+	github map[int64]*ghforge.Client // per App installation
+}
+
+// New opens the state store and wires everything; Run starts the workers.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	reg, err := cfg.Registry()
+	if err != nil {
+		return nil, err
+	}
+	if dir := filepath.Dir(cfg.State); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("state directory: %w", err)
+		}
+	}
+	q, err := store.Open(ctx, cfg.State)
+	if err != nil {
+		return nil, err
+	}
+	q.Lease = cfg.JobTimeout + cfg.JobTimeout/2
+	if n, err := q.RecoverInterrupted(ctx); err != nil {
+		q.Close()
+		return nil, err
+	} else if n > 0 {
+		log.Info("jobs interrupted by the last shutdown are queued again", "jobs", n)
+	}
+	s := &Server{cfg: cfg, log: log, queue: q, github: map[int64]*ghforge.Client{}}
+	s.flow = &workflow.Workflow{
+		Forges:     s.forgeFor,
+		Clusters:   cluster.NewPool(reg, cluster.DefaultTuning()),
+		Planner:    planner.New(planner.Options{}),
+		Checkouts:  archive.NewCache(filepath.Join(cfg.WorkDir, "checkouts"), 32),
+		Log:        log,
+		PlanDrafts: cfg.PlanDrafts,
+	}
+	s.workers = &worker.Pool{Queue: q, Handle: s.handle, Workers: cfg.Workers, Timeout: cfg.JobTimeout, Log: log}
+	s.mux = http.NewServeMux()
+	wake := wakingQueue{q: q, wake: s.workers.Wake}
+	if cfg.GitHub.WebhookSecret != "" {
+		s.mux.Handle("POST /webhooks/github", &webhook.GitHub{Secret: []byte(cfg.GitHub.WebhookSecret), Queue: wake, Log: log})
+	}
+	if cfg.GitLab.WebhookSecret != "" {
+		s.mux.Handle("POST /webhooks/gitlab", &webhook.GitLab{Token: []byte(cfg.GitLab.WebhookSecret), Queue: wake, Log: log})
+	}
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	s.mux.HandleFunc("GET /readyz", s.ready)
+	return s, nil
+}
+
+// Handler serves webhooks and health.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Run runs the workers until ctx ends.
+func (s *Server) Run(ctx context.Context) { s.workers.Run(ctx) }
+
+// Close closes the state store.
+func (s *Server) Close() error { return s.queue.Close() }
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	pending, err := s.queue.Pending(r.Context())
+	if err != nil {
+		http.Error(w, "state store: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"ready": true, "pendingJobs": pending})
+}
+
+// handle runs one queued event through the workflow.
+func (s *Server) handle(ctx context.Context, job *store.Job) error {
+	var ev event.Event
+	if err := json.Unmarshal(job.Payload, &ev); err != nil {
+		return fmt.Errorf("decode queued event: %w", err)
+	}
+	if !s.cfg.Allowed(ev.Repo) {
+		s.log.Warn("repository not in the allowlist: event ignored", "repo", ev.Repo)
+		return nil
+	}
+	return s.flow.Handle(ctx, ev)
+}
+
+// forgeFor returns the forge client for an event.
+func (s *Server) forgeFor(_ context.Context, ev event.Event) (workflow.Forge, error) {
+	switch ev.Forge {
+	case event.GitHub:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if c := s.github[ev.InstallationID]; c != nil {
+			return c, nil
+		}
+		c, err := ghforge.New(ghforge.Config{BaseURL: s.cfg.GitHub.BaseURL, Token: s.cfg.GitHub.Token,
+			AppID: s.cfg.GitHub.AppID, PrivateKey: s.cfg.GitHub.PrivateKey, Log: s.log}, ev.InstallationID)
+		if err != nil {
+			return nil, err
+		}
+		s.github[ev.InstallationID] = c
+		return c, nil
+	}
+	return nil, fmt.Errorf("forge %q is not configured on this server", ev.Forge)
+}
+
+// wakingQueue wakes the workers as soon as an event is queued.
+type wakingQueue struct {
+	q    *store.Queue
+	wake func()
+}
+
+func (w wakingQueue) Enqueue(ctx context.Context, delivery string, job store.Job, coalesce bool) (bool, error) {
+	ok, err := w.q.Enqueue(ctx, delivery, job, coalesce)
+	if ok {
+		w.wake()
+	}
+	return ok, err
+}

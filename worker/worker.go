@@ -1,0 +1,117 @@
+// Package worker runs queued jobs: it claims them from the durable queue one at a time per
+// pull request, gives each a deadline, and records the outcome.
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/kubeplan/kubeplan/store"
+)
+
+// Queue is the durable queue the worker drains.
+type Queue interface {
+	Claim(ctx context.Context) (*store.Job, error)
+	Done(ctx context.Context, id int64, jobErr error) error
+}
+
+// Handler does one job.
+type Handler func(ctx context.Context, job *store.Job) error
+
+// Pool runs jobs with a number of goroutines.
+type Pool struct {
+	Queue   Queue
+	Handle  Handler
+	Workers int
+	// Timeout bounds one job; a job past it is cancelled and recorded as failed.
+	Timeout time.Duration
+	// Poll is how often an idle worker looks for work (Wake makes it look at once).
+	Poll time.Duration
+	Log  *slog.Logger
+
+	wake chan struct{}
+	once sync.Once
+}
+
+// Wake tells idle workers that work was queued.
+func (p *Pool) Wake() {
+	p.init()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *Pool) init() { p.once.Do(func() { p.wake = make(chan struct{}, 1) }) }
+
+// Run works until ctx ends, then waits for running jobs to finish.
+func (p *Pool) Run(ctx context.Context) {
+	p.init()
+	workers := max(p.Workers, 1)
+	var wg sync.WaitGroup
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.loop(ctx)
+		}()
+	}
+	wg.Wait()
+}
+
+func (p *Pool) loop(ctx context.Context) {
+	poll := p.Poll
+	if poll <= 0 {
+		poll = time.Second
+	}
+	for ctx.Err() == nil {
+		job, err := p.Queue.Claim(ctx)
+		if err != nil {
+			p.Log.Error("claim job", "err", err)
+		}
+		if job == nil {
+			select {
+			case <-ctx.Done():
+			case <-p.wake:
+			case <-time.After(poll):
+			}
+			continue
+		}
+		p.run(ctx, job)
+		p.Wake() // another worker may now take this key's next job
+	}
+}
+
+func (p *Pool) run(ctx context.Context, job *store.Job) {
+	jctx := ctx
+	if p.Timeout > 0 {
+		var cancel context.CancelFunc
+		jctx, cancel = context.WithTimeout(ctx, p.Timeout)
+		defer cancel()
+	}
+	start := time.Now()
+	err := func() (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("job panicked: %v", r)
+			}
+		}()
+		return p.Handle(jctx, job)
+	}()
+	if ctx.Err() != nil {
+		// Shutting down: leave the job leased; after the lease it runs again.
+		p.Log.Info("job interrupted by shutdown", "job", job.ID, "key", job.Key)
+		return
+	}
+	if err != nil {
+		p.Log.Error("job failed", "job", job.ID, "key", job.Key, "attempt", job.Attempts, "err", err, "took", time.Since(start))
+	} else {
+		p.Log.Info("job done", "job", job.ID, "key", job.Key, "took", time.Since(start))
+	}
+	if derr := p.Queue.Done(context.WithoutCancel(ctx), job.ID, err); derr != nil {
+		p.Log.Error("record job outcome", "job", job.ID, "err", derr)
+	}
+}

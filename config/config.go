@@ -119,7 +119,14 @@ func (c *Config) Validate() error {
 	if len(c.Clusters) == 0 {
 		errs = append(errs, errors.New("no clusters configured (clusters: [{name, kubeconfig, context}] or inCluster)"))
 	}
-	return errors.Join(errs...)
+	if len(errs) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	return errors.New("configuration: " + strings.Join(msgs, "; "))
 }
 
 // Registry builds the cluster registry.

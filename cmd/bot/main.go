@@ -37,7 +37,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newPlanCommand(), &cobra.Command{
+	root.AddCommand(newPlanCommand(), newServeCommand(), &cobra.Command{
 		Use:   "version",
 		Short: "Print the kubeplan version",
 		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "kubeplan", version) },

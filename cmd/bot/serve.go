@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kubeplan/kubeplan/config"
+	"github.com/kubeplan/kubeplan/server"
+)
+
+func newServeCommand() *cobra.Command {
+	var configFile, listen, state string
+	var logJSON bool
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the webhook service that plans pull requests",
+		Long: `Run kubeplan as a service: GitHub webhooks on /webhooks/github, GitLab webhooks on
+/webhooks/gitlab, health on /healthz and /readyz.
+
+Configuration: an optional YAML file (--config), then environment variables for secrets
+(KUBEPLAN_GITHUB_TOKEN, KUBEPLAN_GITHUB_WEBHOOK_SECRET, KUBEPLAN_GITHUB_PRIVATE_KEY,
+KUBEPLAN_GITLAB_TOKEN, KUBEPLAN_GITLAB_WEBHOOK_SECRET), then flags. See docs/configuration.md.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(configFile, os.Getenv)
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("listen") {
+				cfg.Listen = listen
+			}
+			if cmd.Flags().Changed("state") {
+				cfg.State = state
+			}
+			var handler slog.Handler = slog.NewTextHandler(cmd.ErrOrStderr(), nil)
+			if logJSON {
+				handler = slog.NewJSONHandler(cmd.ErrOrStderr(), nil)
+			}
+			return serve(cmd.Context(), cfg, slog.New(handler))
+		},
+	}
+	cmd.Flags().StringVar(&configFile, "config", "", "YAML configuration file")
+	cmd.Flags().StringVar(&listen, "listen", config.Default().Listen, "HTTP listen address")
+	cmd.Flags().StringVar(&state, "state", config.Default().State, "state store (SQLite file)")
+	cmd.Flags().BoolVar(&logJSON, "log-json", false, "log JSON lines instead of text")
+	return cmd
+}
+
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	s, err := server.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second}
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	workersDone := make(chan struct{})
+	go func() { s.Run(workCtx); close(workersDone) }()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("kubeplan serving", "listen", ln.Addr().String(), "version", version)
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		stopWork()
+		<-workersDone
+		return err
+	}
+	log.Info("shutting down: no new webhooks; running jobs finish or resume after restart")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("http shutdown", "err", err)
+	}
+	stopWork()
+	<-workersDone
+	return nil
+}

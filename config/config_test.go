@@ -1,0 +1,59 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestLoadFileThenEnvironment(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kubeplan.yaml")
+	if err := os.WriteFile(path, []byte(`listen: ":9090"
+state: /var/lib/kubeplan/state.db
+github:
+  baseURL: https://ghe.example.com/api/v3/
+  appID: 1234
+  privateKeyFile: /etc/kubeplan/app.pem
+clusters:
+- {name: prod-eu, kubeconfig: /etc/kubeplan/prod-eu.kubeconfig}
+- {name: in-here, inCluster: true}
+defaultCluster: prod-eu
+repositories: ["acme/*"]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path, env(map[string]string{"KUBEPLAN_GITHUB_WEBHOOK_SECRET": "s3", "KUBEPLAN_GITHUB_PRIVATE_KEY": "PEM", "KUBEPLAN_LISTEN": ":7070"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != ":7070" || c.State != "/var/lib/kubeplan/state.db" || c.GitHub.AppID != 1234 || c.GitHub.WebhookSecret != "s3" || string(c.GitHub.PrivateKey) != "PEM" {
+		t.Fatalf("%+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := c.Registry()
+	if err != nil || reg.Default != "prod-eu" || strings.Join(reg.Names(), ",") != "in-here,prod-eu" {
+		t.Fatalf("registry %v %v", reg, err)
+	}
+	if !c.Allowed("acme/platform") || c.Allowed("evil/platform") {
+		t.Error("allowlist")
+	}
+}
+
+func TestConfigMistakesAreClear(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	_ = os.WriteFile(path, []byte("listn: ':1'\n"), 0o600)
+	if _, err := Load(path, env(nil)); err == nil || !strings.Contains(err.Error(), `unknown field "listn"`) {
+		t.Errorf("typo: %v", err)
+	}
+	c := Default()
+	c.GitHub.Token = "t"
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "KUBEPLAN_GITHUB_WEBHOOK_SECRET is required") || !strings.Contains(err.Error(), "no clusters configured") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("validate: %v", err)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/kubeplan/kubeplan/config"
 	"github.com/kubeplan/kubeplan/event"
 	ghforge "github.com/kubeplan/kubeplan/forge/github"
+	glforge "github.com/kubeplan/kubeplan/forge/gitlab"
 	"github.com/kubeplan/kubeplan/planner"
 	"github.com/kubeplan/kubeplan/store"
 	"github.com/kubeplan/kubeplan/webhook"
@@ -36,6 +37,7 @@ type Server struct {
 
 	mu     sync.Mutex
 	github map[int64]*ghforge.Client // per App installation
+	gitlab *glforge.Client
 }
 
 // New opens the state store and wires everything; Run starts the workers.
@@ -134,6 +136,17 @@ func (s *Server) forgeFor(_ context.Context, ev event.Event) (workflow.Forge, er
 		}
 		s.github[ev.InstallationID] = c
 		return c, nil
+	case event.GitLab:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.gitlab == nil {
+			c, err := glforge.New(glforge.Config{BaseURL: s.cfg.GitLab.BaseURL, Token: s.cfg.GitLab.Token, Log: s.log})
+			if err != nil {
+				return nil, err
+			}
+			s.gitlab = c
+		}
+		return s.gitlab, nil
 	}
 	return nil, fmt.Errorf("forge %q is not configured on this server", ev.Forge)
 }

@@ -32,6 +32,7 @@ type Forge interface {
 	UpdateComment(ctx context.Context, repo string, number int, id int64, body string) error
 	DeleteComment(ctx context.Context, repo string, number int, id int64) error
 	SetStatus(ctx context.Context, repo, sha string, s forge.Status) error
+	MaxCommentLength() int
 }
 
 // Forges returns the forge client that can act on an event (e.g. its GitHub App installation).
@@ -47,8 +48,6 @@ type Workflow struct {
 	Planner   *planner.Planner
 	Checkouts *archive.Cache
 	Log       *slog.Logger
-	// CommentLimit is the forge's comment size limit (0: GitHub's).
-	CommentLimit int
 	// PlanDrafts plans draft pull requests (a repository may still say drafts: skip).
 	PlanDrafts bool
 }
@@ -114,7 +113,7 @@ func (w *Workflow) plan(ctx context.Context, ev event.Event) error {
 		_ = status(forge.Error, "kubeplan could not plan: "+err.Error())
 		return err
 	}
-	in.HeadSHA, in.Commands, in.Limit = pr.HeadSHA, Commands, w.CommentLimit
+	in.HeadSHA, in.Commands, in.Limit = pr.HeadSHA, Commands, f.MaxCommentLength()
 
 	if len(in.Targets) == 0 {
 		// Nothing to plan: update an earlier plan comment so it does not look current.

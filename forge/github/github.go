@@ -93,6 +93,9 @@ func wrap(op string, resp *gh.Response, err error) error {
 	return fmt.Errorf("github: %s: %w", op, err)
 }
 
+// MaxCommentLength is the largest comment body GitHub accepts.
+func (c *Client) MaxCommentLength() int { return 65536 }
+
 // PullRequest returns a pull request's state.
 func (c *Client) PullRequest(ctx context.Context, repo string, number int) (*forge.PullRequest, error) {
 	owner, name := split(repo)
@@ -245,7 +248,7 @@ func (c *Client) Permission(ctx context.Context, repo, user string) (forge.Permi
 }
 
 // React adds a reaction ("eyes", "+1", "-1", "rocket"…) to a comment.
-func (c *Client) React(ctx context.Context, repo string, commentID int64, reaction string) error {
+func (c *Client) React(ctx context.Context, repo string, _ int, commentID int64, reaction string) error {
 	owner, name := split(repo)
 	_, resp, err := c.gh.Reactions.CreateIssueCommentReaction(ctx, owner, name, commentID, reaction)
 	return wrap(fmt.Sprintf("react to comment %d on %s", commentID, repo), resp, err)

@@ -1,10 +1,312 @@
 package forgeemu
 
-import "net/http"
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
 
-// gitlabAPI serves the GitLab REST endpoints kubeplan uses.
+	"github.com/kubeplan/kubeplan/forge"
+)
+
+// GitLab access levels.
+var accessLevel = map[forge.Permission]int{forge.PermRead: 10, forge.PermTriage: 20, forge.PermWrite: 30, forge.PermMaintain: 40, forge.PermAdmin: 50}
+
+func glError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"message": msg})
+}
+
+// gitlabAPI serves the GitLab REST (v4) endpoints kubeplan uses. Project ids arrive URL-encoded
+// ("acme%2Fplatform"), so routing works on the escaped path.
 func (e *Emulator) gitlabAPI() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, map[string]string{"message": "404 Not Found"})
+		if r.Header.Get("PRIVATE-TOKEN") != e.Token && r.Header.Get("Authorization") != "Bearer "+e.Token {
+			glError(w, http.StatusUnauthorized, "401 Unauthorized")
+			return
+		}
+		parts := strings.Split(strings.Trim(r.URL.EscapedPath(), "/"), "/")
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if len(parts) == 1 && parts[0] == "users" && r.Method == http.MethodGet {
+			name := r.URL.Query().Get("username")
+			out := []map[string]any{}
+			if id, ok := e.users[name]; ok {
+				out = append(out, e.glUser(name, id))
+			}
+			writeJSON(w, http.StatusOK, out)
+			return
+		}
+		if len(parts) < 3 || parts[0] != "projects" {
+			glError(w, http.StatusNotFound, "404 Not Found")
+			return
+		}
+		pid, _ := url.PathUnescape(parts[1])
+		repo := e.repoByPathOrID(pid)
+		if repo == nil {
+			glError(w, http.StatusNotFound, "404 Project Not Found")
+			return
+		}
+		e.gitlabProject(w, r, repo, parts[2:])
 	})
+}
+
+func (e *Emulator) repoByPathOrID(pid string) *Repo {
+	if r := e.repos[pid]; r != nil {
+		return r
+	}
+	for _, r := range e.repos {
+		if strconv.FormatInt(r.ID, 10) == pid {
+			return r
+		}
+	}
+	return nil
+}
+
+func (e *Emulator) gitlabProject(w http.ResponseWriter, r *http.Request, repo *Repo, rest []string) {
+	route := r.Method + " " + strings.Join(rest, "/")
+	var mr *PR
+	if len(rest) >= 2 && rest[0] == "merge_requests" {
+		n, _ := strconv.Atoi(rest[1])
+		if mr = repo.PRs[n]; mr == nil {
+			glError(w, http.StatusNotFound, "404 Not found")
+			return
+		}
+		route = r.Method + " merge_requests/:iid"
+		if len(rest) > 2 {
+			route += "/" + strings.Join(rest[2:], "/")
+		}
+	}
+	switch {
+	case route == "GET merge_requests/:iid":
+		writeJSON(w, http.StatusOK, e.glMergeRequest(repo, mr))
+	case route == "GET merge_requests/:iid/diffs":
+		var out []map[string]any
+		for _, p := range repo.changedFiles(mr) {
+			_, inBase := repo.commits[mr.BaseSHA][p]
+			_, inHead := repo.commits[mr.HeadSHA][p]
+			out = append(out, map[string]any{"old_path": p, "new_path": p, "a_mode": "100644", "b_mode": "100644", "diff": "",
+				"new_file": !inBase, "renamed_file": false, "deleted_file": !inHead, "generated_file": false, "collapsed": false, "too_large": false})
+		}
+		glPaginate(w, r, out)
+	case route == "GET repository/archive.tar.gz":
+		sha := r.URL.Query().Get("sha")
+		files, ok := repo.commits[sha]
+		if !ok {
+			glError(w, http.StatusNotFound, "404 File Not Found")
+			return
+		}
+		name := repo.FullName[strings.LastIndex(repo.FullName, "/")+1:]
+		data, err := tarball(fmt.Sprintf("%s-%s-%s", name, sha, sha), sha, files)
+		if err != nil {
+			glError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		_, _ = w.Write(data)
+	case route == "GET merge_requests/:iid/notes":
+		var out []map[string]any
+		for _, c := range mr.Comments {
+			out = append(out, e.glNote(repo, mr, c))
+		}
+		glPaginate(w, r, out)
+	case route == "POST merge_requests/:iid/notes":
+		var in struct{ Body string }
+		if json.NewDecoder(r.Body).Decode(&in) != nil || in.Body == "" {
+			glError(w, http.StatusBadRequest, "400 Bad request - body is missing")
+			return
+		}
+		if len(in.Body) > 1_000_000 {
+			glError(w, http.StatusBadRequest, "Note {:note=>[\"is too long (maximum is 1000000 characters)\"]}")
+			return
+		}
+		c := &Comment{ID: e.id(), Author: e.BotLogin, Body: in.Body, Created: e.now(), Updated: e.now()}
+		mr.Comments = append(mr.Comments, c)
+		writeJSON(w, http.StatusCreated, e.glNote(repo, mr, c))
+	case len(rest) >= 4 && rest[2] == "notes":
+		nid, _ := strconv.ParseInt(rest[3], 10, 64)
+		var note *Comment
+		idx := -1
+		for i, c := range mr.Comments {
+			if c.ID == nid {
+				note, idx = c, i
+			}
+		}
+		if note == nil {
+			glError(w, http.StatusNotFound, "404 Note Not Found")
+			return
+		}
+		switch {
+		case r.Method == http.MethodPut && len(rest) == 4:
+			var in struct{ Body string }
+			_ = json.NewDecoder(r.Body).Decode(&in)
+			note.Body, note.Updated = in.Body, e.now()
+			writeJSON(w, http.StatusOK, e.glNote(repo, mr, note))
+		case r.Method == http.MethodDelete && len(rest) == 4:
+			mr.Comments = append(mr.Comments[:idx], mr.Comments[idx+1:]...)
+			w.WriteHeader(http.StatusNoContent)
+		case r.Method == http.MethodPost && len(rest) == 5 && rest[4] == "award_emoji":
+			var in struct{ Name string }
+			_ = json.NewDecoder(r.Body).Decode(&in)
+			note.Reactions = append(note.Reactions, in.Name)
+			writeJSON(w, http.StatusCreated, map[string]any{"id": e.id(), "name": in.Name, "user": e.glUser(e.BotLogin, e.userID(e.BotLogin)),
+				"awardable_id": note.ID, "awardable_type": "Note"})
+		default:
+			glError(w, http.StatusNotFound, "404 Not Found")
+		}
+	case r.Method == http.MethodPost && len(rest) == 2 && rest[0] == "statuses":
+		var in struct {
+			State, Name, Context, Description, TargetURL string
+		}
+		if err := decodeForm(r, &in); err != nil {
+			glError(w, http.StatusBadRequest, "400 Bad request - "+err.Error())
+			return
+		}
+		sha := rest[1]
+		if _, ok := repo.commits[sha]; !ok {
+			glError(w, http.StatusNotFound, "404 References for commit Not Found")
+			return
+		}
+		state := map[string]forge.State{"pending": forge.Pending, "running": forge.Pending, "success": forge.Success, "failed": forge.Failure, "canceled": forge.Error}[in.State]
+		if state == "" {
+			glError(w, http.StatusBadRequest, "400 Bad request - state does not have a valid value")
+			return
+		}
+		name := in.Name
+		if name == "" {
+			name = in.Context
+		}
+		if name == "" {
+			name = "default"
+		}
+		st := forge.Status{Context: name, State: state, Description: in.Description, TargetURL: in.TargetURL}
+		for _, pr := range repo.PRs {
+			if pr.HeadSHA == sha || hasStatuses(pr, sha) {
+				pr.Statuses[sha] = append(pr.Statuses[sha], st)
+			}
+		}
+		writeJSON(w, http.StatusCreated, map[string]any{"id": e.id(), "sha": sha, "ref": "", "status": in.State, "name": name,
+			"description": in.Description, "target_url": in.TargetURL, "created_at": e.now().UTC().Format(time.RFC3339),
+			"author": e.glUser(e.BotLogin, e.userID(e.BotLogin)), "allow_failure": false})
+	case route == "GET merge_requests/:iid/approvals":
+		var by []map[string]any
+		for _, rv := range mr.Reviews {
+			if rv.State == "APPROVED" {
+				by = append(by, map[string]any{"user": e.glUser(rv.Author, e.userID(rv.Author))})
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"id": mr.ID, "iid": mr.Number, "project_id": repo.ID, "title": mr.Title, "state": "opened",
+			"approved": len(by) > 0, "approvals_required": 0, "approvals_left": 0, "approved_by": by, "user_has_approved": false, "user_can_approve": true})
+	case r.Method == http.MethodGet && len(rest) == 3 && rest[0] == "members" && rest[1] == "all":
+		uid, _ := strconv.ParseInt(rest[2], 10, 64)
+		for name, id := range e.users {
+			if id == uid {
+				if level, ok := accessLevel[repo.Permissions[name]]; ok {
+					writeJSON(w, http.StatusOK, map[string]any{"id": id, "username": name, "name": name, "state": "active", "access_level": level,
+						"web_url": e.URL() + "/" + name})
+					return
+				}
+			}
+		}
+		glError(w, http.StatusNotFound, "404 Not found")
+	default:
+		glError(w, http.StatusNotFound, "404 Not Found")
+	}
+}
+
+// decodeForm reads a JSON or form-encoded body (go-gitlab sends JSON).
+func decodeForm(r *http.Request, v any) error {
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(r.Body)
+	if buf.Len() == 0 {
+		q := map[string]string{}
+		for k := range r.URL.Query() {
+			q[k] = r.URL.Query().Get(k)
+		}
+		b, _ := json.Marshal(q)
+		return json.Unmarshal(b, v)
+	}
+	return json.Unmarshal(buf.Bytes(), v)
+}
+
+func glPaginate(w http.ResponseWriter, r *http.Request, items []map[string]any) {
+	per, _ := strconv.Atoi(r.URL.Query().Get("per_page"))
+	if per <= 0 || per > 100 {
+		per = 20
+	}
+	page, _ := strconv.Atoi(r.URL.Query().Get("page"))
+	if page <= 0 {
+		page = 1
+	}
+	start := min((page-1)*per, len(items))
+	end := min(start+per, len(items))
+	w.Header().Set("X-Page", strconv.Itoa(page))
+	w.Header().Set("X-Per-Page", strconv.Itoa(per))
+	w.Header().Set("X-Total", strconv.Itoa(len(items)))
+	w.Header().Set("X-Total-Pages", strconv.Itoa(max(1, (len(items)+per-1)/per)))
+	if end < len(items) {
+		w.Header().Set("X-Next-Page", strconv.Itoa(page+1))
+	} else {
+		w.Header().Set("X-Next-Page", "")
+	}
+	page1 := items[start:end]
+	if page1 == nil {
+		page1 = []map[string]any{}
+	}
+	writeJSON(w, http.StatusOK, page1)
+}
+
+func (e *Emulator) glUser(name string, id int64) map[string]any {
+	return map[string]any{"id": id, "username": name, "name": name, "state": "active", "locked": false,
+		"avatar_url": e.URL() + "/uploads/-/system/user/avatar/" + strconv.FormatInt(id, 10) + "/avatar.png", "web_url": e.URL() + "/" + name}
+}
+
+func (e *Emulator) glMergeRequest(repo *Repo, mr *PR) map[string]any {
+	state := "opened"
+	switch {
+	case mr.Merged:
+		state = "merged"
+	case mr.State == "closed":
+		state = "closed"
+	}
+	status := "mergeable"
+	if state != "opened" {
+		status = "not_open"
+	}
+	created := mr.Created.UTC().Format(time.RFC3339Nano)
+	out := map[string]any{
+		"id": mr.ID, "iid": mr.Number, "project_id": repo.ID, "title": mr.Title, "description": "", "state": state,
+		"created_at": created, "updated_at": created, "target_branch": mr.BaseRef, "source_branch": mr.HeadRef,
+		"source_project_id": repo.ID, "target_project_id": repo.ID, "author": e.glUser(mr.Author, e.userID(mr.Author)),
+		"draft": mr.Draft, "work_in_progress": mr.Draft, "merge_status": "can_be_merged", "detailed_merge_status": status,
+		"sha": mr.HeadSHA, "merge_commit_sha": nil, "squash_commit_sha": nil, "user_notes_count": len(mr.Comments),
+		"web_url":   fmt.Sprintf("%s/%s/-/merge_requests/%d", e.URL(), repo.FullName, mr.Number),
+		"diff_refs": map[string]string{"base_sha": mr.BaseSHA, "head_sha": mr.HeadSHA, "start_sha": mr.BaseSHA},
+		"references": map[string]string{"short": fmt.Sprintf("!%d", mr.Number), "relative": fmt.Sprintf("!%d", mr.Number),
+			"full": fmt.Sprintf("%s!%d", repo.FullName, mr.Number)},
+		"labels": []string{}, "assignees": []any{}, "reviewers": []any{},
+	}
+	if mr.Merged {
+		out["merge_commit_sha"] = mr.MergeCommitSHA
+	}
+	return out
+}
+
+func (e *Emulator) glNote(repo *Repo, mr *PR, c *Comment) map[string]any {
+	return map[string]any{"id": c.ID, "type": nil, "body": c.Body, "attachment": nil, "author": e.glUser(c.Author, e.userID(c.Author)),
+		"created_at": c.Created.UTC().Format(time.RFC3339Nano), "updated_at": c.Updated.UTC().Format(time.RFC3339Nano),
+		"system": false, "noteable_id": mr.ID, "noteable_type": "MergeRequest", "project_id": repo.ID, "noteable_iid": mr.Number,
+		"resolvable": false, "confidential": false, "internal": false}
+}
+
+func uuid() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	h := hex.EncodeToString(b)
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }

@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
+	"time"
 
 	gh "github.com/google/go-github/v60/github"
 )
@@ -62,5 +64,81 @@ func SendGitHub(url, secret, kind, delivery string, payload any) (*http.Response
 	m1 := hmac.New(sha1.New, []byte(secret))
 	m1.Write(body)
 	req.Header.Set("X-Hub-Signature", "sha1="+hex.EncodeToString(m1.Sum(nil)))
+	return http.DefaultClient.Do(req)
+}
+
+// GitLabMergeRequestEvent builds a "Merge Request Hook" payload from the emulator's state, in
+// the documented shape (user, project, object_attributes with last_commit, repository…).
+func (e *Emulator) GitLabMergeRequestEvent(repo string, number int, action, sender string) map[string]any {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.repo(repo)
+	mr := r.PRs[number]
+	attrs := e.glMergeRequest(r, mr)
+	attrs["action"] = action
+	attrs["url"] = attrs["web_url"]
+	attrs["last_commit"] = map[string]any{"id": mr.HeadSHA, "message": mr.Title + "\n", "title": mr.Title,
+		"timestamp": e.now().UTC().Format(time.RFC3339), "url": fmt.Sprintf("%s/%s/-/commit/%s", e.URL(), r.FullName, mr.HeadSHA),
+		"author": map[string]string{"name": mr.Author, "email": mr.Author + "@example.com"}}
+	attrs["author_id"] = e.userID(mr.Author)
+	attrs["state_id"] = 1
+	delete(attrs, "author")
+	project := e.glProjectHook(r)
+	return map[string]any{"object_kind": "merge_request", "event_type": "merge_request", "user": e.glUser(sender, e.userID(sender)),
+		"project": project, "object_attributes": attrs, "labels": []any{}, "changes": map[string]any{},
+		"repository": map[string]any{"name": project["name"], "url": project["git_ssh_url"], "description": "", "homepage": project["web_url"]},
+		"assignees":  []any{}, "reviewers": []any{}}
+}
+
+// GitLabNoteEvent builds a "Note Hook" payload for a note on a merge request.
+func (e *Emulator) GitLabNoteEvent(repo string, number int, c *Comment) map[string]any {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.repo(repo)
+	mr := r.PRs[number]
+	note := e.glNote(r, mr, c)
+	note["note"] = c.Body
+	note["description"] = c.Body
+	note["author_id"] = e.userID(c.Author)
+	note["url"] = fmt.Sprintf("%s/%s/-/merge_requests/%d#note_%d", e.URL(), r.FullName, number, c.ID)
+	note["action"] = "create"
+	mrAttrs := e.glMergeRequest(r, mr)
+	mrAttrs["last_commit"] = map[string]any{"id": mr.HeadSHA, "message": mr.Title + "\n", "title": mr.Title}
+	project := e.glProjectHook(r)
+	return map[string]any{"object_kind": "note", "event_type": "note", "user": e.glUser(c.Author, e.userID(c.Author)), "project_id": r.ID,
+		"project": project, "object_attributes": note, "merge_request": mrAttrs,
+		"repository": map[string]any{"name": project["name"], "url": project["git_ssh_url"], "description": "", "homepage": project["web_url"]}}
+}
+
+func (e *Emulator) glProjectHook(r *Repo) map[string]any {
+	ns, name := r.FullName[:strings.LastIndex(r.FullName, "/")], r.FullName[strings.LastIndex(r.FullName, "/")+1:]
+	web := e.URL() + "/" + r.FullName
+	return map[string]any{"id": r.ID, "name": name, "description": "", "web_url": web, "avatar_url": nil,
+		"git_ssh_url": "git@emulator:" + r.FullName + ".git", "git_http_url": web + ".git", "namespace": ns, "visibility_level": 0,
+		"path_with_namespace": r.FullName, "default_branch": r.Default, "ci_config_path": "", "homepage": web,
+		"url": "git@emulator:" + r.FullName + ".git", "ssh_url": "git@emulator:" + r.FullName + ".git", "http_url": web + ".git"}
+}
+
+// SendGitLab delivers a webhook the way GitLab does: the secret token in X-Gitlab-Token, the
+// event name in X-Gitlab-Event and a delivery UUID.
+func SendGitLab(url, token, eventName, delivery string, payload any) (*http.Response, error) {
+	body, err := json.Marshal(payload)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if delivery == "" {
+		delivery = uuid()
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "GitLab/18.5.0")
+	req.Header.Set("X-Gitlab-Event", eventName)
+	req.Header.Set("X-Gitlab-Token", token)
+	req.Header.Set("X-Gitlab-Event-UUID", delivery)
+	req.Header.Set("X-Gitlab-Webhook-UUID", "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")
+	req.Header.Set("X-Gitlab-Instance", "https://gitlab.example.com")
 	return http.DefaultClient.Do(req)
 }

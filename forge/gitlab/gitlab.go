@@ -1,0 +1,227 @@
+// Package gitlab implements kubeplan's forge operations on GitLab (gitlab.com or self-managed)
+// with the go-gitlab client and a token.
+package gitlab
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+
+	gl "gitlab.com/gitlab-org/api/client-go"
+
+	"github.com/kubeplan/kubeplan/forge"
+	"github.com/kubeplan/kubeplan/forge/retry"
+)
+
+// Config says how to reach GitLab.
+type Config struct {
+	// BaseURL is the API root, e.g. https://gitlab.example.com/api/v4; empty is gitlab.com.
+	BaseURL string
+	Token   string
+	Log     *slog.Logger
+}
+
+// MaxNoteLength is GitLab's limit on a note's body.
+const MaxNoteLength = 1_000_000
+
+// Client is GitLab for one token.
+type Client struct{ gl *gl.Client }
+
+// New returns a client. Retries are kubeplan's (retry.Transport), not the library's, so that
+// comment creation is never repeated after a server error.
+func New(cfg Config) (*Client, error) {
+	if cfg.Token == "" {
+		return nil, errors.New("gitlab: no token configured")
+	}
+	opts := []gl.ClientOptionFunc{gl.WithoutRetries(), gl.WithHTTPClient(&http.Client{Transport: &retry.Transport{Log: cfg.Log}})}
+	if cfg.BaseURL != "" {
+		opts = append(opts, gl.WithBaseURL(cfg.BaseURL))
+	}
+	c, err := gl.NewClient(cfg.Token, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("gitlab client: %w", err)
+	}
+	return &Client{gl: c}, nil
+}
+
+func wrap(op string, resp *gl.Response, err error) error {
+	if err == nil {
+		return nil
+	}
+	if resp != nil && resp.StatusCode == http.StatusNotFound {
+		return fmt.Errorf("gitlab: %s: %w", op, forge.ErrNotFound)
+	}
+	return fmt.Errorf("gitlab: %s: %w", op, err)
+}
+
+// MaxCommentLength is the largest note GitLab accepts.
+func (c *Client) MaxCommentLength() int { return MaxNoteLength }
+
+// PullRequest returns a merge request's state.
+func (c *Client) PullRequest(ctx context.Context, repo string, number int) (*forge.PullRequest, error) {
+	mr, resp, err := c.gl.MergeRequests.GetMergeRequest(repo, int64(number), nil, gl.WithContext(ctx))
+	if err != nil {
+		return nil, wrap(fmt.Sprintf("get merge request %s!%d", repo, number), resp, err)
+	}
+	pr := &forge.PullRequest{Repo: repo, Number: number, Title: mr.Title, HeadSHA: mr.SHA, HeadRef: mr.SourceBranch, BaseRef: mr.TargetBranch,
+		Draft: mr.Draft, Closed: mr.State == "closed" || mr.State == "merged", Merged: mr.State == "merged", MergeCommitSHA: mr.MergeCommitSHA}
+	if mr.Author != nil {
+		pr.Author = mr.Author.Username
+	}
+	if mr.DiffRefs.BaseSha != "" {
+		pr.BaseSHA = mr.DiffRefs.BaseSha
+	}
+	switch mr.DetailedMergeStatus {
+	case "mergeable":
+		ok := true
+		pr.Mergeable = &ok
+	case "checking", "unchecked", "preparing", "":
+	default:
+		ok := false
+		pr.Mergeable = &ok
+	}
+	return pr, nil
+}
+
+// ChangedFiles lists the paths a merge request changes (both sides of renames).
+func (c *Client) ChangedFiles(ctx context.Context, repo string, number int) ([]string, error) {
+	var out []string
+	opt := &gl.ListMergeRequestDiffsOptions{ListOptions: gl.ListOptions{PerPage: 100, Page: 1}}
+	for {
+		diffs, resp, err := c.gl.MergeRequests.ListMergeRequestDiffs(repo, int64(number), opt, gl.WithContext(ctx))
+		if err != nil {
+			return nil, wrap(fmt.Sprintf("list changes of %s!%d", repo, number), resp, err)
+		}
+		for _, d := range diffs {
+			out = append(out, d.NewPath)
+			if d.OldPath != d.NewPath {
+				out = append(out, d.OldPath)
+			}
+		}
+		if resp.NextPage == 0 {
+			return out, nil
+		}
+		opt.Page = resp.NextPage
+	}
+}
+
+// Archive downloads the repository at sha as a gzipped tarball.
+func (c *Client) Archive(ctx context.Context, repo, sha string) (io.ReadCloser, error) {
+	var buf bytes.Buffer
+	format := "tar.gz"
+	resp, err := c.gl.Repositories.StreamArchive(repo, &buf, &gl.ArchiveOptions{Format: &format, SHA: &sha}, gl.WithContext(ctx))
+	if err != nil {
+		return nil, wrap(fmt.Sprintf("archive of %s@%s", repo, sha), resp, err)
+	}
+	return io.NopCloser(&buf), nil
+}
+
+// Comments lists a merge request's notes, oldest first, system notes left out.
+func (c *Client) Comments(ctx context.Context, repo string, number int) ([]forge.Comment, error) {
+	var out []forge.Comment
+	sort, orderBy := "asc", "created_at"
+	opt := &gl.ListMergeRequestNotesOptions{ListOptions: gl.ListOptions{PerPage: 100, Page: 1}, Sort: &sort, OrderBy: &orderBy}
+	for {
+		notes, resp, err := c.gl.Notes.ListMergeRequestNotes(repo, int64(number), opt, gl.WithContext(ctx))
+		if err != nil {
+			return nil, wrap(fmt.Sprintf("list notes of %s!%d", repo, number), resp, err)
+		}
+		for _, n := range notes {
+			if !n.System {
+				out = append(out, forge.Comment{ID: n.ID, Author: n.Author.Username, Body: n.Body})
+			}
+		}
+		if resp.NextPage == 0 {
+			return out, nil
+		}
+		opt.Page = resp.NextPage
+	}
+}
+
+// CreateComment posts a note and returns its id.
+func (c *Client) CreateComment(ctx context.Context, repo string, number int, body string) (int64, error) {
+	n, resp, err := c.gl.Notes.CreateMergeRequestNote(repo, int64(number), &gl.CreateMergeRequestNoteOptions{Body: &body}, gl.WithContext(ctx))
+	if err != nil {
+		return 0, wrap(fmt.Sprintf("note on %s!%d", repo, number), resp, err)
+	}
+	return n.ID, nil
+}
+
+// UpdateComment replaces a note's body.
+func (c *Client) UpdateComment(ctx context.Context, repo string, number int, id int64, body string) error {
+	_, resp, err := c.gl.Notes.UpdateMergeRequestNote(repo, int64(number), id, &gl.UpdateMergeRequestNoteOptions{Body: &body}, gl.WithContext(ctx))
+	return wrap(fmt.Sprintf("update note %d on %s!%d", id, repo, number), resp, err)
+}
+
+// DeleteComment removes a note.
+func (c *Client) DeleteComment(ctx context.Context, repo string, number int, id int64) error {
+	resp, err := c.gl.Notes.DeleteMergeRequestNote(repo, int64(number), id, gl.WithContext(ctx))
+	return wrap(fmt.Sprintf("delete note %d on %s!%d", id, repo, number), resp, err)
+}
+
+// SetStatus sets a commit status (GitLab's states: pending, running, success, failed, canceled).
+func (c *Client) SetStatus(ctx context.Context, repo, sha string, s forge.Status) error {
+	state := map[forge.State]gl.BuildStateValue{forge.Pending: gl.Pending, forge.Success: gl.Success, forge.Failure: gl.Failed, forge.Error: gl.Failed}[s.State]
+	opt := &gl.SetCommitStatusOptions{State: state, Name: &s.Context, Description: &s.Description}
+	if s.TargetURL != "" {
+		opt.TargetURL = &s.TargetURL
+	}
+	_, resp, err := c.gl.Commits.SetCommitStatus(repo, sha, opt, gl.WithContext(ctx))
+	return wrap(fmt.Sprintf("set status %s on %s@%s", s.Context, repo, sha), resp, err)
+}
+
+// Reviews lists a merge request's current approvals.
+func (c *Client) Reviews(ctx context.Context, repo string, number int) ([]forge.Review, error) {
+	a, resp, err := c.gl.MergeRequestApprovals.GetConfiguration(repo, int64(number), gl.WithContext(ctx))
+	if err != nil {
+		return nil, wrap(fmt.Sprintf("approvals of %s!%d", repo, number), resp, err)
+	}
+	var out []forge.Review
+	for _, u := range a.ApprovedBy {
+		if u.User != nil {
+			out = append(out, forge.Review{Author: u.User.Username, Approved: true})
+		}
+	}
+	return out, nil
+}
+
+// Permission maps a user's access level on the project (inherited memberships included).
+func (c *Client) Permission(ctx context.Context, repo, user string) (forge.Permission, error) {
+	users, resp, err := c.gl.Users.ListUsers(&gl.ListUsersOptions{Username: &user}, gl.WithContext(ctx))
+	if err != nil {
+		return forge.PermNone, wrap("look up user "+user, resp, err)
+	}
+	if len(users) == 0 {
+		return forge.PermNone, nil
+	}
+	m, resp, err := c.gl.ProjectMembers.GetInheritedProjectMember(repo, users[0].ID, gl.WithContext(ctx))
+	if err != nil {
+		if resp != nil && resp.StatusCode == http.StatusNotFound {
+			return forge.PermNone, nil
+		}
+		return forge.PermNone, wrap(fmt.Sprintf("membership of %s in %s", user, repo), resp, err)
+	}
+	switch {
+	case m.AccessLevel >= gl.OwnerPermissions:
+		return forge.PermAdmin, nil
+	case m.AccessLevel >= gl.MaintainerPermissions:
+		return forge.PermMaintain, nil
+	case m.AccessLevel >= gl.DeveloperPermissions:
+		return forge.PermWrite, nil
+	case m.AccessLevel >= gl.ReporterPermissions:
+		return forge.PermTriage, nil
+	case m.AccessLevel >= gl.GuestPermissions:
+		return forge.PermRead, nil
+	}
+	return forge.PermNone, nil
+}
+
+// React awards an emoji ("eyes", "thumbsup"…) to a note.
+func (c *Client) React(ctx context.Context, repo string, number int, noteID int64, emoji string) error {
+	_, resp, err := c.gl.AwardEmoji.CreateMergeRequestAwardEmojiOnNote(repo, int64(number), noteID, &gl.CreateAwardEmojiOptions{Name: emoji}, gl.WithContext(ctx))
+	return wrap(fmt.Sprintf("award %s on note %d of %s!%d", emoji, noteID, repo, number), resp, err)
+}

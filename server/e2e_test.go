@@ -1,0 +1,377 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kubeplan/kubeplan/cluster"
+	"github.com/kubeplan/kubeplan/comments"
+	"github.com/kubeplan/kubeplan/config"
+	"github.com/kubeplan/kubeplan/forge"
+	"github.com/kubeplan/kubeplan/internal/forgeemu"
+	"github.com/kubeplan/kubeplan/internal/kubetest"
+	"github.com/kubeplan/kubeplan/server"
+)
+
+const (
+	token  = "emulator-token"
+	secret = "webhook-secret"
+	bot    = "kubeplan-bot"
+)
+
+var prod *kubetest.Cluster
+
+func TestMain(m *testing.M) {
+	c, err := kubetest.Start("prod")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	prod = c
+	code := m.Run()
+	_ = c.Stop()
+	os.Exit(code)
+}
+
+// forgeCase drives one forge through the emulator: how webhooks are sent and shaped.
+type forgeCase struct {
+	name  string
+	limit int
+	// send delivers a webhook with this delivery id and secret; kind is opened or pushed.
+	send func(e *env, kind string, repo string, number int, delivery, secret string) int
+}
+
+var forges = []forgeCase{
+	{name: "github", limit: comments.GitHubLimit, send: func(e *env, kind, repo string, n int, delivery, sec string) int {
+		action := map[string]string{"opened": "opened", "pushed": "synchronize"}[kind]
+		resp, err := forgeemu.SendGitHub(e.url+"/webhooks/github", sec, "pull_request", delivery, e.emu.GitHubPullRequestEvent(repo, n, action, "alice"))
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}},
+	{name: "gitlab", limit: 1_000_000, send: func(e *env, kind, repo string, n int, delivery, sec string) int {
+		action := map[string]string{"opened": "open", "pushed": "update"}[kind]
+		resp, err := forgeemu.SendGitLab(e.url+"/webhooks/gitlab", sec, "Merge Request Hook", delivery, e.emu.GitLabMergeRequestEvent(repo, n, action, "alice"))
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}},
+}
+
+// env is one kubeplan service wired to the emulator (both forges) and the prod cluster.
+type env struct {
+	t    *testing.T
+	emu  *forgeemu.Emulator
+	url  string
+	stop func()
+}
+
+// start runs kubeplan serve in-process; with workers false it queues without working, like a
+// process that dies before it gets to its queue.
+func start(t *testing.T, emu *forgeemu.Emulator, state string, workers bool) *env {
+	t.Helper()
+	cfg := config.Default()
+	cfg.State = state
+	cfg.WorkDir = filepath.Join(filepath.Dir(state), "work")
+	cfg.Workers = 2
+	cfg.JobTimeout = time.Minute
+	cfg.GitHub.BaseURL, cfg.GitHub.Token, cfg.GitHub.WebhookSecret = emu.GitHubAPI(), token, secret
+	cfg.GitLab.BaseURL, cfg.GitLab.Token, cfg.GitLab.WebhookSecret = emu.GitLabAPI(), token, secret
+	cfg.Clusters = []cluster.Target{{Name: "prod", Kubeconfig: prod.Kubeconfig, Context: "prod"},
+		{Name: "gone", Kubeconfig: unreachableKubeconfig(t), Context: "prod"}}
+	cfg.DefaultCluster = "prod"
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	s, err := server.New(context.Background(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		if workers {
+			s.Run(ctx)
+		}
+		close(done)
+	}()
+	e := &env{t: t, emu: emu, url: srv.URL}
+	stopped := false
+	e.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		<-done
+		srv.Close()
+		s.Close()
+	}
+	t.Cleanup(e.stop)
+	return e
+}
+
+func unreachableKubeconfig(t *testing.T) string {
+	raw, err := os.ReadFile(prod.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "gone.kubeconfig")
+	out := strings.Replace(string(raw), strings.TrimSuffix(prod.Config.Host, "/"), "https://127.0.0.1:1", 1)
+	if err := os.WriteFile(path, []byte(out), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func kubectl(t *testing.T, stdin string, args ...string) {
+	t.Helper()
+	if _, err := prod.Kubectl(context.Background(), stdin, args...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitStatus waits for the plan status on sha to leave pending and returns the PR then.
+func (e *env) waitStatus(repo string, number int, sha string) (forgeemu.PR, forge.Status) {
+	e.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		pr := e.emu.PRState(repo, number)
+		if st, ok := pr.LatestStatus(sha, "kubeplan/plan"); ok && st.State != forge.Pending {
+			return pr, st
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.t.Fatalf("no final kubeplan/plan status on %s within 90s", sha)
+	return forgeemu.PR{}, forge.Status{}
+}
+
+func planComments(pr forgeemu.PR) []forgeemu.Comment {
+	var out []forgeemu.Comment
+	for _, c := range pr.Comments {
+		if _, _, ok := comments.ParsePart(c.Body); ok {
+			out = append(out, *c)
+		}
+	}
+	return out
+}
+
+func deployment(image string) string {
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: %q}]}
+`, image)
+}
+
+const service = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}], selector: {app: web}}\n"
+
+const kubeplanYAML = `version: 1
+projects:
+- name: web
+  dir: apps/web
+  namespace: %s
+  clusters: [prod]
+`
+
+// The pull-request journey on each forge: open → one plan comment and statuses; push → the same
+// comment updated; a plan over the forge's limit → split comments, each valid Markdown; shrinking
+// → extra parts removed; a user error → one clear line in the comment and a failed status.
+func TestPullRequestGetsOnePlanCommentUpdatedInPlace(t *testing.T) {
+	for _, fc := range forges {
+		t.Run(fc.name, func(t *testing.T) {
+			ns, repo := "journey-"+fc.name, "acme/"+fc.name+"-platform"
+			emu := forgeemu.New(token, bot)
+			defer emu.Close()
+			e := start(t, emu, filepath.Join(t.TempDir(), "state.db"), true)
+
+			base := emu.CreateRepo(repo, map[string]string{
+				".kubeplan.yaml": fmt.Sprintf(kubeplanYAML, ns), "apps/web/deploy.yaml": deployment("nginx:1.27"),
+				"apps/web/service.yaml": service, "README.md": "# platform\n",
+			})
+			kubectl(t, "", "create", "namespace", ns)
+			kubectl(t, deployment("nginx:1.27")+"---\n"+service,
+				"apply", "--server-side", "--field-manager=kubeplan", "--prune", "--applyset=configmap/kubeplan-web", "-n", ns, "-f", "-")
+
+			n := emu.OpenPR(repo, "alice", "web: nginx 1.28", base, map[string]string{
+				"apps/web/deploy.yaml":  deployment("nginx:1.28"),
+				"apps/web/flags.yaml":   "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: flags}\ndata: {checkout: v2}\n",
+				"apps/web/service.yaml": "",
+			})
+			if code := fc.send(e, "opened", repo, n, "d-open", secret); code != http.StatusAccepted {
+				t.Fatalf("webhook answered %d", code)
+			}
+			head := emu.PRState(repo, n).HeadSHA
+			pr, st := e.waitStatus(repo, n, head)
+			if st.State != forge.Success || st.Description != "1 to create, 1 to change, 1 to delete" {
+				t.Fatalf("status %+v", st)
+			}
+			notes := planComments(pr)
+			if len(notes) != 1 {
+				t.Fatalf("%d plan comments, want 1", len(notes))
+			}
+			for _, want := range []string{
+				"| web | prod | 1 | 1 | 1 | ⚠️ review warnings |",
+				"prod / web — 1 to create, 1 to change, 1 to delete",
+				"-      - image: nginx:1.27\n+      - image: nginx:1.28",
+				"Service " + ns + "/web will be deleted",
+				"`" + head[:12] + "`",
+				"`/apply [-p PROJECT]`",
+			} {
+				if !strings.Contains(notes[0].Body, want) {
+					t.Errorf("comment lacks %q:\n%s", want, notes[0].Body)
+				}
+			}
+			first := notes[0].ID
+
+			// Push: the same comment is updated in place.
+			head2 := emu.Push(repo, n, map[string]string{"apps/web/deploy.yaml": deployment("nginx:1.29")})
+			fc.send(e, "pushed", repo, n, "d-push-1", secret)
+			pr, _ = e.waitStatus(repo, n, head2)
+			notes = planComments(pr)
+			if len(notes) != 1 || notes[0].ID != first {
+				t.Fatalf("after a push: %d plan comments", len(notes))
+			}
+			if !strings.Contains(notes[0].Body, "+      - image: nginx:1.29") || !strings.Contains(notes[0].Body, head2[:12]) {
+				t.Fatalf("comment not updated to the new head:\n%s", notes[0].Body)
+			}
+
+			// A plan over the forge's limit: numbered parts, each valid and within the limit.
+			objects := fc.limit/2200 + 20
+			huge := map[string]string{}
+			for i := 0; i < objects; i++ {
+				huge[fmt.Sprintf("apps/web/big/cm-%04d.yaml", i)] = fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: big-%04d}\ndata:\n  blob: %q\n", i, strings.Repeat(fmt.Sprintf("line %d of a large generated config\n", i), 50))
+			}
+			head3 := emu.Push(repo, n, huge)
+			fc.send(e, "pushed", repo, n, "d-push-2", secret)
+			pr, _ = e.waitStatus(repo, n, head3)
+			notes = planComments(pr)
+			if len(notes) < 2 {
+				t.Fatalf("a %d-object plan fit in %d comment(s)", objects, len(notes))
+			}
+			all := ""
+			for i, c := range notes {
+				if len(c.Body) > fc.limit {
+					t.Errorf("part %d is %d characters, over %d", i+1, len(c.Body), fc.limit)
+				}
+				if err := comments.CheckMarkdown(c.Body); err != nil {
+					t.Errorf("part %d: %v", i+1, err)
+				}
+				all += c.Body
+			}
+			if got := strings.Count(all, "<code>+ ConfigMap "+ns+"/big-"); got != objects {
+				t.Errorf("the parts hold %d of the %d new ConfigMaps", got, objects)
+			}
+
+			// Shrinking back (and breaking the YAML): extra parts removed, the error named.
+			shrink := map[string]string{"apps/web/deploy.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web\n"}
+			for name := range huge {
+				shrink[name] = ""
+			}
+			head4 := emu.Push(repo, n, shrink)
+			fc.send(e, "pushed", repo, n, "d-push-3", secret)
+			pr, st = e.waitStatus(repo, n, head4)
+			notes = planComments(pr)
+			if len(notes) != 1 || notes[0].ID != first {
+				t.Fatalf("after shrinking: %d plan comments", len(notes))
+			}
+			if st.State != forge.Failure || !strings.Contains(st.Description, "apps/web/deploy.yaml") {
+				t.Errorf("status after bad YAML: %+v", st)
+			}
+			if !strings.Contains(notes[0].Body, "render apps/web: apps/web/deploy.yaml: document 1:") || strings.Contains(notes[0].Body, "goroutine") {
+				t.Errorf("the comment does not name the bad file in one line:\n%s", notes[0].Body)
+			}
+		})
+	}
+}
+
+func TestWebhooksAreVerifiedDeduplicatedAndSurviveRestart(t *testing.T) {
+	for _, fc := range forges {
+		t.Run(fc.name, func(t *testing.T) {
+			ns, repo := "restart-"+fc.name, "acme/"+fc.name+"-restart"
+			emu := forgeemu.New(token, bot)
+			defer emu.Close()
+			kubectl(t, "", "create", "namespace", ns)
+			base := emu.CreateRepo(repo, map[string]string{".kubeplan.yaml": fmt.Sprintf(kubeplanYAML, ns), "apps/web/deploy.yaml": deployment("nginx:1.27")})
+			n := emu.OpenPR(repo, "alice", "bump", base, map[string]string{"apps/web/deploy.yaml": deployment("nginx:1.28")})
+			state := filepath.Join(t.TempDir(), "state.db")
+
+			down := start(t, emu, state, false)
+			if code := fc.send(down, "opened", repo, n, "delivery-1", secret); code != http.StatusAccepted {
+				t.Fatalf("webhook answered %d", code)
+			}
+			if code := fc.send(down, "opened", repo, n, "forged-1", "not-the-secret"); code != http.StatusUnauthorized {
+				t.Fatalf("forged webhook answered %d, want 401", code)
+			}
+			down.stop()
+
+			up := start(t, emu, state, true)
+			pr, st := up.waitStatus(repo, n, emu.PRState(repo, n).HeadSHA)
+			if st.State != forge.Success {
+				t.Fatalf("status %+v", st)
+			}
+			if code := fc.send(up, "opened", repo, n, "delivery-1", secret); code != http.StatusOK {
+				t.Fatalf("redelivery answered %d, want 200 (duplicate)", code)
+			}
+			time.Sleep(300 * time.Millisecond)
+			after := emu.PRState(repo, n)
+			if len(after.Statuses[after.HeadSHA]) != len(pr.Statuses[pr.HeadSHA]) || len(planComments(after)) != 1 {
+				t.Fatalf("the redelivered or forged event was acted on: %d statuses (had %d), %d comments",
+					len(after.Statuses[after.HeadSHA]), len(pr.Statuses[pr.HeadSHA]), len(planComments(after)))
+			}
+		})
+	}
+}
+
+func TestPlanReportsUnreachableClusterBadConfigAndForgeOutage(t *testing.T) {
+	for _, fc := range forges {
+		t.Run(fc.name, func(t *testing.T) {
+			repo := "acme/" + fc.name + "-broken"
+			emu := forgeemu.New(token, bot)
+			defer emu.Close()
+			e := start(t, emu, filepath.Join(t.TempDir(), "state.db"), true)
+			base := emu.CreateRepo(repo, map[string]string{
+				".kubeplan.yaml":       "projects:\n- {name: web, dir: apps/web, clusters: [gone]}\n",
+				"apps/web/deploy.yaml": deployment("nginx:1.27"),
+			})
+			n := emu.OpenPR(repo, "alice", "bump", base, map[string]string{"apps/web/deploy.yaml": deployment("nginx:1.28")})
+			// The forge is down for the first calls: retried with backoff, then planned.
+			emu.FailNext(2, http.StatusBadGateway)
+			fc.send(e, "opened", repo, n, "b-1", secret)
+			pr, st := e.waitStatus(repo, n, emu.PRState(repo, n).HeadSHA)
+			if st.State != forge.Failure || !strings.Contains(st.Description, "gone/web: cluster gone: apiserver https://127.0.0.1:1 is unreachable: connection refused") {
+				t.Fatalf("status %+v", st)
+			}
+			if c := planComments(pr); len(c) != 1 || !strings.Contains(c[0].Body, "cluster gone: apiserver https://127.0.0.1:1 is unreachable: connection refused") {
+				t.Fatalf("comments: %v", c)
+			}
+
+			head := emu.Push(repo, n, map[string]string{".kubeplan.yaml": "projects:\n- {name: web, dir: apps/web, clusterz: [prod]}\n"})
+			fc.send(e, "pushed", repo, n, "b-2", secret)
+			pr, _ = e.waitStatus(repo, n, head)
+			if c := planComments(pr); len(c) != 1 || !strings.Contains(c[0].Body, `.kubeplan.yaml: error unmarshaling JSON: while decoding JSON: json: unknown field "clusterz"`) {
+				t.Fatalf("comments: %v", c)
+			}
+		})
+	}
+}

@@ -31,13 +31,12 @@ func (e *Emulator) githubAPI() http.Handler {
 	mux := http.NewServeMux()
 	repoRoute := func(method, suffix string, h func(w http.ResponseWriter, r *http.Request, repo *Repo)) {
 		mux.HandleFunc(method+" /repos/{owner}/{repo}"+suffix, func(w http.ResponseWriter, r *http.Request) {
-			auth := r.Header.Get("Authorization")
-			if auth != "Bearer "+e.Token && auth != "token "+e.Token {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			if !e.validToken(r.Header.Get("Authorization")) {
 				writeJSON(w, http.StatusUnauthorized, map[string]string{"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"})
 				return
 			}
-			e.mu.Lock()
-			defer e.mu.Unlock()
 			repo := e.repo(r.PathValue("owner") + "/" + r.PathValue("repo"))
 			if repo == nil {
 				ghNotFound(w)
@@ -204,6 +203,7 @@ func (e *Emulator) githubAPI() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"permission": field, "role_name": string(p), "user": e.ghUser(r.PathValue("user"))})
 	})
+	mux.HandleFunc("POST /app/installations/{id}/access_tokens", e.mintInstallationToken)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { ghNotFound(w) })
 	return mux
 }

@@ -29,6 +29,7 @@ type Emulator struct {
 	// BotLogin is who kubeplan's comments are attributed to.
 	BotLogin string
 	faults   []fault
+	app      *githubApp
 	srv      *httptest.Server
 	now      func() time.Time
 }

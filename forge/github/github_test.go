@@ -1,0 +1,149 @@
+package github_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/kubeplan/kubeplan/archive"
+	"github.com/kubeplan/kubeplan/forge"
+	ghforge "github.com/kubeplan/kubeplan/forge/github"
+	"github.com/kubeplan/kubeplan/internal/forgeemu"
+)
+
+const repo = "acme/platform"
+
+// setup makes a repository with a pull request changing 150 files.
+func setup(t *testing.T) (*forgeemu.Emulator, int) {
+	t.Helper()
+	emu := forgeemu.New("tok", "kubeplan[bot]")
+	t.Cleanup(emu.Close)
+	base := emu.CreateRepo(repo, map[string]string{"README.md": "hi", "apps/a.yaml": "a: 1\n"})
+	changes := map[string]string{"README.md": ""}
+	for i := 0; i < 150; i++ {
+		changes[fmt.Sprintf("apps/f%03d.yaml", i)] = "x: 1\n"
+	}
+	return emu, emu.OpenPR(repo, "alice", "many files", base, changes)
+}
+
+func TestGitHubClientAgainstTheEmulator(t *testing.T) {
+	emu, n := setup(t)
+	ctx := context.Background()
+	c, err := ghforge.New(ghforge.Config{BaseURL: emu.GitHubAPI(), Token: "tok"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, err := c.PullRequest(ctx, repo, n)
+	if err != nil || pr.Author != "alice" || pr.HeadSHA == "" || pr.BaseRef != "main" || pr.Closed {
+		t.Fatalf("%+v %v", pr, err)
+	}
+	files, err := c.ChangedFiles(ctx, repo, n)
+	if err != nil || len(files) != 151 {
+		t.Fatalf("%d files over pages, want 151: %v", len(files), err)
+	}
+	sort.Strings(files)
+	if files[0] != "README.md" {
+		t.Errorf("deleted file missing: %v", files[:2])
+	}
+
+	body, err := c.Archive(ctx, repo, pr.HeadSHA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := archive.Extract(body, dir, archive.DefaultLimits()); err != nil {
+		t.Fatal(err)
+	}
+	body.Close()
+
+	for i := 0; i < 120; i++ {
+		emu.AddComment(repo, n, "bob", fmt.Sprintf("comment %d", i))
+	}
+	id, err := c.CreateComment(ctx, repo, n, "<!-- kubeplan:plan part=1/1 -->\nplan")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.UpdateComment(ctx, repo, n, id, "<!-- kubeplan:plan part=1/1 -->\nnew plan"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.React(ctx, repo, n, id, "eyes"); err != nil {
+		t.Fatal(err)
+	}
+	all, err := c.Comments(ctx, repo, n)
+	if err != nil || len(all) != 121 || all[120].Body != "<!-- kubeplan:plan part=1/1 -->\nnew plan" || all[120].Author != "kubeplan[bot]" {
+		t.Fatalf("%d comments, last %+v, %v", len(all), all[len(all)-1], err)
+	}
+	if err := c.DeleteComment(ctx, repo, n, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DeleteComment(ctx, repo, n, id); !errors.Is(err, forge.ErrNotFound) {
+		t.Fatalf("deleting twice: %v, want ErrNotFound", err)
+	}
+
+	if err := c.SetStatus(ctx, repo, pr.HeadSHA, forge.Status{Context: "kubeplan/plan", State: forge.Success, Description: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	if st, ok := emu.PRState(repo, n).LatestStatus(pr.HeadSHA, "kubeplan/plan"); !ok || st.State != forge.Success {
+		t.Fatalf("status %+v", st)
+	}
+	emu.SetPermission(repo, "carol", forge.PermAdmin)
+	emu.SetPermission(repo, "dave", forge.PermRead)
+	for user, want := range map[string]forge.Permission{"carol": forge.PermAdmin, "dave": forge.PermRead, "eve": forge.PermNone} {
+		if got, err := c.Permission(ctx, repo, user); err != nil || got != want {
+			t.Errorf("permission of %s: %s %v, want %s", user, got, err, want)
+		}
+	}
+	if _, err := c.PullRequest(ctx, repo, 99); !errors.Is(err, forge.ErrNotFound) {
+		t.Errorf("missing PR: %v", err)
+	}
+}
+
+// Unknown endpoints answer GitHub's own 404, so a wrong call fails loudly in go-github.
+func TestEmulatorAnswersUnknownEndpointsWithGitHubs404(t *testing.T) {
+	emu, _ := setup(t)
+	req, _ := http.NewRequest(http.MethodGet, emu.GitHubAPI()+"repos/acme/platform/deployments", nil)
+	req.Header.Set("Authorization", "Bearer tok")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 404 || !strings.Contains(string(b), `"message":"Not Found"`) || !strings.Contains(string(b), "documentation_url") {
+		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+}
+
+func TestGitHubAppInstallationTokens(t *testing.T) {
+	emu, n := setup(t)
+	key := emu.EnableGitHubApp(4242)
+	ctx := context.Background()
+	c, err := ghforge.New(ghforge.Config{BaseURL: emu.GitHubAPI(), AppID: 4242, PrivateKey: key}, forgeemu.InstallationID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := c.PullRequest(ctx, repo, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := emu.TokensMinted(forgeemu.InstallationID); got != 1 {
+		t.Fatalf("%d installation tokens minted for 3 calls, want 1 (cached until near expiry)", got)
+	}
+	emu.EnableGitHubApp(4242) // the app's key is rotated: the old one no longer signs
+	stale, err := ghforge.New(ghforge.Config{BaseURL: emu.GitHubAPI(), AppID: 4242, PrivateKey: key}, forgeemu.InstallationID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stale.PullRequest(ctx, repo, n); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("a JWT signed with the old key: %v", err)
+	}
+	if _, err := ghforge.New(ghforge.Config{BaseURL: emu.GitHubAPI()}, 0); err == nil {
+		t.Fatal("a client without credentials was made")
+	}
+}

@@ -1,0 +1,125 @@
+package forgeemu
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// githubApp is a registered GitHub App: its key verifies the JWTs apps sign, and the
+// installation tokens it has minted are accepted on API calls until they expire.
+type githubApp struct {
+	id     int64
+	key    *rsa.PublicKey
+	tokens map[string]time.Time // token → expiry
+	minted map[int64]int        // installation → tokens minted
+}
+
+// EnableGitHubApp registers a GitHub App and returns its private key (PEM), as GitHub does when
+// an app is created. Installation tokens are minted at POST /app/installations/{id}/access_tokens.
+func (e *Emulator) EnableGitHubApp(appID int64) []byte {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	e.mu.Lock()
+	e.app = &githubApp{id: appID, key: &key.PublicKey, tokens: map[string]time.Time{}, minted: map[int64]int{}}
+	e.mu.Unlock()
+	return pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+}
+
+// TokensMinted says how many installation tokens an installation received.
+func (e *Emulator) TokensMinted(installation int64) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.app == nil {
+		return 0
+	}
+	return e.app.minted[installation]
+}
+
+// validToken accepts the configured token or a live installation token. Callers hold e.mu.
+func (e *Emulator) validToken(auth string) bool {
+	tok := strings.TrimPrefix(strings.TrimPrefix(auth, "Bearer "), "token ")
+	if tok == e.Token && tok != "" {
+		return true
+	}
+	if e.app != nil {
+		if exp, ok := e.app.tokens[tok]; ok && e.now().Before(exp) {
+			return true
+		}
+	}
+	return false
+}
+
+// mintInstallationToken verifies the app's JWT (RS256, iss = app id, not expired) and mints a
+// one-hour installation token.
+func (e *Emulator) mintInstallationToken(w http.ResponseWriter, r *http.Request) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.app == nil {
+		ghNotFound(w)
+		return
+	}
+	installation, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if installation != InstallationID {
+		ghNotFound(w)
+		return
+	}
+	if err := e.verifyJWT(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")); err != nil {
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"message": "A JSON web token could not be decoded: " + err.Error(), "documentation_url": "https://docs.github.com/rest"})
+		return
+	}
+	b := make([]byte, 18)
+	_, _ = rand.Read(b)
+	token := "ghs_" + base64.RawURLEncoding.EncodeToString(b)
+	expires := e.now().Add(time.Hour)
+	e.app.tokens[token] = expires
+	e.app.minted[installation]++
+	writeJSON(w, http.StatusCreated, map[string]any{"token": token, "expires_at": expires.UTC().Format(time.RFC3339),
+		"permissions":          map[string]string{"contents": "read", "pull_requests": "write", "statuses": "write", "issues": "write", "members": "read"},
+		"repository_selection": "all"})
+}
+
+func (e *Emulator) verifyJWT(token string) error {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return fmt.Errorf("not a JWT")
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	if err := rsa.VerifyPKCS1v15(e.app.key, crypto.SHA256, sum[:], sig); err != nil {
+		return fmt.Errorf("signature does not verify")
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return err
+	}
+	var claims struct {
+		Iss any   `json:"iss"`
+		Exp int64 `json:"exp"`
+	}
+	if err := json.Unmarshal(raw, &claims); err != nil {
+		return err
+	}
+	if fmt.Sprint(claims.Iss) != strconv.FormatInt(e.app.id, 10) {
+		return fmt.Errorf("issuer %v is not app %d", claims.Iss, e.app.id)
+	}
+	if time.Unix(claims.Exp, 0).Before(e.now()) {
+		return fmt.Errorf("'Expiration time' claim ('exp') is in the past")
+	}
+	return nil
+}

@@ -19,8 +19,9 @@ test: lint
 
 # Go micro-benchmarks, then kubeplan vs kubectl diff vs the raw floor on a local apiserver.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem ./objdiff ./render
+	$(GO) test -run '^$$' -bench . -benchmem ./objdiff ./render ./store
 	KUBEBUILDER_ASSETS="$(KUBE_ASSETS)" $(GO) run ./bench/plancompare
+	KUBEBUILDER_ASSETS="$(KUBE_ASSETS)" $(GO) run ./bench/webhookload
 
 demo: build
 	KUBEBUILDER_ASSETS="$(KUBE_ASSETS)" hack/demo.sh

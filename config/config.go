@@ -55,7 +55,7 @@ type Config struct {
 
 // Default is the configuration before the file, environment and flags.
 func Default() Config {
-	return Config{Listen: ":8080", State: "kubeplan.db", WorkDir: "kubeplan-work", Workers: 4, JobTimeout: 15 * time.Minute, PlanDrafts: true}
+	return Config{Listen: ":8080", State: "kubeplan.db", WorkDir: "kubeplan-work", Workers: 2, JobTimeout: 15 * time.Minute, PlanDrafts: true}
 }
 
 // Load reads the optional YAML file over the defaults, then the environment.

@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,6 +21,7 @@ import (
 func newServeCommand() *cobra.Command {
 	var configFile, listen, state string
 	var logJSON bool
+	var debugListen string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the webhook service that plans pull requests",
@@ -44,17 +47,36 @@ KUBEPLAN_GITLAB_TOKEN, KUBEPLAN_GITLAB_WEBHOOK_SECRET), then flags. See docs/con
 			if logJSON {
 				handler = slog.NewJSONHandler(cmd.ErrOrStderr(), nil)
 			}
-			return serve(cmd.Context(), cfg, slog.New(handler))
+			log := slog.New(handler)
+			if debugListen != "" {
+				go serveDebug(debugListen, log)
+			}
+			return serve(cmd.Context(), cfg, log)
 		},
 	}
 	cmd.Flags().StringVar(&configFile, "config", "", "YAML configuration file")
 	cmd.Flags().StringVar(&listen, "listen", config.Default().Listen, "HTTP listen address")
 	cmd.Flags().StringVar(&state, "state", config.Default().State, "state store (SQLite file)")
 	cmd.Flags().BoolVar(&logJSON, "log-json", false, "log JSON lines instead of text")
+	cmd.Flags().StringVar(&debugListen, "debug-listen", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default")
 	return cmd
 }
 
+// tuneGC trades heap for latency in the long-running service: plans allocate heavily, and
+// frequent collections delay webhook acknowledgements. GOGC and GOMEMLIMIT, when set, win.
+func tuneGC(log *slog.Logger) {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// A soft limit: past it the collector runs as often as needed, whatever GOGC says.
+		debug.SetMemoryLimit(768 << 20)
+	}
+	log.Debug("garbage collector tuned", "gcPercent", os.Getenv("GOGC"), "memoryLimit", os.Getenv("GOMEMLIMIT"))
+}
+
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	tuneGC(log)
 	s, err := server.New(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -88,4 +110,16 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	stopWork()
 	<-workersDone
 	return nil
+}
+
+// serveDebug exposes net/http/pprof on its own listener, never on the webhook port.
+func serveDebug(addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	log.Info("debug listener", "listen", addr)
+	if err := http.ListenAndServe(addr, mux); err != nil {
+		log.Error("debug listener", "err", err)
+	}
 }

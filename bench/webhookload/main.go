@@ -1,0 +1,208 @@
+// Command webhookload measures how fast `kubeplan serve` acknowledges webhooks while it plans:
+// a steady open-loop load of signed pull_request webhooks (default 200/s) from this process to
+// a kubeplan process on loopback, whose workers plan pull requests against a real apiserver
+// and the forge emulator meanwhile. It prints latency percentiles and how many plans ran.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kubeplan/kubeplan/forge"
+	"github.com/kubeplan/kubeplan/internal/forgeemu"
+	"github.com/kubeplan/kubeplan/internal/kubetest"
+)
+
+const (
+	token  = "bench-token"
+	secret = "bench-secret"
+	repo   = "acme/bench"
+)
+
+func main() {
+	fs := flag.NewFlagSet("webhookload", flag.ExitOnError)
+	rate := fs.Int("rate", 200, "webhooks per second")
+	duration := fs.Duration("duration", 10*time.Second, "how long to send")
+	prs := fs.Int("prs", 20, "pull requests the webhooks are about (each plan is real work)")
+	objects := fs.Int("objects", 40, "objects per pull request's project")
+	bin := fs.String("kubeplan", "bin/kubeplan", "kubeplan binary")
+	_ = fs.Parse(os.Args[1:])
+	if err := run(*rate, *duration, *prs, *objects, *bin); err != nil {
+		fmt.Fprintln(os.Stderr, "webhookload:", err)
+		os.Exit(1)
+	}
+}
+
+func run(rate int, duration time.Duration, prs, objects int, bin string) error {
+	kc, err := kubetest.Start("bench")
+	if err != nil {
+		return err
+	}
+	defer kc.Stop()
+	if _, err := kc.Kubectl(context.Background(), "", "create", "namespace", "bench"); err != nil {
+		return err
+	}
+	emu := forgeemu.New(token, "kubeplan[bot]")
+	defer emu.Close()
+	files := map[string]string{".kubeplan.yaml": "projects:\n- {name: app, dir: app, namespace: bench}\n"}
+	for i := 0; i < objects; i++ {
+		files[fmt.Sprintf("app/cm-%03d.yaml", i)] = fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-%03d}\ndata: {v: \"0\"}\n", i)
+	}
+	base := emu.CreateRepo(repo, files)
+	var numbers []int
+	for i := 0; i < prs; i++ {
+		numbers = append(numbers, emu.OpenPR(repo, "alice", fmt.Sprint("change ", i), base,
+			map[string]string{"app/cm-000.yaml": fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-000}\ndata: {v: \"%d\"}\n", i+1)}))
+	}
+
+	work, err := os.MkdirTemp("", "kubeplan-webhookload-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	cfgFile := filepath.Join(work, "kubeplan.yaml")
+	cfg := fmt.Sprintf("workDir: %s\nworkers: 2\ngithub:\n  baseURL: %s\nclusters:\n- {name: bench, kubeconfig: %s, context: bench}\n", work, emu.GitHubAPI(), kc.Kubeconfig)
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		return err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, "serve", "--config", cfgFile, "--listen", addr, "--state", filepath.Join(work, "state.db"))
+	cmd.Env = append(os.Environ(), "KUBEPLAN_GITHUB_TOKEN="+token, "KUBEPLAN_GITHUB_WEBHOOK_SECRET="+secret)
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
+	url := "http://" + addr
+	if err := waitHealthy(url, 20*time.Second); err != nil {
+		return fmt.Errorf("%w\n%s", err, logs.String())
+	}
+
+	// Pre-built, pre-signed bodies: the load generator's own cost stays out of the figures.
+	type webhook struct {
+		body []byte
+		sig  string
+	}
+	var hooks []webhook
+	for _, n := range numbers {
+		body, _ := json.Marshal(emu.GitHubPullRequestEvent(repo, n, "synchronize", "alice"))
+		m := hmac.New(sha256.New, []byte(secret))
+		m.Write(body)
+		hooks = append(hooks, webhook{body, "sha256=" + hex.EncodeToString(m.Sum(nil))})
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 10 * time.Second}
+	total := int(duration.Seconds() * float64(rate))
+	latencies := make([]time.Duration, total)
+	codes := make([]int, total)
+	var wg sync.WaitGroup
+	interval := time.Second / time.Duration(rate)
+	start := time.Now()
+	for i := 0; i < total; i++ {
+		time.Sleep(time.Until(start.Add(time.Duration(i) * interval))) // open loop: the schedule does not wait for answers
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h := hooks[i%len(hooks)]
+			req, _ := http.NewRequest(http.MethodPost, url+"/webhooks/github", bytes.NewReader(h.body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-GitHub-Event", "pull_request")
+			req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("load-%d", i))
+			req.Header.Set("X-Hub-Signature-256", h.sig)
+			t0 := time.Now()
+			resp, err := client.Do(req)
+			latencies[i] = time.Since(t0)
+			if err != nil {
+				codes[i] = -1
+				return
+			}
+			resp.Body.Close()
+			codes[i] = resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+
+	accepted, failed := 0, 0
+	for _, c := range codes {
+		if c == http.StatusAccepted {
+			accepted++
+		} else {
+			failed++
+		}
+	}
+	plans := 0
+	for _, n := range numbers {
+		pr := emu.PRState(repo, n)
+		for _, st := range pr.Statuses[pr.HeadSHA] {
+			if st.Context == "kubeplan/plan" && st.State != forge.Pending {
+				plans++
+			}
+		}
+	}
+	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
+	pct := func(p float64) time.Duration { return latencies[min(len(latencies)-1, int(p*float64(len(latencies))))] }
+	fmt.Printf("webhook acknowledgement: %d signed pull_request webhooks at %d/s over %s to kubeplan serve (separate process, loopback),\n",
+		total, rate, elapsed.Round(time.Millisecond))
+	fmt.Printf("%d pull requests × %d objects being planned meanwhile (%d plans finished during the run)\n\n", prs, objects, plans)
+	fmt.Printf("  %-8s %-8s %-8s %-8s %-8s   %s\n", "p50", "p90", "p99", "max", "mean", "answers")
+	var sum time.Duration
+	for _, l := range latencies {
+		sum += l
+	}
+	fmt.Printf("  %-8s %-8s %-8s %-8s %-8s   %d × 202, %d other\n", ms(pct(0.50)), ms(pct(0.90)), ms(pct(0.99)), ms(latencies[len(latencies)-1]),
+		ms(sum/time.Duration(len(latencies))), accepted, failed)
+	fmt.Printf("\n  target: p99 under 20 ms — %s\n", map[bool]string{true: "met", false: "NOT met"}[pct(0.99) < 20*time.Millisecond])
+	if failed > 0 {
+		return fmt.Errorf("%d webhooks were not accepted\n%s", failed, tail(logs.String(), 20))
+	}
+	return nil
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func waitHealthy(url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url + "/healthz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("kubeplan serve did not become healthy within %s", timeout)
+}

@@ -10,6 +10,7 @@ TEST_FLAGS ?= -count=1 -timeout 20m
 build:
 	$(GO) build -o bin/kubeplan ./cmd/bot
 	$(GO) build -o bin/devcluster ./internal/devcluster
+	$(GO) build -o bin/demopr ./internal/demopr
 
 kube-binaries:
 	@hack/kube-binaries.sh

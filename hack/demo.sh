@@ -37,3 +37,6 @@ code=$?
 set -e
 say "exit code $code (0 no changes, 2 changes, 1 error)"
 [[ $code == 2 ]]
+
+say "The same change as a pull request: kubeplan serve, a GitHub webhook, the comment it posts"
+bin/demopr -kubeconfig "$KUBECONFIG"

@@ -236,7 +236,7 @@ func TestPullRequestGetsOnePlanCommentUpdatedInPlace(t *testing.T) {
 				"-      - image: nginx:1.27\n+      - image: nginx:1.28",
 				"Service " + ns + "/web will be deleted",
 				"`" + head[:12] + "`",
-				"`/apply [-p PROJECT]`",
+				"Every push to this branch plans it again.",
 			} {
 				if !strings.Contains(notes[0].Body, want) {
 					t.Errorf("comment lacks %q:\n%s", want, notes[0].Body)

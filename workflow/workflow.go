@@ -52,10 +52,8 @@ type Workflow struct {
 	PlanDrafts bool
 }
 
-// Commands is the footer of every plan comment.
-var Commands = []string{
-	"`/plan [-p PROJECT]` plans again · `/apply [-p PROJECT]` applies · `/unlock [-p PROJECT]` releases a lock · `/help` explains",
-}
+// Commands is the footer of every plan comment: only what works today is named.
+var Commands = []string{"Every push to this branch plans it again."}
 
 // Handle does the work for one event.
 func (w *Workflow) Handle(ctx context.Context, ev event.Event) error {

@@ -13,19 +13,16 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/kubeplan/kubeplan/forge"
 	"github.com/kubeplan/kubeplan/internal/forgeemu"
 	"github.com/kubeplan/kubeplan/internal/kubetest"
+	"github.com/kubeplan/kubeplan/internal/servetest"
 )
 
 const (
@@ -75,27 +72,13 @@ func run(rate int, duration time.Duration, prs, objects int, bin string) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	cfgFile := filepath.Join(work, "kubeplan.yaml")
 	cfg := fmt.Sprintf("workDir: %s\nworkers: 2\ngithub:\n  baseURL: %s\nclusters:\n- {name: bench, kubeconfig: %s, context: bench}\n", work, emu.GitHubAPI(), kc.Kubeconfig)
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		return err
-	}
-	addr, err := freeAddr()
+	serve, err := servetest.Start(bin, work, cfg, "KUBEPLAN_GITHUB_TOKEN="+token, "KUBEPLAN_GITHUB_WEBHOOK_SECRET="+secret)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(bin, "serve", "--config", cfgFile, "--listen", addr, "--state", filepath.Join(work, "state.db"))
-	cmd.Env = append(os.Environ(), "KUBEPLAN_GITHUB_TOKEN="+token, "KUBEPLAN_GITHUB_WEBHOOK_SECRET="+secret)
-	var logs bytes.Buffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
-	url := "http://" + addr
-	if err := waitHealthy(url, 20*time.Second); err != nil {
-		return fmt.Errorf("%w\n%s", err, logs.String())
-	}
+	defer serve.Stop()
+	url := serve.URL
 
 	// Pre-built, pre-signed bodies: the load generator's own cost stays out of the figures.
 	type webhook struct {
@@ -172,37 +155,10 @@ func run(rate int, duration time.Duration, prs, objects int, bin string) error {
 		ms(sum/time.Duration(len(latencies))), accepted, failed)
 	fmt.Printf("\n  target: p99 under 20 ms — %s\n", map[bool]string{true: "met", false: "NOT met"}[pct(0.99) < 20*time.Millisecond])
 	if failed > 0 {
-		return fmt.Errorf("%d webhooks were not accepted\n%s", failed, tail(logs.String(), 20))
+		return fmt.Errorf("%d webhooks were not accepted\n%s", failed, serve.Logs(20))
 	}
 	return nil
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
 
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-func waitHealthy(url string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url + "/healthz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("kubeplan serve did not become healthy within %s", timeout)
-}

@@ -161,4 +161,3 @@ func run(rate int, duration time.Duration, prs, objects int, bin string) error {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
-

@@ -16,6 +16,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -40,16 +41,17 @@ type Fetch func(ctx context.Context) (io.ReadCloser, error)
 type Cache struct {
 	Dir    string
 	Limits Limits
-	// Keep is how many checkouts stay on disk (least recently used go first).
-	Keep int
+	// MaxBytes bounds the unpacked size of all checkouts kept; the least recently used go
+	// first (the one just made always stays).
+	MaxBytes int64
 
 	mu      sync.Mutex
 	pending map[string]*sync.Mutex
 }
 
-// NewCache returns a cache in dir.
-func NewCache(dir string, keep int) *Cache {
-	return &Cache{Dir: dir, Limits: DefaultLimits(), Keep: keep, pending: map[string]*sync.Mutex{}}
+// NewCache returns a cache in dir holding at most maxBytes of checkouts.
+func NewCache(dir string, maxBytes int64) *Cache {
+	return &Cache{Dir: dir, Limits: DefaultLimits(), MaxBytes: maxBytes, pending: map[string]*sync.Mutex{}}
 }
 
 // Checkout returns the directory holding repo at sha, downloading it with fetch only when it is
@@ -87,10 +89,12 @@ func (c *Cache) Checkout(ctx context.Context, repo, sha string, fetch Fetch) (st
 		return "", fmt.Errorf("download %s@%s: %w", repo, sha, err)
 	}
 	defer body.Close()
-	if err := Extract(body, tmp, c.Limits); err != nil {
+	size, err := Extract(body, tmp, c.Limits)
+	if err != nil {
 		return "", fmt.Errorf("unpack %s@%s: %w", repo, sha, err)
 	}
-	if err := os.WriteFile(filepath.Join(tmp, ".complete"), nil, 0o644); err != nil {
+	// The marker records the checkout's size for eviction.
+	if err := os.WriteFile(filepath.Join(tmp, ".complete"), []byte(strconv.FormatInt(size, 10)), 0o644); err != nil {
 		return "", err
 	}
 	_ = os.RemoveAll(dir)
@@ -101,9 +105,10 @@ func (c *Cache) Checkout(ctx context.Context, repo, sha string, fetch Fetch) (st
 	return dir, nil
 }
 
-// evict removes the least recently used checkouts beyond Keep, never the one just made.
+// evict removes the least recently used checkouts until the rest fit in MaxBytes, never the
+// one just made.
 func (c *Cache) evict(keep string) {
-	if c.Keep <= 0 {
+	if c.MaxBytes <= 0 {
 		return
 	}
 	entries, err := os.ReadDir(c.Dir)
@@ -113,28 +118,40 @@ func (c *Cache) evict(keep string) {
 	type entry struct {
 		name string
 		used time.Time
+		size int64
 	}
 	var dirs []entry
 	for _, e := range entries {
-		if info, err := e.Info(); err == nil && e.IsDir() && !strings.Contains(e.Name(), ".tmp-") {
-			dirs = append(dirs, entry{e.Name(), info.ModTime()})
+		info, err := e.Info()
+		if err != nil || !e.IsDir() || strings.Contains(e.Name(), ".tmp-") {
+			continue
 		}
+		marker, err := os.ReadFile(filepath.Join(c.Dir, e.Name(), ".complete"))
+		if err != nil {
+			continue
+		}
+		size, _ := strconv.ParseInt(string(marker), 10, 64)
+		dirs = append(dirs, entry{e.Name(), info.ModTime(), size})
 	}
 	sort.Slice(dirs, func(i, j int) bool { return dirs[i].used.After(dirs[j].used) })
-	for i, d := range dirs {
-		if i >= c.Keep && d.name != keep {
+	var total int64
+	for _, d := range dirs {
+		total += d.size
+		if total > c.MaxBytes && d.name != keep {
 			_ = os.RemoveAll(filepath.Join(c.Dir, d.name))
+			total -= d.size
 		}
 	}
 }
 
 // Extract unpacks a gzipped tarball into dest. Forges wrap the tree in one top-level directory
 // (owner-repo-sha/); it is stripped. Entries that would land outside dest, absolute paths,
-// links pointing outside the tree, devices and archives over the limits are refused.
-func Extract(r io.Reader, dest string, l Limits) error {
+// links pointing outside the tree, devices and archives over the limits are refused. It
+// returns the bytes written.
+func Extract(r io.Reader, dest string, l Limits) (int64, error) {
 	gz, err := gzip.NewReader(r)
 	if err != nil {
-		return fmt.Errorf("not a gzipped tarball: %w", err)
+		return 0, fmt.Errorf("not a gzipped tarball: %w", err)
 	}
 	tr := tar.NewReader(gz)
 	var total int64
@@ -142,66 +159,66 @@ func Extract(r io.Reader, dest string, l Limits) error {
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			return nil
+			return total, nil
 		}
 		if err != nil {
-			return fmt.Errorf("read archive: %w", err)
+			return total, fmt.Errorf("read archive: %w", err)
 		}
 		name, ok := stripTop(h.Name)
 		if !ok {
 			continue
 		}
 		if strings.HasPrefix(h.Name, "/") || !filepath.IsLocal(filepath.FromSlash(name)) {
-			return fmt.Errorf("entry %q points outside the checkout", h.Name)
+			return total, fmt.Errorf("entry %q points outside the checkout", h.Name)
 		}
 		target := filepath.Join(dest, filepath.FromSlash(name))
 		switch h.Typeflag {
 		case tar.TypeDir:
 			if err := os.MkdirAll(target, 0o755); err != nil {
-				return err
+				return total, err
 			}
 		case tar.TypeReg:
 			files++
 			if files > l.MaxFiles {
-				return fmt.Errorf("archive has more than %d files", l.MaxFiles)
+				return total, fmt.Errorf("archive has more than %d files", l.MaxFiles)
 			}
 			if h.Size > l.MaxFileSize {
-				return fmt.Errorf("%s is %d bytes, over the limit of %d", name, h.Size, l.MaxFileSize)
+				return total, fmt.Errorf("%s is %d bytes, over the limit of %d", name, h.Size, l.MaxFileSize)
 			}
 			total += h.Size
 			if total > l.MaxBytes {
-				return fmt.Errorf("archive unpacks to more than %d bytes", l.MaxBytes)
+				return total, fmt.Errorf("archive unpacks to more than %d bytes", l.MaxBytes)
 			}
 			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-				return err
+				return total, err
 			}
 			f, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 			if err != nil {
-				return fmt.Errorf("write %s: %w", name, err)
+				return total, fmt.Errorf("write %s: %w", name, err)
 			}
 			_, err = io.Copy(f, io.LimitReader(tr, h.Size))
 			if cerr := f.Close(); err == nil {
 				err = cerr
 			}
 			if err != nil {
-				return fmt.Errorf("write %s: %w", name, err)
+				return total, fmt.Errorf("write %s: %w", name, err)
 			}
 		case tar.TypeSymlink:
 			// Relative links inside the tree are kept (charts and overlays use them); anything
 			// else is refused. Reads go through os.Root later, which refuses escapes anyway.
 			if path.IsAbs(h.Linkname) || !filepath.IsLocal(filepath.FromSlash(path.Join(path.Dir(name), h.Linkname))) {
-				return fmt.Errorf("link %s -> %s points outside the checkout", name, h.Linkname)
+				return total, fmt.Errorf("link %s -> %s points outside the checkout", name, h.Linkname)
 			}
 			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-				return err
+				return total, err
 			}
 			if err := os.Symlink(h.Linkname, target); err != nil {
-				return fmt.Errorf("link %s: %w", name, err)
+				return total, fmt.Errorf("link %s: %w", name, err)
 			}
 		case tar.TypeXGlobalHeader:
 			// GitHub's tarballs carry the commit id here.
 		default:
-			return fmt.Errorf("entry %s has unsupported type %q", name, string(h.Typeflag))
+			return total, fmt.Errorf("entry %s has unsupported type %q", name, string(h.Typeflag))
 		}
 	}
 }

@@ -23,6 +23,8 @@ type Config struct {
 	State string `json:"state"`
 	// WorkDir holds repository checkouts.
 	WorkDir string `json:"workDir"`
+	// CheckoutCacheMB bounds the repository checkouts kept on disk (least recently used go first).
+	CheckoutCacheMB int `json:"checkoutCacheMB"`
 	// Workers run queued jobs in parallel (different pull requests).
 	Workers int `json:"workers"`
 	// JobTimeout bounds one job.
@@ -55,7 +57,7 @@ type Config struct {
 
 // Default is the configuration before the file, environment and flags.
 func Default() Config {
-	return Config{Listen: ":8080", State: "kubeplan.db", WorkDir: "kubeplan-work", Workers: 2, JobTimeout: 15 * time.Minute, PlanDrafts: true}
+	return Config{Listen: ":8080", State: "kubeplan.db", WorkDir: "kubeplan-work", CheckoutCacheMB: 2048, Workers: 2, JobTimeout: 15 * time.Minute, PlanDrafts: true}
 }
 
 // Load reads the optional YAML file over the defaults, then the environment.

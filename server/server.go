@@ -70,7 +70,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Forges:     s.forgeFor,
 		Clusters:   cluster.NewPool(reg, cluster.DefaultTuning()),
 		Planner:    planner.New(planner.Options{}),
-		Checkouts:  archive.NewCache(filepath.Join(cfg.WorkDir, "checkouts"), 32),
+		Checkouts:  archive.NewCache(filepath.Join(cfg.WorkDir, "checkouts"), int64(cfg.CheckoutCacheMB)<<20),
 		Log:        log,
 		PlanDrafts: cfg.PlanDrafts,
 	}

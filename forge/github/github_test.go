@@ -56,7 +56,7 @@ func TestGitHubClientAgainstTheEmulator(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	if err := archive.Extract(body, dir, archive.DefaultLimits()); err != nil {
+	if _, err := archive.Extract(body, dir, archive.DefaultLimits()); err != nil {
 		t.Fatal(err)
 	}
 	body.Close()

@@ -42,7 +42,7 @@ func TestGitLabClientAgainstTheEmulator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := archive.Extract(body, t.TempDir(), archive.DefaultLimits()); err != nil {
+	if _, err := archive.Extract(body, t.TempDir(), archive.DefaultLimits()); err != nil {
 		t.Fatal(err)
 	}
 	id, err := c.CreateComment(ctx, repo, n, "plan")

@@ -52,7 +52,7 @@ type forgeCase struct {
 
 var forges = []forgeCase{
 	{name: "github", limit: comments.GitHubLimit, send: func(e *env, kind, repo string, n int, delivery, sec string) int {
-		action := map[string]string{"opened": "opened", "pushed": "synchronize"}[kind]
+		action := map[string]string{"opened": "opened", "pushed": "synchronize", "ready": "ready_for_review"}[kind]
 		resp, err := forgeemu.SendGitHub(e.url+"/webhooks/github", sec, "pull_request", delivery, e.emu.GitHubPullRequestEvent(repo, n, action, "alice"))
 		if err != nil {
 			e.t.Fatal(err)
@@ -61,7 +61,7 @@ var forges = []forgeCase{
 		return resp.StatusCode
 	}},
 	{name: "gitlab", limit: 1_000_000, send: func(e *env, kind, repo string, n int, delivery, sec string) int {
-		action := map[string]string{"opened": "open", "pushed": "update"}[kind]
+		action := map[string]string{"opened": "open", "pushed": "update", "ready": "update"}[kind]
 		resp, err := forgeemu.SendGitLab(e.url+"/webhooks/gitlab", sec, "Merge Request Hook", delivery, e.emu.GitLabMergeRequestEvent(repo, n, action, "alice"))
 		if err != nil {
 			e.t.Fatal(err)
@@ -371,6 +371,56 @@ func TestPlanReportsUnreachableClusterBadConfigAndForgeOutage(t *testing.T) {
 			pr, _ = e.waitStatus(repo, n, head)
 			if c := planComments(pr); len(c) != 1 || !strings.Contains(c[0].Body, `.kubeplan.yaml: error unmarshaling JSON: while decoding JSON: json: unknown field "clusterz"`) {
 				t.Fatalf("comments: %v", c)
+			}
+		})
+	}
+}
+
+// Drafts wait when the repository says so; quick pushes coalesce into one plan of the newest head.
+func TestDraftsWaitAndQuickPushesCoalesce(t *testing.T) {
+	for _, fc := range forges {
+		t.Run(fc.name, func(t *testing.T) {
+			ns, repo := "drafts-"+fc.name, "acme/"+fc.name+"-drafts"
+			emu := forgeemu.New(token, bot)
+			defer emu.Close()
+			kubectl(t, "", "create", "namespace", ns)
+			base := emu.CreateRepo(repo, map[string]string{
+				".kubeplan.yaml":       "drafts: skip\n" + fmt.Sprintf(kubeplanYAML, ns),
+				"apps/web/deploy.yaml": deployment("nginx:1.27"),
+			})
+			n := emu.OpenPR(repo, "alice", "wip", base, map[string]string{"apps/web/deploy.yaml": deployment("nginx:1.28")})
+			emu.SetDraft(repo, n, true)
+			state := filepath.Join(t.TempDir(), "state.db")
+			e := start(t, emu, state, true)
+			fc.send(e, "opened", repo, n, "draft-1", secret)
+			pr, st := e.waitStatus(repo, n, emu.PRState(repo, n).HeadSHA)
+			if st.State != forge.Success || st.Description != "Draft: planning waits until ready for review" || len(planComments(pr)) != 0 {
+				t.Fatalf("draft: status %+v, %d comments", st, len(planComments(pr)))
+			}
+			emu.SetDraft(repo, n, false)
+			e.stop()
+
+			// Ready, then ten quick pushes while kubeplan is down: one plan of the newest head.
+			down := start(t, emu, state, false)
+			fc.send(down, "ready", repo, n, "ready-1", secret)
+			var head string
+			for i := 0; i < 10; i++ {
+				head = emu.Push(repo, n, map[string]string{"apps/web/deploy.yaml": deployment(fmt.Sprintf("nginx:1.%d", 30+i))})
+				fc.send(down, "pushed", repo, n, fmt.Sprintf("push-%d", i), secret)
+			}
+			down.stop()
+			up := start(t, emu, state, true)
+			pr, st = up.waitStatus(repo, n, head)
+			if st.State != forge.Success {
+				t.Fatalf("status %+v", st)
+			}
+			time.Sleep(300 * time.Millisecond)
+			pr = emu.PRState(repo, n)
+			if got := len(pr.Statuses[head]); got != 2 {
+				t.Fatalf("%d kubeplan/plan statuses on the newest head, want 2 (pending, then the result of one plan)", got)
+			}
+			if c := planComments(pr); len(c) != 1 || !strings.Contains(c[0].Body, "nginx:1.39") {
+				t.Fatalf("comments: %d", len(c))
 			}
 		})
 	}

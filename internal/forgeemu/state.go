@@ -285,3 +285,10 @@ func (r *Repo) changedFiles(pr *PR) []string {
 }
 
 func (e *Emulator) repo(name string) *Repo { return e.repos[name] }
+
+// SetDraft marks a pull request draft or ready for review.
+func (e *Emulator) SetDraft(repo string, number int, draft bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.repos[repo].PRs[number].Draft = draft
+}

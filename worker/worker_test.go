@@ -1,0 +1,87 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kubeplan/kubeplan/store"
+)
+
+func queue(t *testing.T) *store.Queue {
+	t.Helper()
+	q, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	return q
+}
+
+// A job that hangs is cancelled at its deadline and recorded as failed; the next job runs.
+func TestStuckJobTimesOutAndTheQueueMovesOn(t *testing.T) {
+	q := queue(t)
+	ctx := context.Background()
+	_, _ = q.Enqueue(ctx, "1", store.Job{Key: "pr#1", Kind: "event", Payload: []byte("stuck")}, false)
+	_, _ = q.Enqueue(ctx, "2", store.Job{Key: "pr#1", Kind: "event", Payload: []byte("next")}, false)
+
+	var mu sync.Mutex
+	var outcomes []string
+	done := make(chan struct{})
+	pool := &Pool{Queue: q, Workers: 2, Timeout: 200 * time.Millisecond, Poll: 20 * time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Handle: func(ctx context.Context, job *store.Job) error {
+			if string(job.Payload) == "stuck" {
+				<-ctx.Done() // hangs until the deadline
+				mu.Lock()
+				outcomes = append(outcomes, "stuck: "+ctx.Err().Error())
+				mu.Unlock()
+				return ctx.Err()
+			}
+			mu.Lock()
+			outcomes = append(outcomes, "next ran")
+			mu.Unlock()
+			close(done)
+			return nil
+		}}
+	runCtx, cancel := context.WithCancel(ctx)
+	finished := make(chan struct{})
+	go func() { pool.Run(runCtx); close(finished) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the job after the stuck one never ran")
+	}
+	cancel()
+	<-finished
+	mu.Lock()
+	defer mu.Unlock()
+	if len(outcomes) != 2 || outcomes[0] != "stuck: context deadline exceeded" || outcomes[1] != "next ran" {
+		t.Fatalf("outcomes %q", outcomes)
+	}
+	if n, _ := q.Pending(ctx); n != 0 {
+		t.Fatalf("%d jobs still pending", n)
+	}
+}
+
+func TestPanickingJobIsRecordedNotFatal(t *testing.T) {
+	q := queue(t)
+	ctx := context.Background()
+	_, _ = q.Enqueue(ctx, "1", store.Job{Key: "k", Kind: "event", Payload: []byte("x")}, false)
+	ran := make(chan error, 1)
+	pool := &Pool{Queue: q, Workers: 1, Poll: 10 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Handle: func(context.Context, *store.Job) error { defer func() { ran <- errors.New("ran") }(); panic("bug") }}
+	runCtx, cancel := context.WithCancel(ctx)
+	go pool.Run(runCtx)
+	<-ran
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	if n, _ := q.Pending(ctx); n != 0 {
+		t.Fatalf("the panicking job is still pending (%d)", n)
+	}
+}

@@ -1,17 +1,13 @@
 package comments
 
 import (
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/kubeplan/kubeplan/internal/golden"
 	"github.com/kubeplan/kubeplan/plan"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 func samplePlan(cluster, project string, objects int, diffLines int) *plan.Plan {
 	p := &plan.Plan{Project: project, Cluster: cluster}
@@ -46,7 +42,7 @@ func TestCommentGolden(t *testing.T) {
 		t.Fatalf("%d parts, want 1", len(bodies))
 	}
 	checkMarkdown(t, bodies[0])
-	golden(t, "comment.md", bodies[0])
+	golden.Assert(t, "comment.md", bodies[0])
 }
 
 // A plan far over the forge's limit is split at object boundaries into parts that each fit,
@@ -113,22 +109,5 @@ func checkMarkdown(t *testing.T, body string) {
 	t.Helper()
 	if err := CheckMarkdown(body); err != nil {
 		t.Fatalf("%v:\n%s", err, body)
-	}
-}
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("..", "testdata", "golden", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test ./comments -update creates it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("comment differs from %s (go test ./comments -update to accept):\n%s", path, got)
 	}
 }

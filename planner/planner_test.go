@@ -20,17 +20,7 @@ import (
 
 var testCluster *kubetest.Cluster
 
-func TestMain(m *testing.M) {
-	c, err := kubetest.Start("test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	testCluster = c
-	code := m.Run()
-	_ = c.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(kubetest.RunWithCluster(m, "test", &testCluster)) }
 
 func connect(t *testing.T) *cluster.Client {
 	t.Helper()

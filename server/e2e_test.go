@@ -30,17 +30,7 @@ const (
 
 var prod *kubetest.Cluster
 
-func TestMain(m *testing.M) {
-	c, err := kubetest.Start("prod")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	prod = c
-	code := m.Run()
-	_ = c.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(kubetest.RunWithCluster(m, "prod", &prod)) }
 
 // forgeCase drives one forge through the emulator: how webhooks are sent and shaped.
 type forgeCase struct {

@@ -18,11 +18,7 @@ type GitHub struct {
 }
 
 func (h *GitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	max := h.MaxBody
-	if max <= 0 {
-		max = DefaultMaxBody
-	}
-	body, ok := readBody(w, r, max)
+	body, ok := readBody(w, r, bodyLimit(h.MaxBody))
 	if !ok {
 		return
 	}

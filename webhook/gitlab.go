@@ -20,17 +20,13 @@ type GitLab struct {
 }
 
 func (h *GitLab) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	max := h.MaxBody
-	if max <= 0 {
-		max = DefaultMaxBody
-	}
 	// The token is checked before the body is read: a forged request costs nothing.
 	if len(h.Token) == 0 || subtle.ConstantTimeCompare([]byte(r.Header.Get("X-Gitlab-Token")), h.Token) != 1 {
 		h.Log.Warn("gitlab webhook refused: bad or missing token", "remote", r.RemoteAddr)
 		http.Error(w, "token does not match", http.StatusUnauthorized)
 		return
 	}
-	body, ok := readBody(w, r, max)
+	body, ok := readBody(w, r, bodyLimit(h.MaxBody))
 	if !ok {
 		return
 	}

@@ -26,6 +26,14 @@ const DefaultMaxBody = 25 << 20
 // JobKind is the queue's job kind for webhook events.
 const JobKind = "event"
 
+// bodyLimit is the configured limit, or DefaultMaxBody.
+func bodyLimit(configured int64) int64 {
+	if configured <= 0 {
+		return DefaultMaxBody
+	}
+	return configured
+}
+
 // readBody reads a body up to max bytes; a larger one is refused (413) without reading it
 // whole: by its Content-Length when it declares one, else as soon as it passes the limit.
 func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, bool) {

@@ -4,32 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/kubeplan/kubeplan/internal/golden"
 	"github.com/kubeplan/kubeplan/internal/kubetest"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files under testdata/golden")
-
 var testCluster *kubetest.Cluster
 
-func TestMain(m *testing.M) {
-	flag.Parse()
-	c, err := kubetest.Start("test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	testCluster = c
-	code := m.Run()
-	_ = c.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(kubetest.RunWithCluster(m, "test", &testCluster)) }
 
 // kubeplan runs the CLI in-process and returns its exit code, stdout and stderr.
 func kubeplan(args ...string) (int, string, string) {
@@ -70,7 +56,7 @@ func TestPlanOutputsGolden(t *testing.T) {
 			if strings.Contains(out, "golden-old-password") || strings.Contains(out, "golden-new-password") {
 				t.Fatal("a Secret value appears in the output")
 			}
-			golden(t, "plan."+map[string]string{"text": "txt", "markdown": "md", "json": "json"}[format], out)
+			golden.Assert(t, "plan."+map[string]string{"text": "txt", "markdown": "md", "json": "json"}[format], out)
 		})
 	}
 
@@ -84,23 +70,6 @@ func TestPlanOutputsGolden(t *testing.T) {
 	}
 	if !strings.HasPrefix(out, "test / shop — 0 to create, 0 to change, 0 to delete (3 unchanged)\n") {
 		t.Fatalf("output after apply:\n%s", out)
-	}
-}
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("..", "..", "testdata", "golden", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./cmd/bot -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s (go test ./cmd/bot -update to accept):\n--- got\n%s", path, got)
 	}
 }
 

@@ -275,16 +275,7 @@ func tarball(top, sha string, files map[string]string) ([]byte, error) {
 
 // paginate answers a list page by page with GitHub's Link header (per_page, page).
 func paginate[T any](w http.ResponseWriter, r *http.Request, items []T) {
-	per, _ := strconv.Atoi(r.URL.Query().Get("per_page"))
-	if per <= 0 || per > 100 {
-		per = 30
-	}
-	page, _ := strconv.Atoi(r.URL.Query().Get("page"))
-	if page <= 0 {
-		page = 1
-	}
-	start := min((page-1)*per, len(items))
-	end := min(start+per, len(items))
+	start, end, page, per := pageBounds(r, 30, len(items))
 	if end < len(items) {
 		q := r.URL.Query()
 		q.Set("page", strconv.Itoa(page+1))
@@ -342,4 +333,19 @@ func (e *Emulator) ghComment(r *Repo, pr *PR, c *Comment) *gh.IssueComment {
 		HTMLURL:  gh.String(fmt.Sprintf("%s/%s/pull/%d#issuecomment-%d", e.URL(), r.FullName, pr.Number, c.ID)),
 		IssueURL: gh.String(fmt.Sprintf("%s/api/v3/repos/%s/issues/%d", e.URL(), r.FullName, pr.Number)),
 		URL:      gh.String(fmt.Sprintf("%s/api/v3/repos/%s/issues/comments/%d", e.URL(), r.FullName, c.ID))}
+}
+
+// pageBounds reads per_page and page as both forges do (at most 100 per page) and returns the
+// slice bounds of that page.
+func pageBounds(r *http.Request, defaultPer, n int) (start, end, page, per int) {
+	per, _ = strconv.Atoi(r.URL.Query().Get("per_page"))
+	if per <= 0 || per > 100 {
+		per = defaultPer
+	}
+	page, _ = strconv.Atoi(r.URL.Query().Get("page"))
+	if page <= 0 {
+		page = 1
+	}
+	start = min((page-1)*per, n)
+	return start, min(start+per, n), page, per
 }

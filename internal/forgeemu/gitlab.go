@@ -235,16 +235,7 @@ func decodeForm(r *http.Request, v any) error {
 }
 
 func glPaginate(w http.ResponseWriter, r *http.Request, items []map[string]any) {
-	per, _ := strconv.Atoi(r.URL.Query().Get("per_page"))
-	if per <= 0 || per > 100 {
-		per = 20
-	}
-	page, _ := strconv.Atoi(r.URL.Query().Get("page"))
-	if page <= 0 {
-		page = 1
-	}
-	start := min((page-1)*per, len(items))
-	end := min(start+per, len(items))
+	start, end, page, per := pageBounds(r, 20, len(items))
 	w.Header().Set("X-Page", strconv.Itoa(page))
 	w.Header().Set("X-Per-Page", strconv.Itoa(per))
 	w.Header().Set("X-Total", strconv.Itoa(len(items)))

@@ -186,3 +186,19 @@ func Objects(docs string) ([]*unstructured.Unstructured, error) {
 	}
 	return out, nil
 }
+
+// RunWithCluster is a TestMain body: it starts a control plane named name, stores it in *c,
+// runs the tests and stops it, returning the exit code.
+func RunWithCluster(m interface{ Run() int }, name string, c **Cluster) int {
+	cluster, err := Start(name)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	*c = cluster
+	code := m.Run()
+	if err := cluster.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stop control plane:", err)
+	}
+	return code
+}

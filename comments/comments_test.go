@@ -111,3 +111,23 @@ func checkMarkdown(t *testing.T, body string) {
 		t.Fatalf("%v:\n%s", err, body)
 	}
 }
+
+// The split and cut shapes, pinned: a plan over a small limit becomes numbered parts, each
+// closing and reopening its section; an object larger than a part is cut with a note.
+func TestSplitAndCutCommentsGolden(t *testing.T) {
+	split := Render(Input{HeadSHA: "0123456789abcdef", Limit: 2200, Commands: commands,
+		Targets: []Target{{Project: "web", Cluster: "prod-eu", Plan: samplePlan("prod-eu", "web", 4, 3)}}})
+	if len(split) < 2 {
+		t.Fatalf("%d parts", len(split))
+	}
+	for i, body := range split {
+		checkMarkdown(t, body)
+		golden.Assert(t, fmt.Sprintf("comment-split-%d.md", i+1), body)
+	}
+	cut := Render(Input{HeadSHA: "0123456789abcdef", Limit: 1800,
+		Targets: []Target{{Project: "web", Cluster: "prod-eu", Plan: samplePlan("prod-eu", "web", 1, 40)}}})
+	for i, body := range cut {
+		checkMarkdown(t, body)
+		golden.Assert(t, fmt.Sprintf("comment-cut-%d.md", i+1), body)
+	}
+}

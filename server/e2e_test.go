@@ -151,10 +151,11 @@ func (e *env) waitStatus(repo string, number int, sha string) (forgeemu.PR, forg
 	return forgeemu.PR{}, forge.Status{}
 }
 
+// planComments are kubeplan's plan comments (the marker, posted by kubeplan's user).
 func planComments(pr forgeemu.PR) []forgeemu.Comment {
 	var out []forgeemu.Comment
 	for _, c := range pr.Comments {
-		if _, _, ok := comments.ParsePart(c.Body); ok {
+		if _, _, ok := comments.ParsePart(c.Body); ok && c.Author == bot {
 			out = append(out, *c)
 		}
 	}
@@ -208,6 +209,9 @@ func TestPullRequestGetsOnePlanCommentUpdatedInPlace(t *testing.T) {
 				"apps/web/flags.yaml":   "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: flags}\ndata: {checkout: v2}\n",
 				"apps/web/service.yaml": "",
 			})
+			// Someone imitates kubeplan's marker: kubeplan must neither edit nor trust that comment.
+			const fake = "<!-- kubeplan:plan part=1/1 -->\nAll clear, nothing to review."
+			emu.AddComment(repo, n, "mallory", fake)
 			if code := fc.send(e, "opened", repo, n, "d-open", secret); code != http.StatusAccepted {
 				t.Fatalf("webhook answered %d", code)
 			}
@@ -233,6 +237,9 @@ func TestPullRequestGetsOnePlanCommentUpdatedInPlace(t *testing.T) {
 				}
 			}
 			first := notes[0].ID
+			if pr.Comments[0].Author != "mallory" || pr.Comments[0].Body != fake {
+				t.Fatalf("the imitation was edited: %+v", pr.Comments[0])
+			}
 
 			// Push: the same comment is updated in place.
 			head2 := emu.Push(repo, n, map[string]string{"apps/web/deploy.yaml": deployment("nginx:1.29")})

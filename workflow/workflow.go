@@ -33,6 +33,8 @@ type Forge interface {
 	DeleteComment(ctx context.Context, repo string, number int, id int64) error
 	SetStatus(ctx context.Context, repo, sha string, s forge.Status) error
 	MaxCommentLength() int
+	// Self is the login kubeplan comments as.
+	Self(ctx context.Context) (string, error)
 }
 
 // Forges returns the forge client that can act on an event (e.g. its GitHub App installation).
@@ -206,9 +208,13 @@ func (w *Workflow) publish(ctx context.Context, f Forge, pr *forge.PullRequest, 
 	if err != nil {
 		return err
 	}
-	var ours []forge.Comment // by part number
+	self, err := f.Self(ctx)
+	if err != nil {
+		return err
+	}
+	var ours []forge.Comment // by part number; a marker in someone else's comment is not ours
 	for _, c := range existing {
-		if part, _, ok := comments.ParsePart(c.Body); ok {
+		if part, _, ok := comments.ParsePart(c.Body); ok && c.Author == self {
 			for len(ours) < part {
 				ours = append(ours, forge.Comment{})
 			}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/bradleyfalzon/ghinstallation/v2"
 	gh "github.com/google/go-github/v60/github"
@@ -35,14 +36,20 @@ type Config struct {
 type Client struct {
 	gh   *gh.Client
 	http *http.Client
+	// whoami asks GitHub who kubeplan is; the answer is cached once known.
+	whoami func(context.Context) (string, error)
+	mu     sync.Mutex
+	self   string
 }
 
 // New returns a client; installationID is ignored with token auth.
 func New(cfg Config, installationID int64) (*Client, error) {
-	transport := http.RoundTripper(&retry.Transport{Base: http.DefaultTransport, Log: cfg.Log})
+	base := http.RoundTripper(&retry.Transport{Base: http.DefaultTransport, Log: cfg.Log})
+	c := &Client{}
+	var transport http.RoundTripper
 	switch {
 	case cfg.AppID != 0:
-		itr, err := ghinstallation.New(transport, cfg.AppID, installationID, cfg.PrivateKey)
+		itr, err := ghinstallation.New(base, cfg.AppID, installationID, cfg.PrivateKey)
 		if err != nil {
 			return nil, fmt.Errorf("github app %d installation %d: %w", cfg.AppID, installationID, err)
 		}
@@ -50,20 +57,68 @@ func New(cfg Config, installationID int64) (*Client, error) {
 			itr.BaseURL = strings.TrimSuffix(cfg.BaseURL, "/")
 		}
 		transport = itr
+		// An App comments as "<slug>[bot]"; the slug comes from GET /app, authenticated as the App.
+		apps, err := ghinstallation.NewAppsTransport(base, cfg.AppID, cfg.PrivateKey)
+		if err != nil {
+			return nil, fmt.Errorf("github app %d: %w", cfg.AppID, err)
+		}
+		appClient, err := newClient(&http.Client{Transport: apps}, cfg.BaseURL)
+		if err != nil {
+			return nil, err
+		}
+		c.whoami = func(ctx context.Context) (string, error) {
+			app, resp, err := appClient.Apps.Get(ctx, "")
+			if err != nil {
+				return "", wrap("get the app", resp, err)
+			}
+			return app.GetSlug() + "[bot]", nil
+		}
 	case cfg.Token != "":
-		transport = &tokenTransport{base: transport, token: cfg.Token}
+		transport = &tokenTransport{base: base, token: cfg.Token}
+		c.whoami = func(ctx context.Context) (string, error) {
+			u, resp, err := c.gh.Users.Get(ctx, "")
+			if err != nil {
+				return "", wrap("get the authenticated user", resp, err)
+			}
+			return u.GetLogin(), nil
+		}
 	default:
 		return nil, errors.New("github: neither an App nor a token is configured")
 	}
-	hc := &http.Client{Transport: transport}
-	client := gh.NewClient(hc)
-	if cfg.BaseURL != "" {
-		var err error
-		if client, err = client.WithEnterpriseURLs(cfg.BaseURL, cfg.BaseURL); err != nil {
-			return nil, fmt.Errorf("github base URL %q: %w", cfg.BaseURL, err)
-		}
+	c.http = &http.Client{Transport: transport}
+	var err error
+	if c.gh, err = newClient(c.http, cfg.BaseURL); err != nil {
+		return nil, err
 	}
-	return &Client{gh: client, http: hc}, nil
+	return c, nil
+}
+
+func newClient(hc *http.Client, baseURL string) (*gh.Client, error) {
+	client := gh.NewClient(hc)
+	if baseURL == "" {
+		return client, nil
+	}
+	client, err := client.WithEnterpriseURLs(baseURL, baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("github base URL %q: %w", baseURL, err)
+	}
+	return client, nil
+}
+
+// Self is the login kubeplan's comments carry, so it recognises its own comments and never
+// edits one that only imitates its marker.
+func (c *Client) Self(ctx context.Context) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.self != "" {
+		return c.self, nil
+	}
+	login, err := c.whoami(ctx)
+	if err != nil {
+		return "", err
+	}
+	c.self = login
+	return login, nil
 }
 
 type tokenTransport struct {

@@ -101,6 +101,9 @@ func TestGitHubClientAgainstTheEmulator(t *testing.T) {
 	if _, err := c.PullRequest(ctx, repo, 99); !errors.Is(err, forge.ErrNotFound) {
 		t.Errorf("missing PR: %v", err)
 	}
+	if self, err := c.Self(ctx); err != nil || self != "kubeplan[bot]" {
+		t.Errorf("self %q %v", self, err)
+	}
 }
 
 // Unknown endpoints answer GitHub's own 404, so a wrong call fails loudly in go-github.
@@ -131,6 +134,9 @@ func TestGitHubAppInstallationTokens(t *testing.T) {
 		if _, err := c.PullRequest(ctx, repo, n); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if self, err := c.Self(ctx); err != nil || self != "kubeplan[bot]" {
+		t.Errorf("an App comments as <slug>[bot]: %q %v", self, err)
 	}
 	if got := emu.TokensMinted(forgeemu.InstallationID); got != 1 {
 		t.Fatalf("%d installation tokens minted for 3 calls, want 1 (cached until near expiry)", got)

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 
 	gl "gitlab.com/gitlab-org/api/client-go"
 
@@ -29,7 +30,11 @@ type Config struct {
 const MaxNoteLength = 1_000_000
 
 // Client is GitLab for one token.
-type Client struct{ gl *gl.Client }
+type Client struct {
+	gl   *gl.Client
+	mu   sync.Mutex
+	self string
+}
 
 // New returns a client. Retries are kubeplan's (retry.Transport), not the library's, so that
 // comment creation is never repeated after a server error.
@@ -46,6 +51,21 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("gitlab client: %w", err)
 	}
 	return &Client{gl: c}, nil
+}
+
+// Self is the username kubeplan's notes carry, so it recognises its own notes.
+func (c *Client) Self(ctx context.Context) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.self != "" {
+		return c.self, nil
+	}
+	u, resp, err := c.gl.Users.CurrentUser(gl.WithContext(ctx))
+	if err != nil {
+		return "", wrap("get the current user", resp, err)
+	}
+	c.self = u.Username
+	return c.self, nil
 }
 
 func wrap(op string, resp *gl.Response, err error) error {

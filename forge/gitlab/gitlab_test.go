@@ -83,6 +83,9 @@ func TestGitLabClientAgainstTheEmulator(t *testing.T) {
 	if _, err := c.PullRequest(ctx, repo, 99); !errors.Is(err, forge.ErrNotFound) {
 		t.Errorf("missing MR: %v", err)
 	}
+	if self, err := c.Self(ctx); err != nil || self != "kubeplan-bot" {
+		t.Errorf("self %q %v", self, err)
+	}
 	bad, _ := glforge.New(glforge.Config{BaseURL: emu.GitLabAPI(), Token: "wrong"})
 	if _, err := bad.PullRequest(ctx, repo, n); err == nil {
 		t.Error("a wrong token was accepted")

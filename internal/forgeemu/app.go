@@ -123,3 +123,20 @@ func (e *Emulator) verifyJWT(token string) error {
 	}
 	return nil
 }
+
+// getApp answers GET /app for a request signed as the App: its slug names its bot user.
+func (e *Emulator) getApp(w http.ResponseWriter, r *http.Request) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.app == nil {
+		ghNotFound(w)
+		return
+	}
+	if err := e.verifyJWT(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")); err != nil {
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"message": "A JSON web token could not be decoded: " + err.Error()})
+		return
+	}
+	slug := strings.TrimSuffix(e.BotLogin, "[bot]")
+	writeJSON(w, http.StatusOK, map[string]any{"id": e.app.id, "slug": slug, "name": slug, "owner": e.ghUser("acme"),
+		"html_url": e.URL() + "/apps/" + slug, "events": []string{"pull_request", "issue_comment", "pull_request_review"}})
+}

@@ -204,6 +204,17 @@ func (e *Emulator) githubAPI() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]any{"permission": field, "role_name": string(p), "user": e.ghUser(r.PathValue("user"))})
 	})
 	mux.HandleFunc("POST /app/installations/{id}/access_tokens", e.mintInstallationToken)
+	mux.HandleFunc("GET /app", e.getApp)
+	mux.HandleFunc("GET /user", func(w http.ResponseWriter, r *http.Request) {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		// Installation tokens cannot read /user on GitHub either.
+		if r.Header.Get("Authorization") != "Bearer "+e.Token && r.Header.Get("Authorization") != "token "+e.Token {
+			writeJSON(w, http.StatusForbidden, map[string]string{"message": "Resource not accessible by integration", "documentation_url": "https://docs.github.com/rest"})
+			return
+		}
+		writeJSON(w, http.StatusOK, e.ghUser(e.BotLogin))
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { ghNotFound(w) })
 	return mux
 }

@@ -33,6 +33,10 @@ func (e *Emulator) gitlabAPI() http.Handler {
 		parts := strings.Split(strings.Trim(r.URL.EscapedPath(), "/"), "/")
 		e.mu.Lock()
 		defer e.mu.Unlock()
+		if len(parts) == 1 && parts[0] == "user" && r.Method == http.MethodGet {
+			writeJSON(w, http.StatusOK, e.glUser(e.BotLogin, e.userID(e.BotLogin)))
+			return
+		}
 		if len(parts) == 1 && parts[0] == "users" && r.Method == http.MethodGet {
 			name := r.URL.Query().Get("username")
 			out := []map[string]any{}

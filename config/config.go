@@ -29,6 +29,10 @@ type Config struct {
 	Workers int `json:"workers"`
 	// JobTimeout bounds one job.
 	JobTimeout time.Duration `json:"jobTimeout"`
+	// JobAttempts is how often a failing job runs (forge outage, cluster unreachable) before
+	// it is recorded as failed; RetryBackoff is the first wait between attempts (doubling).
+	JobAttempts  int           `json:"jobAttempts"`
+	RetryBackoff time.Duration `json:"retryBackoff"`
 	// PlanDrafts plans draft pull requests.
 	PlanDrafts bool `json:"planDrafts"`
 	// Repositories, when set, is the allowlist of repositories (owner/name; "*" suffix globs).
@@ -57,7 +61,7 @@ type Config struct {
 
 // Default is the configuration before the file, environment and flags.
 func Default() Config {
-	return Config{Listen: ":8080", State: "kubeplan.db", WorkDir: "kubeplan-work", CheckoutCacheMB: 2048, Workers: 2, JobTimeout: 15 * time.Minute, PlanDrafts: true}
+	return Config{Listen: ":8080", State: "kubeplan.db", WorkDir: "kubeplan-work", CheckoutCacheMB: 2048, Workers: 2, JobTimeout: 15 * time.Minute, JobAttempts: 3, RetryBackoff: 10 * time.Second, PlanDrafts: true}
 }
 
 // Load reads the optional YAML file over the defaults, then the environment.

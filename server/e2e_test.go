@@ -78,6 +78,7 @@ func start(t *testing.T, emu *forgeemu.Emulator, state string, workers bool) *en
 	cfg.WorkDir = filepath.Join(filepath.Dir(state), "work")
 	cfg.Workers = 2
 	cfg.JobTimeout = time.Minute
+	cfg.RetryBackoff = 100 * time.Millisecond
 	cfg.GitHub.BaseURL, cfg.GitHub.Token, cfg.GitHub.WebhookSecret = emu.GitHubAPI(), token, secret
 	cfg.GitLab.BaseURL, cfg.GitLab.Token, cfg.GitLab.WebhookSecret = emu.GitLabAPI(), token, secret
 	cfg.Clusters = []cluster.Target{{Name: "prod", Kubeconfig: prod.Kubeconfig, Context: "prod"},
@@ -418,6 +419,46 @@ func TestDraftsWaitAndQuickPushesCoalesce(t *testing.T) {
 			}
 			if c := planComments(pr); len(c) != 1 || !strings.Contains(c[0].Body, "nginx:1.39") {
 				t.Fatalf("comments: %d", len(c))
+			}
+		})
+	}
+}
+
+// A forge outage while posting the plan is not a lost plan: the status says so at once, and the
+// job runs again after a backoff.
+func TestForgeOutageWhilePostingThePlanIsRetried(t *testing.T) {
+	for _, fc := range forges {
+		t.Run(fc.name, func(t *testing.T) {
+			ns, repo := "outage-"+fc.name, "acme/"+fc.name+"-outage"
+			emu := forgeemu.New(token, bot)
+			defer emu.Close()
+			kubectl(t, "", "create", "namespace", ns)
+			base := emu.CreateRepo(repo, map[string]string{".kubeplan.yaml": fmt.Sprintf(kubeplanYAML, ns), "apps/web/deploy.yaml": deployment("nginx:1.27")})
+			n := emu.OpenPR(repo, "alice", "bump", base, map[string]string{"apps/web/deploy.yaml": deployment("nginx:1.28")})
+			path := map[string]string{"github": "/comments", "gitlab": "/notes"}[fc.name]
+			emu.FailRequests(http.MethodPost, path, 1, http.StatusBadGateway) // creating a comment is never retried blindly
+			e := start(t, emu, filepath.Join(t.TempDir(), "state.db"), true)
+			fc.send(e, "opened", repo, n, "o-1", secret)
+			head := emu.PRState(repo, n).HeadSHA
+			deadline := time.Now().Add(60 * time.Second)
+			for time.Now().Before(deadline) {
+				if st, ok := emu.PRState(repo, n).LatestStatus(head, "kubeplan/plan"); ok && st.State == forge.Success {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			pr := emu.PRState(repo, n)
+			var states []string
+			for _, st := range pr.Statuses[head] {
+				states = append(states, string(st.State))
+			}
+			// GitLab has no "error" state: kubeplan reports it as failed.
+			want := map[string]string{"github": "pending,error,pending,success", "gitlab": "pending,failure,pending,success"}[fc.name]
+			if got := strings.Join(states, ","); got != want {
+				t.Fatalf("statuses %s, want %s", got, want)
+			}
+			if c := planComments(pr); len(c) != 1 {
+				t.Fatalf("%d plan comments after the retry, want 1", len(c))
 			}
 		})
 	}

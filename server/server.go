@@ -59,6 +59,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 	q.Lease = cfg.JobTimeout + cfg.JobTimeout/2
+	q.MaxAttempts, q.RetryBackoff = max(cfg.JobAttempts, 1), cfg.RetryBackoff
 	if n, err := q.RecoverInterrupted(ctx); err != nil {
 		q.Close()
 		return nil, err

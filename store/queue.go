@@ -30,7 +30,9 @@ type Queue struct {
 	Lease time.Duration
 	// MaxAttempts bounds retries of a job that keeps getting stuck or failing.
 	MaxAttempts int
-	now         func() time.Time
+	// RetryBackoff is the wait before a failed job's second attempt; it doubles after that.
+	RetryBackoff time.Duration
+	now          func() time.Time
 }
 
 // Open opens (creating if needed) the SQLite database at path.
@@ -45,7 +47,7 @@ func Open(ctx context.Context, path string) (*Queue, error) {
 		db.Close()
 		return nil, fmt.Errorf("create state store schema in %s: %w", path, err)
 	}
-	return &Queue{db: db, Lease: 10 * time.Minute, MaxAttempts: 3, now: time.Now}, nil
+	return &Queue{db: db, Lease: 10 * time.Minute, MaxAttempts: 3, RetryBackoff: 10 * time.Second, now: time.Now}, nil
 }
 
 const schema = `
@@ -61,6 +63,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 	state       TEXT NOT NULL DEFAULT 'queued', -- queued | running | done | failed
 	attempts    INTEGER NOT NULL DEFAULT 0,
 	lease_until INTEGER NOT NULL DEFAULT 0,
+	not_before  INTEGER NOT NULL DEFAULT 0, -- a retried job waits until then
 	error       TEXT NOT NULL DEFAULT '',
 	created_at  INTEGER NOT NULL,
 	updated_at  INTEGER NOT NULL
@@ -131,9 +134,9 @@ func (q *Queue) Claim(ctx context.Context) (*Job, error) {
 	var j Job
 	var created int64
 	err = tx.QueryRowContext(ctx, `SELECT id, key, kind, payload, attempts, created_at FROM jobs j
-		WHERE state = 'queued' AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.key = j.key AND r.state = 'running')
+		WHERE state = 'queued' AND not_before <= ? AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.key = j.key AND r.state = 'running')
 		AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.key = j.key AND e.state = 'queued' AND e.id < j.id)
-		ORDER BY id LIMIT 1`).Scan(&j.ID, &j.Key, &j.Kind, &j.Payload, &j.Attempts, &created)
+		ORDER BY id LIMIT 1`, now).Scan(&j.ID, &j.Key, &j.Kind, &j.Payload, &j.Attempts, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, tx.Commit() // commit the reclaim
 	}
@@ -149,13 +152,25 @@ func (q *Queue) Claim(ctx context.Context) (*Job, error) {
 	return &j, tx.Commit()
 }
 
-// Done marks a claimed job finished; a non-nil jobErr records it as failed.
+// Done records a claimed job's outcome. A job that failed goes back to the queue after a
+// backoff (the work is idempotent: plans and comments are redone in place) until MaxAttempts,
+// then stays failed with its error.
 func (q *Queue) Done(ctx context.Context, id int64, jobErr error) error {
-	state, msg := "done", ""
-	if jobErr != nil {
-		state, msg = "failed", jobErr.Error()
+	now := q.now()
+	var err error
+	if jobErr == nil {
+		_, err = q.db.ExecContext(ctx, `UPDATE jobs SET state = 'done', error = '', updated_at = ? WHERE id = ?`, now.UnixMilli(), id)
+	} else {
+		var attempts int
+		if err = q.db.QueryRowContext(ctx, `SELECT attempts FROM jobs WHERE id = ?`, id).Scan(&attempts); err == nil {
+			state, notBefore := "failed", int64(0)
+			if attempts < q.MaxAttempts {
+				state, notBefore = "queued", now.Add(q.RetryBackoff<<(attempts-1)).UnixMilli()
+			}
+			_, err = q.db.ExecContext(ctx, `UPDATE jobs SET state = ?, error = ?, not_before = ?, updated_at = ? WHERE id = ?`,
+				state, jobErr.Error(), notBefore, now.UnixMilli(), id)
+		}
 	}
-	_, err := q.db.ExecContext(ctx, `UPDATE jobs SET state = ?, error = ?, updated_at = ? WHERE id = ?`, state, msg, q.now().UnixMilli(), id)
 	if err != nil {
 		return fmt.Errorf("finish job %d: %w", id, err)
 	}

@@ -139,15 +139,33 @@ func TestStuckJobTimesOutAndFailsAfterMaxAttempts(t *testing.T) {
 	}
 }
 
-func TestFailedJobRecordsItsError(t *testing.T) {
+func TestFailedJobIsRetriedWithBackoffThenRecorded(t *testing.T) {
 	clock := time.Unix(1000, 0)
 	q := openAt(t, filepath.Join(t.TempDir(), "state.db"), &clock)
+	q.MaxAttempts, q.RetryBackoff = 3, 10*time.Second
 	enqueue(t, q, "1", "k", "plan", "x", false)
-	j := claim(t, q)
-	if err := q.Done(context.Background(), j.ID, errors.New("forge answered 502")); err != nil {
-		t.Fatal(err)
+	for attempt, wait := range []time.Duration{10 * time.Second, 20 * time.Second, 0} {
+		j := claim(t, q)
+		if j == nil || j.Attempts != attempt+1 {
+			t.Fatalf("attempt %d: claimed %+v", attempt+1, j)
+		}
+		if err := q.Done(context.Background(), j.ID, errors.New("forge answered 502")); err != nil {
+			t.Fatal(err)
+		}
+		if wait == 0 {
+			break
+		}
+		clock = clock.Add(wait - time.Second)
+		if early := claim(t, q); early != nil {
+			t.Fatalf("retried %s before its backoff", wait-time.Second)
+		}
+		clock = clock.Add(time.Second)
 	}
 	if n, _ := q.Pending(context.Background()); n != 0 {
-		t.Fatalf("%d pending", n)
+		t.Fatalf("%d pending after the last attempt", n)
+	}
+	var state, msg string
+	if err := q.db.QueryRow(`SELECT state, error FROM jobs`).Scan(&state, &msg); err != nil || state != "failed" || msg != "forge answered 502" {
+		t.Fatalf("state %s error %q %v", state, msg, err)
 	}
 }

@@ -13,19 +13,21 @@ import (
 	"github.com/kubeplan/kubeplan/store"
 )
 
-func queue(t *testing.T) *store.Queue {
+// queue is a real SQLite queue; attempts bounds how often a failing job runs.
+func queue(t *testing.T, attempts int) *store.Queue {
 	t.Helper()
 	q, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	q.MaxAttempts, q.RetryBackoff = attempts, 20*time.Millisecond
 	t.Cleanup(func() { q.Close() })
 	return q
 }
 
 // A job that hangs is cancelled at its deadline and recorded as failed; the next job runs.
 func TestStuckJobTimesOutAndTheQueueMovesOn(t *testing.T) {
-	q := queue(t)
+	q := queue(t, 1)
 	ctx := context.Background()
 	_, _ = q.Enqueue(ctx, "1", store.Job{Key: "pr#1", Kind: "event", Payload: []byte("stuck")}, false)
 	_, _ = q.Enqueue(ctx, "2", store.Job{Key: "pr#1", Kind: "event", Payload: []byte("next")}, false)
@@ -70,7 +72,7 @@ func TestStuckJobTimesOutAndTheQueueMovesOn(t *testing.T) {
 }
 
 func TestPanickingJobIsRecordedNotFatal(t *testing.T) {
-	q := queue(t)
+	q := queue(t, 1)
 	ctx := context.Background()
 	_, _ = q.Enqueue(ctx, "1", store.Job{Key: "k", Kind: "event", Payload: []byte("x")}, false)
 	ran := make(chan error, 1)
@@ -83,5 +85,39 @@ func TestPanickingJobIsRecordedNotFatal(t *testing.T) {
 	cancel()
 	if n, _ := q.Pending(ctx); n != 0 {
 		t.Fatalf("the panicking job is still pending (%d)", n)
+	}
+}
+
+// A job that fails (a forge outage) runs again after a backoff and succeeds.
+func TestFailedJobRunsAgain(t *testing.T) {
+	q := queue(t, 3)
+	ctx := context.Background()
+	_, _ = q.Enqueue(ctx, "1", store.Job{Key: "k", Kind: "event", Payload: []byte("x")}, false)
+	var mu sync.Mutex
+	var attempts []int
+	done := make(chan struct{})
+	pool := &Pool{Queue: q, Workers: 1, Poll: 10 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Handle: func(_ context.Context, job *store.Job) error {
+			mu.Lock()
+			defer mu.Unlock()
+			attempts = append(attempts, job.Attempts)
+			if job.Attempts == 1 {
+				return errors.New("forge answered 502")
+			}
+			close(done)
+			return nil
+		}}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go pool.Run(runCtx)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the failed job was not run again")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(attempts) != 2 || attempts[1] != 2 {
+		t.Fatalf("attempts %v", attempts)
 	}
 }

@@ -118,11 +118,14 @@ func (w *Workflow) plan(ctx context.Context, ev event.Event) error {
 	if len(in.Targets) == 0 {
 		// Nothing to plan: update an earlier plan comment so it does not look current.
 		if err := w.publish(ctx, f, pr, in, false); err != nil {
+			_ = status(forge.Error, "kubeplan could not update its comment: "+err.Error())
 			return err
 		}
 		return status(forge.Success, "No project is affected by this change")
 	}
 	if err := w.publish(ctx, f, pr, in, true); err != nil {
+		// Never leave the status pending: a pending status would block the merge silently.
+		_ = status(forge.Error, "kubeplan could not post the plan: "+err.Error())
 		return err
 	}
 	state, desc := summarize(in.Targets)

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	gh "github.com/google/go-github/v60/github"
 
@@ -169,7 +170,7 @@ func (e *Emulator) githubAPI() http.Handler {
 			writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"message": "Validation Failed"})
 			return
 		}
-		if len(in.GetDescription()) > 140 {
+		if utf8.RuneCountInString(in.GetDescription()) > 140 {
 			writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"message": "Validation Failed: description is too long (maximum is 140 characters)"})
 			return
 		}

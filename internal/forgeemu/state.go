@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,8 +36,9 @@ type Emulator struct {
 }
 
 type fault struct {
-	status int
-	count  int
+	status       int
+	count        int
+	method, path string // empty: any request
 }
 
 // Repo is a repository with its commits and pull requests.
@@ -113,23 +115,30 @@ func (e *Emulator) GitLabAPI() string { return e.srv.URL + "/api/v4" }
 func (e *Emulator) Close() { e.srv.Close() }
 
 // FailNext makes the next n API requests answer status (a forge outage), then recover.
-func (e *Emulator) FailNext(n, status int) {
+func (e *Emulator) FailNext(n, status int) { e.FailRequests("", "", n, status) }
+
+// FailRequests makes the next n requests with this method whose path contains path answer
+// status; empty method or path match any.
+func (e *Emulator) FailRequests(method, path string, n, status int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.faults = append(e.faults, fault{status: status, count: n})
+	e.faults = append(e.faults, fault{status: status, count: n, method: method, path: path})
 }
 
 func (e *Emulator) withFaults(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.mu.Lock()
-		if len(e.faults) > 0 {
-			f := &e.faults[0]
-			f.count--
-			if f.count <= 0 {
-				e.faults = e.faults[1:]
+		for i := range e.faults {
+			f := &e.faults[i]
+			if (f.method != "" && f.method != r.Method) || !strings.Contains(r.URL.Path, f.path) {
+				continue
+			}
+			status := f.status
+			if f.count--; f.count <= 0 {
+				e.faults = append(e.faults[:i], e.faults[i+1:]...)
 			}
 			e.mu.Unlock()
-			writeJSON(w, f.status, map[string]string{"message": "Server Error"})
+			writeJSON(w, status, map[string]string{"message": "Server Error"})
 			return
 		}
 		e.mu.Unlock()

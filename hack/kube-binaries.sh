@@ -19,6 +19,7 @@ if [[ -x "$bin/kube-apiserver" && -x "$bin/etcd" && -x "$bin/kubectl" ]]; then
 fi
 
 staging="${KUBE_VERSION/v1./v0.}" # v1.37.2 -> v0.37.2
+repo="$(cd "$(dirname "$0")/.." && pwd)"
 work="$cache/kube-$KUBE_VERSION/src"
 mkdir -p "$work/kube" "$work/etcd" "$bin"
 log() { echo "kube-binaries: $*" >&2; }
@@ -37,6 +38,13 @@ kmod="$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/$KUBE_VERSION.mod
   echo
   # Every staging module kubernetes replaces locally, pinned to its published twin.
   sed -nE 's#^[[:space:]]*(k8s\.io/[a-z0-9-]+) => \./staging/.*#replace \1 => \1 '"$staging"'#p' "$kmod"
+  # kubeplan's own requirements too: where both use a module, both then build it at the same
+  # version, so the packages they share (k8s.io/api, apimachinery, client-go…) compile once
+  # into the Go build cache and serve both builds.
+  if [[ -f "$repo/go.mod" ]]; then
+    echo
+    sed -n '/^require (/,/^)/p' "$repo/go.mod" | grep -vE '^\s*k8s\.io/kubernetes ' || true
+  fi
 } >go.mod
 cat >tools.go <<'GO'
 //go:build tools
@@ -55,7 +63,9 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=$(cut -d. -f1 <<<"${KUBE_VERSION#v}") -X $pkg.gitMinor=$(cut -d. -f2 <<<"$KUBE_VERSION") -X $pkg.gitTreeState=clean"
 done
 log "building kube-apiserver and kubectl (cold: several minutes)"
-GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$bin/" \
+# No -trimpath and cgo as the default: the same flags as kubeplan's own build, so shared
+# packages hit the same build cache entries.
+GOFLAGS=-mod=mod go build -ldflags "$ldflags" -o "$bin/" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl
 
 # --- etcd -----------------------------------------------------------------------------

@@ -337,6 +337,17 @@ func TestWebhooksAreVerifiedDeduplicatedAndSurviveRestart(t *testing.T) {
 				t.Fatalf("the redelivered or forged event was acted on: %d statuses (had %d), %d comments",
 					len(after.Statuses[after.HeadSHA]), len(pr.Statuses[pr.HeadSHA]), len(planComments(after)))
 			}
+			metrics := get(t, up.url+"/metrics")
+			for _, want := range []string{
+				`kubeplan_webhook_requests_total{forge="` + fc.name + `",outcome="duplicate_or_ignored"} 1`,
+				`kubeplan_jobs_total{outcome="done"} 1`,
+				`kubeplan_jobs_pending 0`,
+				`kubeplan_webhook_duration_seconds_count{forge="` + fc.name + `"} 1`,
+			} {
+				if !strings.Contains(metrics, want) {
+					t.Errorf("/metrics lacks %q", want)
+				}
+			}
 		})
 	}
 }
@@ -462,4 +473,18 @@ func TestForgeOutageWhilePostingThePlanIsRetried(t *testing.T) {
 			}
 		})
 	}
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
+	}
+	return string(b)
 }

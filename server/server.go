@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/kubeplan/kubeplan/archive"
 	"github.com/kubeplan/kubeplan/cluster"
@@ -19,6 +20,7 @@ import (
 	"github.com/kubeplan/kubeplan/event"
 	ghforge "github.com/kubeplan/kubeplan/forge/github"
 	glforge "github.com/kubeplan/kubeplan/forge/gitlab"
+	"github.com/kubeplan/kubeplan/metrics"
 	"github.com/kubeplan/kubeplan/planner"
 	"github.com/kubeplan/kubeplan/store"
 	"github.com/kubeplan/kubeplan/webhook"
@@ -34,6 +36,7 @@ type Server struct {
 	workers *worker.Pool
 	flow    *workflow.Workflow
 	mux     *http.ServeMux
+	metrics *metrics.Metrics
 
 	mu     sync.Mutex
 	github map[int64]*ghforge.Client // per App installation
@@ -75,15 +78,25 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Log:        log,
 		PlanDrafts: cfg.PlanDrafts,
 	}
-	s.workers = &worker.Pool{Queue: q, Handle: s.handle, Workers: cfg.Workers, Timeout: cfg.JobTimeout, Log: log}
+	s.metrics = metrics.New(q.Pending)
+	s.workers = &worker.Pool{Queue: q, Handle: s.handle, Workers: cfg.Workers, Timeout: cfg.JobTimeout, Log: log,
+		Observe: func(err error, took time.Duration) {
+			outcome := "done"
+			if err != nil {
+				outcome = "failed"
+			}
+			s.metrics.Jobs.WithLabelValues(outcome).Inc()
+			s.metrics.JobSeconds.Observe(took.Seconds())
+		}}
 	s.mux = http.NewServeMux()
 	wake := wakingQueue{q: q, wake: s.workers.Wake}
 	if cfg.GitHub.WebhookSecret != "" {
-		s.mux.Handle("POST /webhooks/github", &webhook.GitHub{Secret: []byte(cfg.GitHub.WebhookSecret), Queue: wake, Log: log})
+		s.mux.Handle("POST /webhooks/github", s.metrics.Webhook("github", &webhook.GitHub{Secret: []byte(cfg.GitHub.WebhookSecret), Queue: wake, Log: log}))
 	}
 	if cfg.GitLab.WebhookSecret != "" {
-		s.mux.Handle("POST /webhooks/gitlab", &webhook.GitLab{Token: []byte(cfg.GitLab.WebhookSecret), Queue: wake, Log: log})
+		s.mux.Handle("POST /webhooks/gitlab", s.metrics.Webhook("gitlab", &webhook.GitLab{Token: []byte(cfg.GitLab.WebhookSecret), Queue: wake, Log: log}))
 	}
+	s.mux.Handle("GET /metrics", s.metrics.Handler())
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	s.mux.HandleFunc("GET /readyz", s.ready)
 	return s, nil

@@ -31,6 +31,8 @@ type Pool struct {
 	// Poll is how often an idle worker looks for work (Wake makes it look at once).
 	Poll time.Duration
 	Log  *slog.Logger
+	// Observe, when set, is told every finished job's error and duration (metrics).
+	Observe func(err error, took time.Duration)
 
 	wake chan struct{}
 	once sync.Once
@@ -105,6 +107,9 @@ func (p *Pool) run(ctx context.Context, job *store.Job) {
 		// Shutting down: leave the job leased; after the lease it runs again.
 		p.Log.Info("job interrupted by shutdown", "job", job.ID, "key", job.Key)
 		return
+	}
+	if p.Observe != nil {
+		p.Observe(err, time.Since(start))
 	}
 	if err != nil {
 		p.Log.Error("job failed", "job", job.ID, "key", job.Key, "attempt", job.Attempts, "err", err, "took", time.Since(start))

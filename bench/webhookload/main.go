@@ -13,9 +13,12 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -154,6 +157,9 @@ func run(rate int, duration time.Duration, prs, objects int, bin string) error {
 	fmt.Printf("  %-8s %-8s %-8s %-8s %-8s   %d × 202, %d other\n", ms(pct(0.50)), ms(pct(0.90)), ms(pct(0.99)), ms(latencies[len(latencies)-1]),
 		ms(sum/time.Duration(len(latencies))), accepted, failed)
 	fmt.Printf("\n  target: p99 under 20 ms — %s\n", map[bool]string{true: "met", false: "NOT met"}[pct(0.99) < 20*time.Millisecond])
+	if inside, err := serverSide(url); err == nil {
+		fmt.Printf("  inside kubeplan (its own histogram, request read to answer written): %s\n", inside)
+	}
 	if failed > 0 {
 		return fmt.Errorf("%d webhooks were not accepted\n%s", failed, serve.Logs(20))
 	}
@@ -161,3 +167,39 @@ func run(rate int, duration time.Duration, prs, objects int, bin string) error {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
+
+// serverSide summarises kubeplan's own webhook latency histogram, to tell time spent inside the
+// handler from time spent waiting for a CPU or on the wire.
+func serverSide(url string) (string, error) {
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	counts := map[string]float64{}
+	var total float64
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, `kubeplan_webhook_duration_seconds_bucket{forge="github",le="`) {
+			continue
+		}
+		rest := strings.TrimPrefix(line, `kubeplan_webhook_duration_seconds_bucket{forge="github",le="`)
+		le, value, _ := strings.Cut(rest, `"} `)
+		v, _ := strconv.ParseFloat(value, 64)
+		counts[le] = v
+		if le == "+Inf" {
+			total = v
+		}
+	}
+	if total == 0 {
+		return "", fmt.Errorf("no histogram")
+	}
+	var parts []string
+	for _, b := range []struct{ le, ms string }{{"0.002", "2"}, {"0.005", "5"}, {"0.01", "10"}, {"0.02", "20"}} {
+		parts = append(parts, fmt.Sprintf("%.1f%% under %s ms", 100*counts[b.le]/total, b.ms))
+	}
+	return strings.Join(parts, ", "), nil
+}

@@ -306,12 +306,7 @@ func TestPullRequestGetsOnePlanCommentUpdatedInPlace(t *testing.T) {
 func TestWebhooksAreVerifiedDeduplicatedAndSurviveRestart(t *testing.T) {
 	for _, fc := range forges {
 		t.Run(fc.name, func(t *testing.T) {
-			ns, repo := "restart-"+fc.name, "acme/"+fc.name+"-restart"
-			emu := forgeemu.New(token, bot)
-			defer emu.Close()
-			kubectl(t, "", "create", "namespace", ns)
-			base := emu.CreateRepo(repo, map[string]string{".kubeplan.yaml": fmt.Sprintf(kubeplanYAML, ns), "apps/web/deploy.yaml": deployment("nginx:1.27")})
-			n := emu.OpenPR(repo, "alice", "bump", base, map[string]string{"apps/web/deploy.yaml": deployment("nginx:1.28")})
+			emu, repo, n := bumpPR(t, "restart-"+fc.name, "")
 			state := filepath.Join(t.TempDir(), "state.db")
 
 			down := start(t, emu, state, false)
@@ -389,15 +384,7 @@ func TestPlanReportsUnreachableClusterBadConfigAndForgeOutage(t *testing.T) {
 func TestDraftsWaitAndQuickPushesCoalesce(t *testing.T) {
 	for _, fc := range forges {
 		t.Run(fc.name, func(t *testing.T) {
-			ns, repo := "drafts-"+fc.name, "acme/"+fc.name+"-drafts"
-			emu := forgeemu.New(token, bot)
-			defer emu.Close()
-			kubectl(t, "", "create", "namespace", ns)
-			base := emu.CreateRepo(repo, map[string]string{
-				".kubeplan.yaml":       "drafts: skip\n" + fmt.Sprintf(kubeplanYAML, ns),
-				"apps/web/deploy.yaml": deployment("nginx:1.27"),
-			})
-			n := emu.OpenPR(repo, "alice", "wip", base, map[string]string{"apps/web/deploy.yaml": deployment("nginx:1.28")})
+			emu, repo, n := bumpPR(t, "drafts-"+fc.name, "drafts: skip\n")
 			emu.SetDraft(repo, n, true)
 			state := filepath.Join(t.TempDir(), "state.db")
 			e := start(t, emu, state, true)
@@ -440,12 +427,7 @@ func TestDraftsWaitAndQuickPushesCoalesce(t *testing.T) {
 func TestForgeOutageWhilePostingThePlanIsRetried(t *testing.T) {
 	for _, fc := range forges {
 		t.Run(fc.name, func(t *testing.T) {
-			ns, repo := "outage-"+fc.name, "acme/"+fc.name+"-outage"
-			emu := forgeemu.New(token, bot)
-			defer emu.Close()
-			kubectl(t, "", "create", "namespace", ns)
-			base := emu.CreateRepo(repo, map[string]string{".kubeplan.yaml": fmt.Sprintf(kubeplanYAML, ns), "apps/web/deploy.yaml": deployment("nginx:1.27")})
-			n := emu.OpenPR(repo, "alice", "bump", base, map[string]string{"apps/web/deploy.yaml": deployment("nginx:1.28")})
+			emu, repo, n := bumpPR(t, "outage-"+fc.name, "")
 			path := map[string]string{"github": "/comments", "gitlab": "/notes"}[fc.name]
 			emu.FailRequests(http.MethodPost, path, 1, http.StatusBadGateway) // creating a comment is never retried blindly
 			e := start(t, emu, filepath.Join(t.TempDir(), "state.db"), true)
@@ -473,6 +455,19 @@ func TestForgeOutageWhilePostingThePlanIsRetried(t *testing.T) {
 			}
 		})
 	}
+}
+
+// bumpPR sets up the usual scene: an emulator, namespace name, repository acme/name whose
+// project web (apps/web, namespace name) runs nginx:1.27, and a pull request bumping it to 1.28.
+// configPrefix is prepended to .kubeplan.yaml.
+func bumpPR(t *testing.T, name, configPrefix string) (*forgeemu.Emulator, string, int) {
+	t.Helper()
+	emu := forgeemu.New(token, bot)
+	t.Cleanup(emu.Close)
+	kubectl(t, "", "create", "namespace", name)
+	repo := "acme/" + name
+	base := emu.CreateRepo(repo, map[string]string{".kubeplan.yaml": configPrefix + fmt.Sprintf(kubeplanYAML, name), "apps/web/deploy.yaml": deployment("nginx:1.27")})
+	return emu, repo, emu.OpenPR(repo, "alice", "bump", base, map[string]string{"apps/web/deploy.yaml": deployment("nginx:1.28")})
 }
 
 func get(t *testing.T, url string) string {

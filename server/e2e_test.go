@@ -38,6 +38,8 @@ type forgeCase struct {
 	limit int
 	// send delivers a webhook with this delivery id and secret; kind is opened or pushed.
 	send func(e *env, kind string, repo string, number int, delivery, secret string) int
+	// comment delivers the webhook for a new comment.
+	comment func(e *env, repo string, number int, c *forgeemu.Comment, delivery string) int
 }
 
 var forges = []forgeCase{
@@ -49,10 +51,24 @@ var forges = []forgeCase{
 		}
 		resp.Body.Close()
 		return resp.StatusCode
+	}, comment: func(e *env, repo string, n int, c *forgeemu.Comment, delivery string) int {
+		resp, err := forgeemu.SendGitHub(e.url+"/webhooks/github", secret, "issue_comment", delivery, e.emu.GitHubCommentEvent(repo, n, c))
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
 	}},
 	{name: "gitlab", limit: 1_000_000, send: func(e *env, kind, repo string, n int, delivery, sec string) int {
 		action := map[string]string{"opened": "open", "pushed": "update", "ready": "update"}[kind]
 		resp, err := forgeemu.SendGitLab(e.url+"/webhooks/gitlab", sec, "Merge Request Hook", delivery, e.emu.GitLabMergeRequestEvent(repo, n, action, "alice"))
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}, comment: func(e *env, repo string, n int, c *forgeemu.Comment, delivery string) int {
+		resp, err := forgeemu.SendGitLab(e.url+"/webhooks/gitlab", secret, "Note Hook", delivery, e.emu.GitLabNoteEvent(repo, n, c))
 		if err != nil {
 			e.t.Fatal(err)
 		}
@@ -231,7 +247,7 @@ func TestPullRequestGetsOnePlanCommentUpdatedInPlace(t *testing.T) {
 				"-      - image: nginx:1.27\n+      - image: nginx:1.28",
 				"Service " + ns + "/web will be deleted",
 				"`" + head[:12] + "`",
-				"Every push to this branch plans it again.",
+				"`/plan` plans again",
 			} {
 				if !strings.Contains(notes[0].Body, want) {
 					t.Errorf("comment lacks %q:\n%s", want, notes[0].Body)
@@ -482,4 +498,87 @@ func get(t *testing.T, url string) string {
 		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
 	}
 	return string(b)
+}
+
+// Commands in comments: acknowledged with a reaction and answered; /plan plans again; mistakes
+// get help; comments that are not commands, and kubeplan's own, are ignored.
+func TestCommandsInComments(t *testing.T) {
+	for _, fc := range forges {
+		t.Run(fc.name, func(t *testing.T) {
+			emu, repo, n := bumpPR(t, "commands-"+fc.name, "")
+			e := start(t, emu, filepath.Join(t.TempDir(), "state.db"), true)
+			fc.send(e, "opened", repo, n, "c-open", secret)
+			head := emu.PRState(repo, n).HeadSHA
+			e.waitStatus(repo, n, head)
+
+			// say posts a comment as author and waits until kubeplan has dealt with it.
+			say := func(author, body string, wantReply bool) (*forgeemu.Comment, string) {
+				t.Helper()
+				before := len(emu.PRState(repo, n).Comments)
+				c := emu.AddComment(repo, n, author, body)
+				if code := fc.comment(e, repo, n, c, fmt.Sprintf("c-%d", c.ID)); code != http.StatusAccepted {
+					t.Fatalf("comment webhook answered %d", code)
+				}
+				deadline := time.Now().Add(30 * time.Second)
+				for wantReply && time.Now().Before(deadline) {
+					pr := emu.PRState(repo, n)
+					if len(pr.Comments) > before+1 {
+						return c, pr.Comments[len(pr.Comments)-1].Body
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+				if wantReply {
+					t.Fatalf("no reply to %q", body)
+				}
+				time.Sleep(500 * time.Millisecond)
+				return c, ""
+			}
+
+			_, reply := say("bob", "/aply -p web", true)
+			if !strings.HasPrefix(reply, "@bob `/aply` is not a kubeplan command. Did you mean `/apply`?") || !strings.Contains(reply, "`/help` shows this") {
+				t.Errorf("reply to a typo: %q", reply)
+			}
+			if _, reply = say("bob", "/plan web", true); !strings.Contains(reply, `unexpected "web" (flags are -p PROJECT and -c CLUSTER)`) {
+				t.Errorf("reply to a bad flag: %q", reply)
+			}
+			if _, reply = say("bob", "/help", true); !strings.Contains(reply, "`/plan [-p PROJECT] [-c CLUSTER]` plans again") {
+				t.Errorf("reply to /help: %q", reply)
+			}
+			if _, reply = say("bob", "/apply", true); !strings.Contains(reply, "`/apply` is not available on this kubeplan yet") {
+				t.Errorf("reply to /apply: %q", reply)
+			}
+			statuses := len(emu.PRState(repo, n).Statuses[head])
+			c, _ := say("bob", "/plan", false)
+			deadline := time.Now().Add(30 * time.Second)
+			for len(emu.PRState(repo, n).Statuses[head]) < statuses+2 && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			pr := emu.PRState(repo, n)
+			if got := len(pr.Statuses[head]); got != statuses+2 {
+				t.Fatalf("/plan: %d statuses, want %d (pending and the new result)", got, statuses+2)
+			}
+			for _, cm := range pr.Comments {
+				if cm.ID == c.ID && strings.Join(cm.Reactions, ",") != "eyes" {
+					t.Errorf("/plan was not acknowledged: reactions %v", cm.Reactions)
+				}
+			}
+			if len(planComments(pr)) != 1 {
+				t.Errorf("/plan added a second plan comment")
+			}
+
+			// Not commands, or kubeplan's own words: no reaction, no reply.
+			count := len(pr.Comments)
+			lgtm, _ := say("bob", "LGTM, ship it", false)
+			own, _ := say(bot, "/plan", false)
+			pr = emu.PRState(repo, n)
+			if len(pr.Comments) != count+2 {
+				t.Errorf("kubeplan answered a non-command or itself: %d comments, want %d", len(pr.Comments), count+2)
+			}
+			for _, cm := range pr.Comments {
+				if (cm.ID == lgtm.ID || cm.ID == own.ID) && len(cm.Reactions) > 0 {
+					t.Errorf("comment %q got reactions %v", cm.Body, cm.Reactions)
+				}
+			}
+		})
+	}
 }

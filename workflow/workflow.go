@@ -14,6 +14,7 @@ import (
 
 	"github.com/kubeplan/kubeplan/archive"
 	"github.com/kubeplan/kubeplan/cluster"
+	"github.com/kubeplan/kubeplan/commands"
 	"github.com/kubeplan/kubeplan/comments"
 	"github.com/kubeplan/kubeplan/event"
 	"github.com/kubeplan/kubeplan/forge"
@@ -35,6 +36,7 @@ type Forge interface {
 	MaxCommentLength() int
 	// Self is the login kubeplan comments as.
 	Self(ctx context.Context) (string, error)
+	React(ctx context.Context, repo string, number int, commentID int64, reaction string) error
 }
 
 // Forges returns the forge client that can act on an event (e.g. its GitHub App installation).
@@ -55,7 +57,7 @@ type Workflow struct {
 }
 
 // Commands is the footer of every plan comment: only what works today is named.
-var Commands = []string{"Every push to this branch plans it again."}
+var Commands = []string{"`/plan` plans again · `/help` lists the commands · every push to this branch plans it again."}
 
 // Handle does the work for one event.
 func (w *Workflow) Handle(ctx context.Context, ev event.Event) error {
@@ -67,9 +69,51 @@ func (w *Workflow) Handle(ctx context.Context, ev event.Event) error {
 		}
 		w.Log.Info("pull request event needs no plan", "repo", ev.Repo, "number", ev.Number, "action", ev.Action)
 		return nil
+	case event.Comment:
+		return w.command(ctx, ev)
 	default:
 		w.Log.Info("event not handled yet", "kind", ev.Kind, "repo", ev.Repo, "number", ev.Number)
 		return nil
+	}
+}
+
+// command answers a comment that is a kubeplan command; other comments, and kubeplan's own,
+// are ignored.
+func (w *Workflow) command(ctx context.Context, ev event.Event) error {
+	cmd, isCommand, parseErr := commands.Parse(ev.CommentBody)
+	if !isCommand || ev.SenderIsBot {
+		return nil
+	}
+	f, err := w.Forges(ctx, ev)
+	if err != nil {
+		return err
+	}
+	if self, err := f.Self(ctx); err != nil {
+		return err
+	} else if ev.Sender == self {
+		return nil
+	}
+	log := w.Log.With("repo", ev.Repo, "number", ev.Number, "sender", ev.Sender)
+	// Acknowledge at once; the answer follows.
+	if err := f.React(ctx, ev.Repo, ev.Number, ev.CommentID, "eyes"); err != nil {
+		log.Warn("acknowledge command", "err", err)
+	}
+	reply := func(body string) error {
+		_, err := f.CreateComment(ctx, ev.Repo, ev.Number, fmt.Sprintf("@%s %s", ev.Sender, body))
+		return err
+	}
+	var cmdErr *commands.Error
+	switch {
+	case errors.As(parseErr, &cmdErr):
+		log.Info("bad command", "reason", cmdErr.Reason)
+		return reply(cmdErr.Reason + "\n\n" + commands.Help)
+	case cmd.Name == "help":
+		return reply("kubeplan commands:\n\n" + commands.Help + "\n\nEvery push also plans the pull request again.")
+	case cmd.Name == "plan":
+		log.Info("plan requested")
+		return w.plan(ctx, ev)
+	default:
+		return reply(fmt.Sprintf("`/%s` is not available on this kubeplan yet: it plans pull requests; applying and locks come in a later release.", cmd.Name))
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kubeplan/kubeplan/cluster"
 	"github.com/kubeplan/kubeplan/internal/kubetest"
@@ -305,7 +306,7 @@ spec:
 `, "apply", "--server-side", "-f", "-")
 	// The policy takes effect asynchronously; plan until it does.
 	var p *plan.Plan
-	for i := 0; i < 100; i++ {
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		p = planFiles(t, "admission", ns, map[string]string{"deploy.yaml": deploymentYAML("web", "nginx:latest"), "ok.yaml": deploymentYAML("ok", "nginx:1.28")})
 		if change(t, p, "Deployment "+ns+"/web").Action == plan.Fail {
 			break

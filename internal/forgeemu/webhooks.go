@@ -48,22 +48,27 @@ func SendGitHub(url, secret, kind, delivery string, payload any) (*http.Response
 	if err != nil {
 		return nil, err
 	}
+	m256 := hmac.New(sha256.New, []byte(secret))
+	m256.Write(body)
+	m1 := hmac.New(sha1.New, []byte(secret))
+	m1.Write(body)
+	return deliver(url, body, map[string]string{
+		"User-Agent": "GitHub-Hookshot/kubeplan-emulator", "X-GitHub-Event": kind, "X-GitHub-Delivery": delivery,
+		"X-GitHub-Hook-ID": "4400001", "X-GitHub-Hook-Installation-Target-Type": "integration",
+		"X-Hub-Signature-256": "sha256=" + hex.EncodeToString(m256.Sum(nil)), "X-Hub-Signature": "sha1=" + hex.EncodeToString(m1.Sum(nil)),
+	})
+}
+
+// deliver POSTs a JSON webhook body with the forge's headers.
+func deliver(url string, body []byte, headers map[string]string) (*http.Response, error) {
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "GitHub-Hookshot/kubeplan-emulator")
-	req.Header.Set("X-GitHub-Event", kind)
-	req.Header.Set("X-GitHub-Delivery", delivery)
-	req.Header.Set("X-GitHub-Hook-ID", "4400001")
-	req.Header.Set("X-GitHub-Hook-Installation-Target-Type", "integration")
-	m256 := hmac.New(sha256.New, []byte(secret))
-	m256.Write(body)
-	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(m256.Sum(nil)))
-	m1 := hmac.New(sha1.New, []byte(secret))
-	m1.Write(body)
-	req.Header.Set("X-Hub-Signature", "sha1="+hex.EncodeToString(m1.Sum(nil)))
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
 	return http.DefaultClient.Do(req)
 }
 
@@ -126,19 +131,11 @@ func SendGitLab(url, token, eventName, delivery string, payload any) (*http.Resp
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
 	if delivery == "" {
 		delivery = uuid()
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "GitLab/18.5.0")
-	req.Header.Set("X-Gitlab-Event", eventName)
-	req.Header.Set("X-Gitlab-Token", token)
-	req.Header.Set("X-Gitlab-Event-UUID", delivery)
-	req.Header.Set("X-Gitlab-Webhook-UUID", "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")
-	req.Header.Set("X-Gitlab-Instance", "https://gitlab.example.com")
-	return http.DefaultClient.Do(req)
+	return deliver(url, body, map[string]string{
+		"User-Agent": "GitLab/18.5.0", "X-Gitlab-Event": eventName, "X-Gitlab-Token": token, "X-Gitlab-Event-UUID": delivery,
+		"X-Gitlab-Webhook-UUID": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", "X-Gitlab-Instance": "https://gitlab.example.com",
+	})
 }

@@ -56,6 +56,9 @@ func New(opts Options) *Planner {
 // Request is one project to plan on one cluster.
 type Request struct {
 	Project string
+	// Objects are planned as apply would send them: Plan defaults their namespaces and adds the
+	// inventory label in place rather than on copies (a plan of thousands of objects would
+	// otherwise hold each twice).
 	Objects []render.Object
 	Notes   []string
 	// Renderer is recorded in the plan for readers.
@@ -137,7 +140,7 @@ func (p *Planner) resolve(c *cluster.Client, req Request) ([]*desired, error) {
 	seen := map[string]string{}
 	var out []*desired
 	for _, src := range req.Objects {
-		obj := src.DeepCopy()
+		obj := src.Unstructured
 		gvk := obj.GroupVersionKind()
 		d := &desired{src: src, obj: obj}
 		mapping, err := c.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)

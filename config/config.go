@@ -122,6 +122,9 @@ func (c *Config) Validate() error {
 	if gitlab && c.GitLab.WebhookSecret == "" {
 		errs = append(errs, errors.New("KUBEPLAN_GITLAB_WEBHOOK_SECRET is required: webhooks without the token are never accepted"))
 	}
+	if c.JobTimeout <= 0 {
+		errs = append(errs, errors.New("jobTimeout must be positive (e.g. 15m)"))
+	}
 	if len(c.Clusters) == 0 {
 		errs = append(errs, errors.New("no clusters configured (clusters: [{name, kubeconfig, context}] or inCluster)"))
 	}

@@ -52,8 +52,10 @@ func TestConfigMistakesAreClear(t *testing.T) {
 	}
 	c := Default()
 	c.GitHub.Token = "t"
+	c.JobTimeout = 0
 	err := c.Validate()
-	if err == nil || !strings.Contains(err.Error(), "KUBEPLAN_GITHUB_WEBHOOK_SECRET is required") || !strings.Contains(err.Error(), "no clusters configured") || strings.Contains(err.Error(), "\n") {
+	if err == nil || !strings.Contains(err.Error(), "KUBEPLAN_GITHUB_WEBHOOK_SECRET is required") || !strings.Contains(err.Error(), "no clusters configured") ||
+		!strings.Contains(err.Error(), "jobTimeout must be positive") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("validate: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubeplan/kubeplan/cluster"
@@ -28,11 +29,11 @@ type Config struct {
 	// Workers run queued jobs in parallel (different pull requests).
 	Workers int `json:"workers"`
 	// JobTimeout bounds one job.
-	JobTimeout time.Duration `json:"jobTimeout"`
+	JobTimeout metav1.Duration `json:"jobTimeout"`
 	// JobAttempts is how often a failing job runs (forge outage, cluster unreachable) before
 	// it is recorded as failed; RetryBackoff is the first wait between attempts (doubling).
-	JobAttempts  int           `json:"jobAttempts"`
-	RetryBackoff time.Duration `json:"retryBackoff"`
+	JobAttempts  int             `json:"jobAttempts"`
+	RetryBackoff metav1.Duration `json:"retryBackoff"` // durations are written "15m", "10s"
 	// PlanDrafts plans draft pull requests.
 	PlanDrafts bool `json:"planDrafts"`
 	// Repositories, when set, is the allowlist of repositories (owner/name; "*" suffix globs).
@@ -61,7 +62,7 @@ type Config struct {
 
 // Default is the configuration before the file, environment and flags.
 func Default() Config {
-	return Config{Listen: ":8080", State: "kubeplan.db", WorkDir: "kubeplan-work", CheckoutCacheMB: 2048, Workers: 2, JobTimeout: 15 * time.Minute, JobAttempts: 3, RetryBackoff: 10 * time.Second, PlanDrafts: true}
+	return Config{Listen: ":8080", State: "kubeplan.db", WorkDir: "kubeplan-work", CheckoutCacheMB: 2048, Workers: 2, JobTimeout: metav1.Duration{Duration: 15 * time.Minute}, JobAttempts: 3, RetryBackoff: metav1.Duration{Duration: 10 * time.Second}, PlanDrafts: true}
 }
 
 // Load reads the optional YAML file over the defaults, then the environment.
@@ -122,7 +123,7 @@ func (c *Config) Validate() error {
 	if gitlab && c.GitLab.WebhookSecret == "" {
 		errs = append(errs, errors.New("KUBEPLAN_GITLAB_WEBHOOK_SECRET is required: webhooks without the token are never accepted"))
 	}
-	if c.JobTimeout <= 0 {
+	if c.JobTimeout.Duration <= 0 {
 		errs = append(errs, errors.New("jobTimeout must be positive (e.g. 15m)"))
 	}
 	if len(c.Clusters) == 0 {

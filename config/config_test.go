@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -13,6 +14,8 @@ func TestLoadFileThenEnvironment(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "kubeplan.yaml")
 	if err := os.WriteFile(path, []byte(`listen: ":9090"
 state: /var/lib/kubeplan/state.db
+jobTimeout: 20m
+retryBackoff: 5s
 github:
   baseURL: https://ghe.example.com/api/v3/
   appID: 1234
@@ -28,6 +31,9 @@ repositories: ["acme/*"]
 	c, err := Load(path, env(map[string]string{"KUBEPLAN_GITHUB_WEBHOOK_SECRET": "s3", "KUBEPLAN_GITHUB_PRIVATE_KEY": "PEM", "KUBEPLAN_LISTEN": ":7070"}))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c.JobTimeout.Duration != 20*time.Minute || c.RetryBackoff.Duration != 5*time.Second {
+		t.Errorf("durations: %v %v", c.JobTimeout, c.RetryBackoff)
 	}
 	if c.Listen != ":7070" || c.State != "/var/lib/kubeplan/state.db" || c.GitHub.AppID != 1234 || c.GitHub.WebhookSecret != "s3" || string(c.GitHub.PrivateKey) != "PEM" {
 		t.Fatalf("%+v", c)
@@ -52,7 +58,7 @@ func TestConfigMistakesAreClear(t *testing.T) {
 	}
 	c := Default()
 	c.GitHub.Token = "t"
-	c.JobTimeout = 0
+	c.JobTimeout.Duration = 0
 	err := c.Validate()
 	if err == nil || !strings.Contains(err.Error(), "KUBEPLAN_GITHUB_WEBHOOK_SECRET is required") || !strings.Contains(err.Error(), "no clusters configured") ||
 		!strings.Contains(err.Error(), "jobTimeout must be positive") || strings.Contains(err.Error(), "\n") {

@@ -93,8 +93,8 @@ func start(t *testing.T, emu *forgeemu.Emulator, state string, workers bool) *en
 	cfg.State = state
 	cfg.WorkDir = filepath.Join(filepath.Dir(state), "work")
 	cfg.Workers = 2
-	cfg.JobTimeout = time.Minute
-	cfg.RetryBackoff = 100 * time.Millisecond
+	cfg.JobTimeout.Duration = time.Minute
+	cfg.RetryBackoff.Duration = 100 * time.Millisecond
 	cfg.GitHub.BaseURL, cfg.GitHub.Token, cfg.GitHub.WebhookSecret = emu.GitHubAPI(), token, secret
 	cfg.GitLab.BaseURL, cfg.GitLab.Token, cfg.GitLab.WebhookSecret = emu.GitLabAPI(), token, secret
 	cfg.Clusters = []cluster.Target{{Name: "prod", Kubeconfig: prod.Kubeconfig, Context: "prod"},

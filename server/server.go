@@ -61,8 +61,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if err != nil {
 		return nil, err
 	}
-	q.Lease = cfg.JobTimeout + cfg.JobTimeout/2
-	q.MaxAttempts, q.RetryBackoff = max(cfg.JobAttempts, 1), cfg.RetryBackoff
+	q.Lease = cfg.JobTimeout.Duration + cfg.JobTimeout.Duration/2
+	q.MaxAttempts, q.RetryBackoff = max(cfg.JobAttempts, 1), cfg.RetryBackoff.Duration
 	if n, err := q.RecoverInterrupted(ctx); err != nil {
 		q.Close()
 		return nil, err
@@ -79,7 +79,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		PlanDrafts: cfg.PlanDrafts,
 	}
 	s.metrics = metrics.New(q.Pending)
-	s.workers = &worker.Pool{Queue: q, Handle: s.handle, Workers: cfg.Workers, Timeout: cfg.JobTimeout, Log: log,
+	s.workers = &worker.Pool{Queue: q, Handle: s.handle, Workers: cfg.Workers, Timeout: cfg.JobTimeout.Duration, Log: log,
 		Observe: func(err error, took time.Duration) {
 			outcome := "done"
 			if err != nil {

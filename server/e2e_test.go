@@ -87,7 +87,7 @@ type env struct {
 
 // start runs kubeplan serve in-process; with workers false it queues without working, like a
 // process that dies before it gets to its queue.
-func start(t *testing.T, emu *forgeemu.Emulator, state string, workers bool) *env {
+func start(t *testing.T, emu *forgeemu.Emulator, state string, workers bool, adjust ...func(*config.Config)) *env {
 	t.Helper()
 	cfg := config.Default()
 	cfg.State = state
@@ -100,6 +100,9 @@ func start(t *testing.T, emu *forgeemu.Emulator, state string, workers bool) *en
 	cfg.Clusters = []cluster.Target{{Name: "prod", Kubeconfig: prod.Kubeconfig, Context: "prod"},
 		{Name: "gone", Kubeconfig: unreachableKubeconfig(t), Context: "prod"}}
 	cfg.DefaultCluster = "prod"
+	for _, f := range adjust {
+		f(&cfg)
+	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -580,5 +583,57 @@ func TestCommandsInComments(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// As a GitHub App: installation tokens are minted for the event's installation and reused, and
+// kubeplan recognises its comments as "<app slug>[bot]". Repositories outside the allowlist are
+// not planned.
+func TestGitHubAppAndRepositoryAllowlist(t *testing.T) {
+	emu := forgeemu.New(token, "kubeplan[bot]")
+	defer emu.Close()
+	key := emu.EnableGitHubApp(4242)
+	kubectl(t, "", "create", "namespace", "app-auth")
+	files := map[string]string{".kubeplan.yaml": fmt.Sprintf(kubeplanYAML, "app-auth"), "apps/web/deploy.yaml": deployment("nginx:1.27")}
+	repo, other := "acme/app-auth", "elsewhere/app-auth"
+	base := emu.CreateRepo(repo, files)
+	n := emu.OpenPR(repo, "alice", "bump", base, map[string]string{"apps/web/deploy.yaml": deployment("nginx:1.28")})
+	otherBase := emu.CreateRepo(other, files)
+	m := emu.OpenPR(other, "alice", "bump", otherBase, map[string]string{"apps/web/deploy.yaml": deployment("nginx:1.28")})
+
+	e := start(t, emu, filepath.Join(t.TempDir(), "state.db"), true, func(c *config.Config) {
+		c.GitHub.Token, c.GitHub.AppID, c.GitHub.PrivateKey = "", 4242, key
+		c.Repositories = []string{"acme/*"}
+	})
+	send := func(repo string, n int, action, delivery string) {
+		resp, err := forgeemu.SendGitHub(e.url+"/webhooks/github", secret, "pull_request", delivery, emu.GitHubPullRequestEvent(repo, n, action, "alice"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	send(other, m, "opened", "other-1")
+	send(repo, n, "opened", "app-1")
+	e.waitStatus(repo, n, emu.PRState(repo, n).HeadSHA)
+	head := emu.Push(repo, n, map[string]string{"apps/web/deploy.yaml": deployment("nginx:1.29")})
+	send(repo, n, "synchronize", "app-2")
+	pr, st := e.waitStatus(repo, n, head)
+	if st.State != forge.Success {
+		t.Fatalf("status %+v", st)
+	}
+	var ours int
+	for _, c := range pr.Comments {
+		if c.Author == "kubeplan[bot]" {
+			ours++
+		}
+	}
+	if ours != 1 {
+		t.Fatalf("%d comments by kubeplan[bot] after two plans, want 1 (updated in place)", ours)
+	}
+	if got := emu.TokensMinted(forgeemu.InstallationID); got != 1 {
+		t.Errorf("%d installation tokens minted, want 1 (reused until near expiry)", got)
+	}
+	if o := emu.PRState(other, m); len(o.Comments) != 0 || len(o.Statuses) != 0 {
+		t.Errorf("a repository outside the allowlist was planned: %d comments, %d statuses", len(o.Comments), len(o.Statuses))
 	}
 }

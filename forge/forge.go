@@ -2,7 +2,10 @@
 // the implementations live in forge/github and forge/gitlab.
 package forge
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // PullRequest is a pull request (GitHub) or merge request (GitLab).
 type PullRequest struct {
@@ -69,3 +72,16 @@ const (
 
 // ErrNotFound is returned when the forge says a pull request, comment or file does not exist.
 var ErrNotFound = errors.New("not found on the forge")
+
+// Wrap names a failed forge operation ("github: get pull request acme/x#1: …") and turns the
+// forge's 404 into ErrNotFound, so callers test one error whatever the forge. status is the
+// HTTP status of the answer, 0 when there was none.
+func Wrap(forgeName, op string, status int, err error) error {
+	if err == nil {
+		return nil
+	}
+	if status == 404 {
+		return fmt.Errorf("%s: %s: %w", forgeName, op, ErrNotFound)
+	}
+	return fmt.Errorf("%s: %s: %w", forgeName, op, err)
+}

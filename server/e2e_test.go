@@ -45,35 +45,15 @@ type forgeCase struct {
 var forges = []forgeCase{
 	{name: "github", limit: comments.GitHubLimit, send: func(e *env, kind, repo string, n int, delivery, sec string) int {
 		action := map[string]string{"opened": "opened", "pushed": "synchronize", "ready": "ready_for_review"}[kind]
-		resp, err := forgeemu.SendGitHub(e.url+"/webhooks/github", sec, "pull_request", delivery, e.emu.GitHubPullRequestEvent(repo, n, action, "alice"))
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return e.answer(forgeemu.SendGitHub(e.url+"/webhooks/github", sec, "pull_request", delivery, e.emu.GitHubPullRequestEvent(repo, n, action, "alice")))
 	}, comment: func(e *env, repo string, n int, c *forgeemu.Comment, delivery string) int {
-		resp, err := forgeemu.SendGitHub(e.url+"/webhooks/github", secret, "issue_comment", delivery, e.emu.GitHubCommentEvent(repo, n, c))
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return e.answer(forgeemu.SendGitHub(e.url+"/webhooks/github", secret, "issue_comment", delivery, e.emu.GitHubCommentEvent(repo, n, c)))
 	}},
 	{name: "gitlab", limit: 1_000_000, send: func(e *env, kind, repo string, n int, delivery, sec string) int {
 		action := map[string]string{"opened": "open", "pushed": "update", "ready": "update"}[kind]
-		resp, err := forgeemu.SendGitLab(e.url+"/webhooks/gitlab", sec, "Merge Request Hook", delivery, e.emu.GitLabMergeRequestEvent(repo, n, action, "alice"))
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return e.answer(forgeemu.SendGitLab(e.url+"/webhooks/gitlab", sec, "Merge Request Hook", delivery, e.emu.GitLabMergeRequestEvent(repo, n, action, "alice")))
 	}, comment: func(e *env, repo string, n int, c *forgeemu.Comment, delivery string) int {
-		resp, err := forgeemu.SendGitLab(e.url+"/webhooks/gitlab", secret, "Note Hook", delivery, e.emu.GitLabNoteEvent(repo, n, c))
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return e.answer(forgeemu.SendGitLab(e.url+"/webhooks/gitlab", secret, "Note Hook", delivery, e.emu.GitLabNoteEvent(repo, n, c)))
 	}},
 }
 
@@ -154,6 +134,16 @@ func kubectl(t *testing.T, stdin string, args ...string) {
 	if _, err := prod.Kubectl(context.Background(), stdin, args...); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// answer is the status code of a webhook delivery.
+func (e *env) answer(resp *http.Response, err error) int {
+	e.t.Helper()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // waitStatus waits for the plan status on sha to leave pending and returns the PR then.
@@ -606,11 +596,7 @@ func TestGitHubAppAndRepositoryAllowlist(t *testing.T) {
 		c.Repositories = []string{"acme/*"}
 	})
 	send := func(repo string, n int, action, delivery string) {
-		resp, err := forgeemu.SendGitHub(e.url+"/webhooks/github", secret, "pull_request", delivery, emu.GitHubPullRequestEvent(repo, n, action, "alice"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		e.answer(forgeemu.SendGitHub(e.url+"/webhooks/github", secret, "pull_request", delivery, emu.GitHubPullRequestEvent(repo, n, action, "alice")))
 	}
 	send(other, m, "opened", "other-1")
 	send(repo, n, "opened", "app-1")

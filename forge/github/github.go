@@ -137,15 +137,12 @@ func split(repo string) (string, string) {
 	return owner, name
 }
 
-// wrap names the operation and maps 404 to forge.ErrNotFound.
 func wrap(op string, resp *gh.Response, err error) error {
-	if err == nil {
-		return nil
+	status := 0
+	if resp != nil {
+		status = resp.StatusCode
 	}
-	if resp != nil && resp.StatusCode == http.StatusNotFound {
-		return fmt.Errorf("github: %s: %w", op, forge.ErrNotFound)
-	}
-	return fmt.Errorf("github: %s: %w", op, err)
+	return forge.Wrap("github", op, status, err)
 }
 
 // MaxCommentLength is the largest comment body GitHub accepts.

@@ -69,13 +69,11 @@ func (c *Client) Self(ctx context.Context) (string, error) {
 }
 
 func wrap(op string, resp *gl.Response, err error) error {
-	if err == nil {
-		return nil
+	status := 0
+	if resp != nil {
+		status = resp.StatusCode
 	}
-	if resp != nil && resp.StatusCode == http.StatusNotFound {
-		return fmt.Errorf("gitlab: %s: %w", op, forge.ErrNotFound)
-	}
-	return fmt.Errorf("gitlab: %s: %w", op, err)
+	return forge.Wrap("gitlab", op, status, err)
 }
 
 // MaxCommentLength is the largest note GitLab accepts.

@@ -51,10 +51,15 @@ type Status struct {
 }
 
 // Review is an approval or review of a pull request.
+// Reviews are listed oldest first; a reviewer's latest approving, change-requesting or
+// dismissed review is their current stance.
 type Review struct {
-	Author    string
-	Approved  bool
-	Dismissed bool
+	Author           string
+	Approved         bool
+	ChangesRequested bool
+	Dismissed        bool
+	// CommitSHA is the head the review was given on; empty when the forge does not say
+	// (GitLab approvals), and the workflow fills it from the approval webhooks it recorded.
 	CommitSHA string
 }
 

@@ -62,6 +62,25 @@ type Change struct {
 	ChangedSecretKeys []string `json:"changedSecretKeys,omitempty"`
 	// Source is the file the object was rendered from (empty for deletions).
 	Source string `json:"source,omitempty"`
+	// Findings are the manifest policy rules this change breaks (package policy).
+	Findings []Finding `json:"findings,omitempty"`
+}
+
+// Severity says what a broken manifest rule does.
+type Severity string
+
+const (
+	// Deny fails the kubeplan/policy status: the change cannot be applied or merged.
+	Deny Severity = "deny"
+	// Warn shows in the plan comment only.
+	Warn Severity = "warn"
+)
+
+// Finding is one manifest rule a change breaks.
+type Finding struct {
+	Rule     string   `json:"rule"`
+	Severity Severity `json:"severity"`
+	Message  string   `json:"message"`
 }
 
 // Plan is the plan for one project on one cluster.

@@ -68,6 +68,10 @@ type Request struct {
 	// Inventory is the project's ApplySet on this cluster; zero means
 	// inventory.ForProject(Project, Namespace).
 	Inventory inventory.Set
+	// Inspect, when set, sees every change with the object as apply would leave it (nil for a
+	// deletion) and the live object (nil for a creation), e.g. to check manifest policy. It
+	// is called concurrently and may add findings or warnings to the change.
+	Inspect func(ch *plan.Change, planned, live *unstructured.Unstructured)
 }
 
 // desired is one rendered object resolved against the cluster.
@@ -107,12 +111,18 @@ func (p *Planner) Plan(ctx context.Context, c *cluster.Client, req Request) (*pl
 	for i, d := range objs {
 		if d.change != nil {
 			changes[i] = *d.change
+			if req.Inspect != nil && d.change.Action == plan.Create {
+				req.Inspect(&changes[i], d.obj, nil)
+			}
 			continue
 		}
 		g.Go(func() error {
-			ch, err := p.planObject(gctx, c, d, live[key(d.ref)], newNamespaces, req.Inventory)
+			ch, planned, err := p.planObject(gctx, c, d, live[key(d.ref)], newNamespaces, req.Inventory)
 			if err != nil {
 				return err
+			}
+			if req.Inspect != nil && ch.Action != plan.Fail {
+				req.Inspect(&ch, planned, live[key(d.ref)])
 			}
 			changes[i] = ch
 			return nil
@@ -123,7 +133,7 @@ func (p *Planner) Plan(ctx context.Context, c *cluster.Client, req Request) (*pl
 	}
 	out.Changes = changes
 
-	deletions, notes, err := p.deletions(ctx, c, req.Inventory, objs)
+	deletions, notes, err := p.deletions(ctx, c, req.Inventory, objs, req.Inspect)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +234,7 @@ func namespacesCreated(objs []*desired, live map[string]*unstructured.Unstructur
 }
 
 // planObject dry-runs one object and compares the result with its live state.
-func (p *Planner) planObject(ctx context.Context, c *cluster.Client, d *desired, live *unstructured.Unstructured, newNamespaces map[string]bool, inv inventory.Set) (plan.Change, error) {
+func (p *Planner) planObject(ctx context.Context, c *cluster.Client, d *desired, live *unstructured.Unstructured, newNamespaces map[string]bool, inv inventory.Set) (plan.Change, *unstructured.Unstructured, error) {
 	ch := plan.Change{Object: d.ref, Source: d.src.Source}
 	if live != nil {
 		if other := live.GetLabels()[inventory.LabelPartOf]; other != "" && other != inv.ID() {
@@ -242,17 +252,17 @@ func (p *Planner) planObject(ctx context.Context, c *cluster.Client, d *desired,
 	if err != nil {
 		var status apierrors.APIStatus
 		if !errors.As(err, &status) {
-			return ch, fmt.Errorf("cluster %s: dry-run %s: apiserver %s %s", c.Name, d.ref, c.Config.Host, cluster.Describe(err))
+			return ch, nil, fmt.Errorf("cluster %s: dry-run %s: apiserver %s %s", c.Name, d.ref, c.Config.Host, cluster.Describe(err))
 		}
 		if ns := d.obj.GetNamespace(); live == nil && newNamespaces[ns] && isNamespaceNotFound(err, ns) {
 			ch.Action = plan.Create
 			ch.Reason = fmt.Sprintf("namespace %s new in this plan, validated at apply", ns)
 			ch.Diff = createDiff(d.ref, d.obj)
-			return ch, nil
+			return ch, d.obj, nil
 		}
 		ch.Action = plan.Fail
 		ch.Reason = describeRejection(err)
-		return ch, nil
+		return ch, nil, nil
 	}
 	if live == nil {
 		ch.Action = plan.Create
@@ -260,28 +270,28 @@ func (p *Planner) planObject(ctx context.Context, c *cluster.Client, d *desired,
 		if objdiff.IsSecret(d.obj) {
 			ch.ChangedSecretKeys = objdiff.ChangedSecretKeys(nil, planned)
 		}
-		return ch, nil
+		return ch, planned, nil
 	}
 	l, pl := objdiff.Pair(live, planned)
 	ly, err := objdiff.YAML(l)
 	if err != nil {
-		return ch, err
+		return ch, nil, err
 	}
 	py, err := objdiff.YAML(pl)
 	if err != nil {
-		return ch, err
+		return ch, nil, err
 	}
 	if ly == py {
 		ch.Action = plan.Unchanged
 		ch.Warnings = nil // nothing changes hands when nothing changes
-		return ch, nil
+		return ch, planned, nil
 	}
 	ch.Action = plan.Update
 	ch.Diff = objdiff.Unified("live/"+d.ref.String(), "planned/"+d.ref.String(), ly, py)
 	if objdiff.IsSecret(live) {
 		ch.ChangedSecretKeys = objdiff.ChangedSecretKeys(live, planned)
 	}
-	return ch, nil
+	return ch, planned, nil
 }
 
 // createDiff shows a new object as written (namespace defaulted, inventory label added):

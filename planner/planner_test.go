@@ -8,8 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/kubeplan/kubeplan/cluster"
 	"github.com/kubeplan/kubeplan/internal/kubetest"
@@ -423,5 +426,58 @@ func TestManyObjectsArePlannedInParallelWithListReads(t *testing.T) {
 	// 30 new; of the 30 existing, those with i%3 == 0 are unchanged (i = 0, 6, 12…: 10 of them).
 	if c.Create != 30 || c.Update != 20 || c.Unchanged != 10 || c.Delete != 0 {
 		t.Fatalf("counts %+v", c)
+	}
+}
+
+func TestInspectSeesEveryChangeWithItsObjects(t *testing.T) {
+	ns := namespace(t)
+	kubectl(t, configMapYAML("kept", "old")+"---\n"+configMapYAML("gone", "x"), "apply", "--server-side", "--field-manager=kubeplan",
+		"--prune", "--applyset=configmap/kubeplan-inspect", "-n", ns, "-f", "-")
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "p"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "p", "all.yaml"), []byte(configMapYAML("kept", "new")+"---\n"+configMapYAML("fresh", "1")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := render.Render(context.Background(), root, "p", render.Options{Namespace: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[string]string{}
+	p, err := planner.New(planner.Options{}).Plan(context.Background(), connect(t), planner.Request{
+		Project: "inspect", Objects: res.Objects, Namespace: ns,
+		Inspect: func(ch *plan.Change, planned, live *unstructured.Unstructured) {
+			value := func(u *unstructured.Unstructured) string {
+				if u == nil {
+					return "nil"
+				}
+				v, _, _ := unstructured.NestedString(u.Object, "data", "value")
+				return v
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			seen[ch.Object.Name] = fmt.Sprintf("%s planned=%s live=%s", ch.Action, value(planned), value(live))
+			ch.Findings = append(ch.Findings, plan.Finding{Rule: "seen", Severity: plan.Warn, Message: "inspected"})
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"kept":  "update planned=new live=old",
+		"fresh": "create planned=1 live=nil",
+		"gone":  "delete planned=nil live=x",
+	}
+	for name, w := range want {
+		if seen[name] != w {
+			t.Errorf("%s: inspected as %q, want %q", name, seen[name], w)
+		}
+	}
+	for _, ch := range p.Changes {
+		if len(ch.Findings) != 1 {
+			t.Errorf("%s: findings added by Inspect not kept: %+v", ch.Object, ch.Findings)
+		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
 	"github.com/kubeplan/kubeplan/cluster"
 	"github.com/kubeplan/kubeplan/inventory"
 	"github.com/kubeplan/kubeplan/objdiff"
@@ -13,7 +15,7 @@ import (
 
 // deletions plans the removal of objects the inventory says this project applied before and
 // that the render no longer has. Nothing outside the inventory is ever planned for deletion.
-func (p *Planner) deletions(ctx context.Context, c *cluster.Client, inv inventory.Set, objs []*desired) ([]plan.Change, []string, error) {
+func (p *Planner) deletions(ctx context.Context, c *cluster.Client, inv inventory.Set, objs []*desired, inspect func(*plan.Change, *unstructured.Unstructured, *unstructured.Unstructured)) ([]plan.Change, []string, error) {
 	members, skipped, err := inv.Members(ctx, c.Dynamic, c.Mapper)
 	if err != nil {
 		return nil, nil, fmt.Errorf("cluster %s: %w", c.Name, err)
@@ -42,6 +44,9 @@ func (p *Planner) deletions(ctx context.Context, c *cluster.Client, inv inventor
 		ch.Diff = objdiff.Unified("live/"+ref.String(), "/dev/null", y, "")
 		if u.GetDeletionTimestamp() != nil {
 			ch.Warnings = append(ch.Warnings, "already being deleted")
+		}
+		if inspect != nil {
+			inspect(&ch, nil, u)
 		}
 		out = append(out, ch)
 	}

@@ -43,7 +43,7 @@ func Open(ctx context.Context, path string) (*Queue, error) {
 	}
 	// One connection: SQLite serialises writers anyway, and this avoids SQLITE_BUSY entirely.
 	db.SetMaxOpenConns(1)
-	if _, err := db.ExecContext(ctx, schema); err != nil {
+	if _, err := db.ExecContext(ctx, schema+stateSchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("create state store schema in %s: %w", path, err)
 	}

@@ -1,0 +1,371 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// State is what kubeplan remembers about pull requests beyond the queue: the latest plan of
+// each target, project × cluster locks, apply history and the commits approvals were given
+// on. It shares the queue's database, so one file (one replica) holds everything.
+type State struct {
+	db  *sql.DB
+	now func() time.Time
+}
+
+// State returns the state kept in the queue's database.
+func (q *Queue) State() *State { return &State{db: q.db, now: q.now} }
+
+const stateSchema = `
+CREATE TABLE IF NOT EXISTS plans (
+	pr         TEXT NOT NULL, -- forge:repo#number
+	project    TEXT NOT NULL,
+	cluster    TEXT NOT NULL,
+	sha        TEXT NOT NULL,
+	hash       TEXT NOT NULL,
+	body       BLOB NOT NULL, -- the plan as JSON (Secret values are never in it)
+	planned_at INTEGER NOT NULL,
+	PRIMARY KEY (pr, project, cluster)
+);
+CREATE TABLE IF NOT EXISTS locks (
+	repo      TEXT NOT NULL, -- forge:repo
+	project   TEXT NOT NULL,
+	cluster   TEXT NOT NULL,
+	pr        TEXT NOT NULL,
+	number    INTEGER NOT NULL,
+	holder    TEXT NOT NULL, -- who applied
+	locked_at INTEGER NOT NULL,
+	PRIMARY KEY (repo, project, cluster)
+);
+CREATE INDEX IF NOT EXISTS locks_pr ON locks(pr);
+CREATE TABLE IF NOT EXISTS applies (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	pr          TEXT NOT NULL,
+	project     TEXT NOT NULL,
+	cluster     TEXT NOT NULL,
+	sha         TEXT NOT NULL,
+	plan_hash   TEXT NOT NULL,
+	trigger     TEXT NOT NULL, -- before_merge | on_merge
+	actor       TEXT NOT NULL,
+	state       TEXT NOT NULL, -- running | succeeded | failed | interrupted
+	summary     TEXT NOT NULL DEFAULT '',
+	started_at  INTEGER NOT NULL,
+	finished_at INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS applies_pr ON applies(pr, id);
+CREATE TABLE IF NOT EXISTS approvals (
+	pr          TEXT NOT NULL,
+	reviewer    TEXT NOT NULL,
+	sha         TEXT NOT NULL,
+	approved_at INTEGER NOT NULL,
+	PRIMARY KEY (pr, reviewer)
+);
+`
+
+// Target is one project on one cluster of a pull request.
+type Target struct {
+	Project, Cluster string
+}
+
+// PlanRecord is the latest plan of one target of a pull request.
+type PlanRecord struct {
+	Target
+	SHA, Hash string
+	Body      []byte
+	PlannedAt time.Time
+}
+
+// SavePlan records the latest plan of a target, replacing the one before.
+func (s *State) SavePlan(ctx context.Context, pr string, r PlanRecord) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO plans(pr, project, cluster, sha, hash, body, planned_at) VALUES(?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT(pr, project, cluster) DO UPDATE SET sha = excluded.sha, hash = excluded.hash, body = excluded.body, planned_at = excluded.planned_at`,
+		pr, r.Project, r.Cluster, r.SHA, r.Hash, r.Body, s.now().UnixMilli())
+	if err != nil {
+		return fmt.Errorf("save plan of %s %s on %s: %w", pr, r.Project, r.Cluster, err)
+	}
+	return nil
+}
+
+// Plans returns the latest plan of every target of a pull request, by project then cluster.
+func (s *State) Plans(ctx context.Context, pr string) ([]PlanRecord, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT project, cluster, sha, hash, body, planned_at FROM plans WHERE pr = ? ORDER BY project, cluster`, pr)
+	if err != nil {
+		return nil, fmt.Errorf("read plans of %s: %w", pr, err)
+	}
+	defer rows.Close()
+	var out []PlanRecord
+	for rows.Next() {
+		var r PlanRecord
+		var at int64
+		if err := rows.Scan(&r.Project, &r.Cluster, &r.SHA, &r.Hash, &r.Body, &at); err != nil {
+			return nil, fmt.Errorf("read plans of %s: %w", pr, err)
+		}
+		r.PlannedAt = time.UnixMilli(at)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// DeletePlans forgets a pull request's plans except those of keep (targets no longer affected).
+func (s *State) DeletePlans(ctx context.Context, pr string, keep []Target) error {
+	existing, err := s.Plans(ctx, pr)
+	if err != nil {
+		return err
+	}
+	kept := map[Target]bool{}
+	for _, t := range keep {
+		kept[t] = true
+	}
+	for _, r := range existing {
+		if kept[r.Target] {
+			continue
+		}
+		if _, err := s.db.ExecContext(ctx, `DELETE FROM plans WHERE pr = ? AND project = ? AND cluster = ?`, pr, r.Project, r.Cluster); err != nil {
+			return fmt.Errorf("forget plan of %s %s on %s: %w", pr, r.Project, r.Cluster, err)
+		}
+	}
+	return nil
+}
+
+// Lock is a project × cluster of a repository held by a pull request.
+type Lock struct {
+	Repo string // forge:repo
+	Target
+	PR       string // forge:repo#number
+	Number   int
+	Holder   string // who applied
+	LockedAt time.Time
+}
+
+// Acquire takes the lock of a project × cluster for a pull request. When another pull request
+// holds it, acquired is false and held says who; taking a lock the pull request already holds
+// succeeds and keeps the first holder.
+func (s *State) Acquire(ctx context.Context, l Lock) (held Lock, acquired bool, err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Lock{}, false, fmt.Errorf("lock %s %s on %s: %w", l.Repo, l.Project, l.Cluster, err)
+	}
+	defer tx.Rollback()
+	cur, err := lockOf(ctx, tx, l.Repo, l.Target)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if _, err := tx.ExecContext(ctx, `INSERT INTO locks(repo, project, cluster, pr, number, holder, locked_at) VALUES(?, ?, ?, ?, ?, ?, ?)`,
+			l.Repo, l.Project, l.Cluster, l.PR, l.Number, l.Holder, s.now().UnixMilli()); err != nil {
+			return Lock{}, false, fmt.Errorf("lock %s %s on %s: %w", l.Repo, l.Project, l.Cluster, err)
+		}
+		l.LockedAt = s.now()
+		return l, true, tx.Commit()
+	case err != nil:
+		return Lock{}, false, fmt.Errorf("lock %s %s on %s: %w", l.Repo, l.Project, l.Cluster, err)
+	}
+	return cur, cur.PR == l.PR, nil
+}
+
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func lockOf(ctx context.Context, q queryer, repo string, t Target) (Lock, error) {
+	l := Lock{Repo: repo, Target: t}
+	var at int64
+	err := q.QueryRowContext(ctx, `SELECT pr, number, holder, locked_at FROM locks WHERE repo = ? AND project = ? AND cluster = ?`,
+		repo, t.Project, t.Cluster).Scan(&l.PR, &l.Number, &l.Holder, &at)
+	l.LockedAt = time.UnixMilli(at)
+	return l, err
+}
+
+// LockOf returns the lock of a project × cluster, if any pull request holds it.
+func (s *State) LockOf(ctx context.Context, repo string, t Target) (Lock, bool, error) {
+	l, err := lockOf(ctx, s.db, repo, t)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Lock{}, false, nil
+	}
+	if err != nil {
+		return Lock{}, false, fmt.Errorf("read lock of %s %s on %s: %w", repo, t.Project, t.Cluster, err)
+	}
+	return l, true, nil
+}
+
+// Locks lists the locks in a repository ("" for every repository), oldest first.
+func (s *State) Locks(ctx context.Context, repo string) ([]Lock, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT repo, project, cluster, pr, number, holder, locked_at FROM locks
+		WHERE ? = '' OR repo = ? ORDER BY locked_at, project, cluster`, repo, repo)
+	if err != nil {
+		return nil, fmt.Errorf("list locks: %w", err)
+	}
+	defer rows.Close()
+	var out []Lock
+	for rows.Next() {
+		var l Lock
+		var at int64
+		if err := rows.Scan(&l.Repo, &l.Project, &l.Cluster, &l.PR, &l.Number, &l.Holder, &at); err != nil {
+			return nil, fmt.Errorf("list locks: %w", err)
+		}
+		l.LockedAt = time.UnixMilli(at)
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// Unlock releases the lock of a project × cluster whoever holds it; it reports whether one was held.
+func (s *State) Unlock(ctx context.Context, repo string, t Target) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM locks WHERE repo = ? AND project = ? AND cluster = ?`, repo, t.Project, t.Cluster)
+	if err != nil {
+		return false, fmt.Errorf("unlock %s %s on %s: %w", repo, t.Project, t.Cluster, err)
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}
+
+// ReleasePR releases every lock a pull request holds and returns them.
+func (s *State) ReleasePR(ctx context.Context, pr string) ([]Lock, error) {
+	rows, err := s.db.QueryContext(ctx, `DELETE FROM locks WHERE pr = ? RETURNING repo, project, cluster, pr, number, holder, locked_at`, pr)
+	if err != nil {
+		return nil, fmt.Errorf("release locks of %s: %w", pr, err)
+	}
+	defer rows.Close()
+	var out []Lock
+	for rows.Next() {
+		var l Lock
+		var at int64
+		if err := rows.Scan(&l.Repo, &l.Project, &l.Cluster, &l.PR, &l.Number, &l.Holder, &at); err != nil {
+			return nil, fmt.Errorf("release locks of %s: %w", pr, err)
+		}
+		l.LockedAt = time.UnixMilli(at)
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// Apply states.
+const (
+	ApplyRunning     = "running"
+	ApplySucceeded   = "succeeded"
+	ApplyFailed      = "failed"
+	ApplyInterrupted = "interrupted"
+)
+
+// Apply triggers.
+const (
+	BeforeMerge = "before_merge"
+	OnMerge     = "on_merge"
+)
+
+// ApplyRecord is one apply of one target, in the history.
+type ApplyRecord struct {
+	ID int64
+	PR string
+	Target
+	SHA, PlanHash string
+	Trigger       string
+	Actor         string
+	State         string
+	Summary       string
+	StartedAt     time.Time
+	FinishedAt    time.Time
+}
+
+// StartApply records an apply as running before it touches the cluster, so that a crash
+// leaves a trace the next attempt finds (and reports) instead of applying again blindly.
+func (s *State) StartApply(ctx context.Context, r ApplyRecord) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO applies(pr, project, cluster, sha, plan_hash, trigger, actor, state, started_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.PR, r.Project, r.Cluster, r.SHA, r.PlanHash, r.Trigger, r.Actor, ApplyRunning, s.now().UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("record apply of %s %s on %s: %w", r.PR, r.Project, r.Cluster, err)
+	}
+	return res.LastInsertId()
+}
+
+// FinishApply records an apply's outcome.
+func (s *State) FinishApply(ctx context.Context, id int64, state, summary string) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE applies SET state = ?, summary = ?, finished_at = ? WHERE id = ?`,
+		state, summary, s.now().UnixMilli(), id); err != nil {
+		return fmt.Errorf("record outcome of apply %d: %w", id, err)
+	}
+	return nil
+}
+
+// Applies lists a pull request's applies, oldest first.
+func (s *State) Applies(ctx context.Context, pr string) ([]ApplyRecord, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, pr, project, cluster, sha, plan_hash, trigger, actor, state, summary, started_at, finished_at
+		FROM applies WHERE pr = ? ORDER BY id`, pr)
+	if err != nil {
+		return nil, fmt.Errorf("read applies of %s: %w", pr, err)
+	}
+	defer rows.Close()
+	var out []ApplyRecord
+	for rows.Next() {
+		var r ApplyRecord
+		var started, finished int64
+		if err := rows.Scan(&r.ID, &r.PR, &r.Project, &r.Cluster, &r.SHA, &r.PlanHash, &r.Trigger, &r.Actor, &r.State, &r.Summary, &started, &finished); err != nil {
+			return nil, fmt.Errorf("read applies of %s: %w", pr, err)
+		}
+		r.StartedAt = time.UnixMilli(started)
+		if finished > 0 {
+			r.FinishedAt = time.UnixMilli(finished)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Interrupted marks a pull request's applies still recorded as running as interrupted and
+// returns them. Jobs of one pull request run one at a time, so a running record seen by a new
+// job was left by a process that stopped mid-apply.
+func (s *State) Interrupted(ctx context.Context, pr string) ([]ApplyRecord, error) {
+	all, err := s.Applies(ctx, pr)
+	if err != nil {
+		return nil, err
+	}
+	var out []ApplyRecord
+	for _, r := range all {
+		if r.State != ApplyRunning {
+			continue
+		}
+		if err := s.FinishApply(ctx, r.ID, ApplyInterrupted, "interrupted: kubeplan stopped during the apply"); err != nil {
+			return nil, err
+		}
+		r.State = ApplyInterrupted
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// RecordApproval remembers the head an approval was given on (GitLab's API does not say).
+func (s *State) RecordApproval(ctx context.Context, pr, reviewer, sha string) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO approvals(pr, reviewer, sha, approved_at) VALUES(?, ?, ?, ?)
+		ON CONFLICT(pr, reviewer) DO UPDATE SET sha = excluded.sha, approved_at = excluded.approved_at`, pr, reviewer, sha, s.now().UnixMilli())
+	if err != nil {
+		return fmt.Errorf("record approval of %s by %s: %w", pr, reviewer, err)
+	}
+	return nil
+}
+
+// ForgetApproval drops a withdrawn approval.
+func (s *State) ForgetApproval(ctx context.Context, pr, reviewer string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM approvals WHERE pr = ? AND reviewer = ?`, pr, reviewer); err != nil {
+		return fmt.Errorf("forget approval of %s by %s: %w", pr, reviewer, err)
+	}
+	return nil
+}
+
+// ApprovalSHAs returns the head each reviewer's approval was recorded on.
+func (s *State) ApprovalSHAs(ctx context.Context, pr string) (map[string]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT reviewer, sha FROM approvals WHERE pr = ?`, pr)
+	if err != nil {
+		return nil, fmt.Errorf("read approvals of %s: %w", pr, err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var who, sha string
+		if err := rows.Scan(&who, &sha); err != nil {
+			return nil, fmt.Errorf("read approvals of %s: %w", pr, err)
+		}
+		out[who] = sha
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,474 @@
+// Package applier applies one project's rendered objects to one cluster: server-side apply as
+// field manager kubeplan, in dependency order (Namespaces and CustomResourceDefinitions, then
+// other cluster-scoped objects, then namespaced ones), recorded in the project's ApplySet
+// inventory (KEP-3659). It prunes the inventory members that are gone from the render and can
+// wait until what it applied is healthy (kstatus).
+package applier
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/kubeplan/kubeplan/cluster"
+	"github.com/kubeplan/kubeplan/inventory"
+	"github.com/kubeplan/kubeplan/plan"
+	"github.com/kubeplan/kubeplan/render"
+)
+
+// Options tune an applier.
+type Options struct {
+	// Workers bounds the requests in flight against one cluster within a phase.
+	Workers int
+	// PollInterval is how often health is checked while waiting.
+	PollInterval time.Duration
+	// CRDTimeout bounds the wait for applied CustomResourceDefinitions to be Established and
+	// their kinds served.
+	CRDTimeout time.Duration
+}
+
+// DefaultOptions are the options zero fields take.
+func DefaultOptions() Options {
+	return Options{Workers: 16, PollInterval: time.Second, CRDTimeout: 60 * time.Second}
+}
+
+// Applier applies projects to clusters. It holds no state between calls.
+type Applier struct{ opts Options }
+
+// New returns an applier; zero options take defaults.
+func New(opts Options) *Applier {
+	def := DefaultOptions()
+	if opts.Workers <= 0 {
+		opts.Workers = def.Workers
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = def.PollInterval
+	}
+	if opts.CRDTimeout <= 0 {
+		opts.CRDTimeout = def.CRDTimeout
+	}
+	return &Applier{opts: opts}
+}
+
+// Request is one project to apply on one cluster.
+type Request struct {
+	Project string
+	// Namespace is the default for namespaced objects that name none; "default" if empty.
+	Namespace string
+	// Objects are applied as the planner plans them: Apply defaults their namespaces and adds the
+	// inventory label in place.
+	Objects []render.Object
+	// Inventory is the project's ApplySet on this cluster; zero means
+	// inventory.ForProject(Project, Namespace).
+	Inventory inventory.Set
+	// Prune deletes inventory members that are gone from Objects.
+	Prune bool
+	// Force takes over fields owned by other field managers; without it such a conflict fails
+	// the object.
+	Force bool
+	// HealthTimeout bounds the wait for applied objects to become healthy; 0 does not wait.
+	HealthTimeout time.Duration
+}
+
+// Action is what applying did to one object.
+type Action string
+
+const (
+	Created    Action = "created"
+	Configured Action = "configured"
+	Unchanged  Action = "unchanged"
+	Pruned     Action = "pruned"
+	Failed     Action = "failed"
+)
+
+// ObjectResult is the outcome for one object.
+type ObjectResult struct {
+	Object plan.ObjectRef
+	Action Action
+	// Source is the file the object was rendered from (empty for pruned objects).
+	Source string
+	// Error says why the object failed, on one line.
+	Error string
+	// Health is the kstatus status after the wait: Current, InProgress, Failed, Terminating,
+	// NotFound or Unknown; empty when not waited for (no wait, pruned or failed objects).
+	Health        string
+	HealthMessage string
+}
+
+// String is "Deployment shop/web: created", with the error or health when there is one.
+func (o ObjectResult) String() string {
+	s := o.Object.String() + ": " + string(o.Action)
+	if o.Error != "" {
+		s += ": " + o.Error
+	}
+	if o.Health != "" {
+		s += " (" + o.Health
+		if o.HealthMessage != "" {
+			s += ": " + o.HealthMessage
+		}
+		s += ")"
+	}
+	return s
+}
+
+// Result is what applying one project to one cluster did.
+type Result struct {
+	Project, Cluster string
+	// Objects are in the order they were applied (Namespaces and CRDs, other cluster-scoped
+	// objects, namespaced objects; each by kind, namespace and name), pruned objects last.
+	Objects []ObjectResult
+	// Notes are things the user should know: skipped pruning, kinds no longer served…
+	Notes []string
+	// HealthTimedOut is set when the health wait ran out of time.
+	HealthTimedOut bool
+}
+
+// Failed reports whether any object failed, is unhealthy (Failed), or the health wait timed out.
+func (r *Result) Failed() bool {
+	if r.HealthTimedOut {
+		return true
+	}
+	for _, o := range r.Objects {
+		if o.Action == Failed || o.Health == "Failed" {
+			return true
+		}
+	}
+	return false
+}
+
+// Counts summarises a result.
+type Counts struct {
+	Created, Configured, Unchanged, Pruned, Failed int
+}
+
+// String is "2 created, 1 configured, 3 unchanged, 1 pruned, 0 failed".
+func (c Counts) String() string {
+	return fmt.Sprintf("%d created, %d configured, %d unchanged, %d pruned, %d failed",
+		c.Created, c.Configured, c.Unchanged, c.Pruned, c.Failed)
+}
+
+// Counts tallies the result's actions.
+func (r *Result) Counts() Counts {
+	var c Counts
+	for _, o := range r.Objects {
+		switch o.Action {
+		case Created:
+			c.Created++
+		case Configured:
+			c.Configured++
+		case Unchanged:
+			c.Unchanged++
+		case Pruned:
+			c.Pruned++
+		case Failed:
+			c.Failed++
+		}
+	}
+	return c
+}
+
+// item is one rendered object on its way to the cluster.
+type item struct {
+	src     render.Object
+	obj     *unstructured.Unstructured // namespace defaulted, inventory label added
+	ref     plan.ObjectRef
+	gk      schema.GroupKind
+	rank    int
+	mapping *meta.RESTMapping // nil until resolved
+	// crdPending: the kind is defined by a CRD in this request and not served yet.
+	crdPending bool
+	live       *unstructured.Unstructured // as the apply returned it
+	res        ObjectResult
+}
+
+func (it *item) fail(format string, args ...any) {
+	it.res.Action = Failed
+	it.res.Error = oneLine(fmt.Sprintf(format, args...))
+}
+
+func (it *item) settled() bool { return it.res.Action != "" }
+
+// applied reports whether the object is on the cluster as rendered.
+func (it *item) applied() bool {
+	switch it.res.Action {
+	case Created, Configured, Unchanged:
+		return true
+	}
+	return false
+}
+
+func (it *item) isCRD() bool {
+	return it.gk == schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}
+}
+
+// Apply applies the request's objects to the cluster. Problems with single objects (invalid,
+// conflicting, unknown kind) are failed objects in the result; an error means the apply stopped
+// (objects defined twice, inventory unusable, cluster unreachable, ctx done). The result is
+// never nil: on error it records what was done before the apply stopped.
+func (a *Applier) Apply(ctx context.Context, c *cluster.Client, req Request) (*Result, error) {
+	if req.Namespace == "" {
+		req.Namespace = "default"
+	}
+	if req.Inventory == (inventory.Set{}) {
+		req.Inventory = inventory.ForProject(req.Project, req.Namespace)
+	}
+	inv := req.Inventory
+	out := &Result{Project: req.Project, Cluster: c.Name}
+
+	items, crdOf, err := a.resolve(c, req)
+	if err != nil {
+		return out, err
+	}
+	var pruned []ObjectResult
+	// finish records the outcomes so far: on error, what was done before the apply stopped.
+	finish := func(err error) (*Result, error) {
+		out.Objects = nil
+		for _, it := range items {
+			if it.settled() {
+				out.Objects = append(out.Objects, it.res)
+			}
+		}
+		out.Objects = append(out.Objects, pruned...)
+		return out, err
+	}
+	parentErr := func(err error) error {
+		return fmt.Errorf("cluster %s: write inventory configmap %s/%s: %w", c.Name, inv.ParentNamespace, inv.ParentName, err)
+	}
+
+	prev, notes, err := readParent(ctx, c, inv)
+	if err != nil {
+		return finish(err)
+	}
+	out.Notes = append(out.Notes, notes...)
+
+	// KEP-3659: before members are applied, the parent records a superset of the kinds and
+	// namespaces they live in, so that an interrupted apply leaves nothing untracked.
+	superset := prev.union(scopeOf(items, true))
+	parentWritten := true
+	if err := writeParent(ctx, c, inv, superset); err != nil {
+		if !isNamespaceNotFound(err, inv.ParentNamespace) || !rendersNamespace(items, inv.ParentNamespace) {
+			return finish(parentErr(err))
+		}
+		parentWritten = false // its namespace is created in phase 1
+	}
+
+	// Phase 1: Namespaces and CRDs; then the kinds the CRDs define.
+	if err := a.applyPhase(ctx, c, items, req.Force, 0, 1); err != nil {
+		return finish(err)
+	}
+	if err := a.settleCRDs(ctx, c, items, crdOf); err != nil {
+		return finish(err)
+	}
+	if !parentWritten {
+		if err := writeParent(ctx, c, inv, superset); err != nil {
+			return finish(parentErr(err))
+		}
+	}
+	// Phase 2: other cluster-scoped objects. Phase 3: namespaced objects.
+	if err := a.applyPhase(ctx, c, items, req.Force, 2); err != nil {
+		return finish(err)
+	}
+	if err := a.applyPhase(ctx, c, items, req.Force, 3); err != nil {
+		return finish(err)
+	}
+
+	pr, err := a.prune(ctx, c, req, items)
+	pruned = pr.pruned
+	if err != nil {
+		return finish(err)
+	}
+	out.Notes = append(out.Notes, pr.notes...)
+
+	// The parent now records only where members may still live: the current objects, members
+	// that were not pruned, and kinds the cluster no longer serves (their objects may return).
+	if err := writeParent(ctx, c, inv, scopeOf(items, false).union(pr.remaining)); err != nil {
+		if ctx.Err() != nil {
+			return finish(parentErr(err))
+		}
+		out.Notes = append(out.Notes, "inventory not narrowed to the current objects (it still lists earlier kinds and namespaces): "+oneLine(err.Error()))
+	}
+
+	if req.HealthTimeout > 0 {
+		timedOut, err := a.waitHealthy(ctx, c, items, req.HealthTimeout)
+		if err != nil {
+			return finish(err)
+		}
+		if timedOut {
+			out.HealthTimedOut = true
+			out.Notes = append(out.Notes, healthTimeoutNote(items, req.HealthTimeout))
+		}
+	}
+	return finish(nil)
+}
+
+// resolve maps every rendered object to a resource, defaults its namespace and labels it as a
+// member of the inventory, sorted in apply order. crdOf maps the kinds defined by CRDs in the
+// request to those CRDs.
+func (a *Applier) resolve(c *cluster.Client, req Request) ([]*item, map[schema.GroupVersionKind]*item, error) {
+	defined := crdKindsIn(req.Objects)
+	seen := map[string]string{}
+	var items []*item
+	for _, src := range req.Objects {
+		obj := src.Unstructured
+		if obj == nil {
+			return nil, nil, fmt.Errorf("an object from %s is empty", src.Source)
+		}
+		gvk := obj.GroupVersionKind()
+		it := &item{src: src, obj: obj, gk: gvk.GroupKind()}
+		it.res.Source = src.Source
+		mapping, err := c.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		var unknown bool
+		switch {
+		case err == nil:
+			it.mapping = mapping
+			if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+				if obj.GetNamespace() == "" {
+					obj.SetNamespace(req.Namespace)
+				}
+			} else {
+				obj.SetNamespace("")
+			}
+		case meta.IsNoMatchError(err):
+			if k, ok := defined[gvk]; ok {
+				it.crdPending = true
+				if k.namespaced && obj.GetNamespace() == "" {
+					obj.SetNamespace(req.Namespace)
+				} else if !k.namespaced {
+					obj.SetNamespace("")
+				}
+			} else {
+				unknown = true
+			}
+		default:
+			return nil, nil, fmt.Errorf("cluster %s: discover resource for %s: %w", c.Name, gvk, err)
+		}
+		req.Inventory.Label(obj)
+		it.ref = plan.ObjectRef{APIVersion: obj.GetAPIVersion(), Kind: obj.GetKind(), Namespace: obj.GetNamespace(), Name: obj.GetName()}
+		it.res.Object = it.ref
+		it.rank = rank(it.ref)
+		switch {
+		case obj.GetName() == "":
+			it.fail("%s from %s has no name", gvk.Kind, src.Source)
+		case unknown:
+			it.fail("unknown kind %s in %s: cluster %s does not serve it and this request creates no CRD for it", gvk.Kind, gvk.GroupVersion(), c.Name)
+		}
+		if obj.GetName() != "" {
+			k := key(it.gk.Group, it.gk.Kind, it.ref.Namespace, it.ref.Name)
+			if prev, dup := seen[k]; dup {
+				return nil, nil, fmt.Errorf("%s is defined twice: in %s and in %s", it.ref, prev, src.Source)
+			}
+			seen[k] = src.Source
+		}
+		items = append(items, it)
+	}
+	sort.SliceStable(items, func(i, j int) bool { return less(items[i].ref, items[j].ref) })
+
+	crdOf := map[schema.GroupVersionKind]*item{}
+	for _, it := range items {
+		if it.isCRD() {
+			for gvk := range crdKindsIn([]render.Object{it.src}) {
+				crdOf[gvk] = it
+			}
+		}
+	}
+	return items, crdOf, nil
+}
+
+type crdKind struct{ namespaced bool }
+
+// crdKindsIn lists the served group/version/kinds defined by CRDs among objs.
+func crdKindsIn(objs []render.Object) map[schema.GroupVersionKind]crdKind {
+	kinds := map[schema.GroupVersionKind]crdKind{}
+	for _, o := range objs {
+		if o.Unstructured == nil || o.GetKind() != "CustomResourceDefinition" || !strings.HasPrefix(o.GetAPIVersion(), "apiextensions.k8s.io/") {
+			continue
+		}
+		group, _, _ := unstructured.NestedString(o.Object, "spec", "group")
+		kind, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
+		scope, _, _ := unstructured.NestedString(o.Object, "spec", "scope")
+		versions, _, _ := unstructured.NestedSlice(o.Object, "spec", "versions")
+		for _, v := range versions {
+			vm, ok := v.(map[string]any)
+			if !ok {
+				continue
+			}
+			if served, ok := vm["served"].(bool); ok && !served {
+				continue
+			}
+			name, _ := vm["name"].(string)
+			kinds[schema.GroupVersionKind{Group: group, Version: name, Kind: kind}] = crdKind{namespaced: scope != "Cluster"}
+		}
+	}
+	return kinds
+}
+
+// rank is the apply phase of an object: 0 Namespaces, 1 CRDs (both phase 1), 2 other
+// cluster-scoped objects, 3 namespaced objects.
+func rank(r plan.ObjectRef) int {
+	switch {
+	case r.Kind == "Namespace" && r.Group() == "":
+		return 0
+	case r.Kind == "CustomResourceDefinition" && r.Group() == "apiextensions.k8s.io":
+		return 1
+	case r.Namespace == "":
+		return 2
+	default:
+		return 3
+	}
+}
+
+// less orders objects the way they are applied, as plan.Plan.Sort orders changes.
+func less(a, b plan.ObjectRef) bool {
+	if ra, rb := rank(a), rank(b); ra != rb {
+		return ra < rb
+	}
+	if a.Kind != b.Kind {
+		return a.Kind < b.Kind
+	}
+	if a.Namespace != b.Namespace {
+		return a.Namespace < b.Namespace
+	}
+	if a.Name != b.Name {
+		return a.Name < b.Name
+	}
+	return a.APIVersion < b.APIVersion
+}
+
+func key(group, kind, namespace, name string) string {
+	return group + "|" + kind + "|" + namespace + "|" + name
+}
+
+func rendersNamespace(items []*item, ns string) bool {
+	for _, it := range items {
+		if it.rank == 0 && it.ref.Name == ns && !it.settled() {
+			return true
+		}
+	}
+	return false
+}
+
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// sleep waits d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,252 @@
+package applier
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/kubeplan/kubeplan/cluster"
+	"github.com/kubeplan/kubeplan/inventory"
+	"github.com/kubeplan/kubeplan/plan"
+	"github.com/kubeplan/kubeplan/planner"
+)
+
+var configMapGVR = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+
+// scope is what an ApplySet parent records: the group-kinds and namespaces of its members.
+type scope struct {
+	groupKinds map[string]bool // schema.GroupKind.String()
+	namespaces map[string]bool
+}
+
+func newScope() scope { return scope{groupKinds: map[string]bool{}, namespaces: map[string]bool{}} }
+
+func (s scope) add(gk schema.GroupKind, ns string) {
+	s.groupKinds[gk.String()] = true
+	if ns != "" {
+		s.namespaces[ns] = true
+	}
+}
+
+func (s scope) union(o scope) scope {
+	u := newScope()
+	for _, x := range []scope{s, o} {
+		for gk := range x.groupKinds {
+			u.groupKinds[gk] = true
+		}
+		for ns := range x.namespaces {
+			u.namespaces[ns] = true
+		}
+	}
+	return u
+}
+
+// scopeOf is the scope of the rendered objects the cluster knows the kind of (or will, through
+// a CRD in the request when pending is true).
+func scopeOf(items []*item, pending bool) scope {
+	s := newScope()
+	for _, it := range items {
+		if it.mapping != nil || pending && it.crdPending {
+			s.add(it.gk, it.ref.Namespace)
+		}
+	}
+	return s
+}
+
+// readParent reads the scope the existing parent records (empty when there is none yet).
+func readParent(ctx context.Context, c *cluster.Client, inv inventory.Set) (scope, []string, error) {
+	s := newScope()
+	parent, err := c.Dynamic.Resource(configMapGVR).Namespace(inv.ParentNamespace).Get(ctx, inv.ParentName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return s, nil, nil
+	}
+	if err != nil {
+		return s, nil, fmt.Errorf("cluster %s: read inventory configmap %s/%s: %w", c.Name, inv.ParentNamespace, inv.ParentName, err)
+	}
+	if id := parent.GetLabels()[inventory.LabelID]; id != inv.ID() {
+		return s, nil, fmt.Errorf("cluster %s: configmap %s/%s is not the ApplySet parent kubeplan expects (label %s is %q, want %q)",
+			c.Name, inv.ParentNamespace, inv.ParentName, inventory.LabelID, id, inv.ID())
+	}
+	ann := parent.GetAnnotations()
+	for _, gk := range splitList(ann[inventory.AnnotationGroupKinds]) {
+		s.groupKinds[gk] = true
+	}
+	for _, ns := range splitList(ann[inventory.AnnotationAdditionalNSes]) {
+		s.namespaces[ns] = true
+	}
+	var notes []string
+	if tooling := ann[inventory.AnnotationTooling]; tooling != "" && tooling != inventory.Tooling {
+		notes = append(notes, fmt.Sprintf("inventory configmap %s/%s was written by %s; kubeplan takes it over", inv.ParentNamespace, inv.ParentName, tooling))
+	}
+	return s, notes, nil
+}
+
+// writeParent server-side applies the parent ConfigMap recording s. The parent is kubeplan's
+// own bookkeeping (its id label was checked), so conflicts over it are forced.
+func writeParent(ctx context.Context, c *cluster.Client, inv inventory.Set, s scope) error {
+	var gks []schema.GroupKind
+	for gk := range s.groupKinds {
+		gks = append(gks, schema.ParseGroupKind(gk))
+	}
+	var nss []string
+	for ns := range s.namespaces {
+		nss = append(nss, ns)
+	}
+	parent := inv.Parent(gks, nss)
+	_, err := c.Dynamic.Resource(configMapGVR).Namespace(inv.ParentNamespace).Apply(ctx, inv.ParentName, parent,
+		metav1.ApplyOptions{FieldManager: planner.FieldManager, Force: true})
+	return err
+}
+
+type pruneResult struct {
+	pruned []ObjectResult
+	// remaining is where members gone from the render may still live: not pruned, failed to
+	// prune, or of kinds the cluster no longer serves.
+	remaining scope
+	notes     []string
+}
+
+// prune deletes the inventory members that are gone from the render, when the request asks
+// for it and every object applied. Only labelled members of the set are ever deleted.
+func (a *Applier) prune(ctx context.Context, c *cluster.Client, req Request, items []*item) (pruneResult, error) {
+	inv := req.Inventory
+	pr := pruneResult{remaining: newScope()}
+	members, skipped, err := inv.Members(ctx, c.Dynamic, c.Mapper)
+	if err != nil {
+		return pr, fmt.Errorf("cluster %s: %w", c.Name, err)
+	}
+	for _, gk := range skipped {
+		pr.remaining.groupKinds[gk] = true
+	}
+	if len(skipped) > 0 {
+		pr.notes = append(pr.notes, fmt.Sprintf("inventory lists kinds the cluster no longer serves (%s): their objects cannot be pruned", strings.Join(skipped, ", ")))
+	}
+
+	current := map[string]bool{}
+	failed := 0
+	for _, it := range items {
+		current[key(it.gk.Group, it.gk.Kind, it.ref.Namespace, it.ref.Name)] = true
+		if it.res.Action == Failed {
+			failed++
+		}
+	}
+	var gone []inventory.Member
+	for _, m := range members {
+		u := m.Object
+		gk := u.GroupVersionKind().GroupKind()
+		if current[key(gk.Group, gk.Kind, u.GetNamespace(), u.GetName())] {
+			continue
+		}
+		if u.GetLabels()[inventory.LabelPartOf] != inv.ID() {
+			continue // Members selects by label; never delete anything else
+		}
+		gone = append(gone, m)
+	}
+	sort.Slice(gone, func(i, j int) bool { return less(memberRef(gone[i]), memberRef(gone[j])) })
+
+	var mu sync.Mutex
+	keep := func(m inventory.Member) {
+		mu.Lock()
+		defer mu.Unlock()
+		pr.remaining.add(m.Object.GroupVersionKind().GroupKind(), m.Object.GetNamespace())
+	}
+	switch {
+	case len(gone) == 0:
+		return pr, nil
+	case !req.Prune:
+		for _, m := range gone {
+			keep(m)
+		}
+		pr.notes = append(pr.notes, fmt.Sprintf("prune disabled: %s gone from the render left in place (%s)", plural(len(gone), "inventory member"), refList(gone)))
+		return pr, nil
+	case failed > 0:
+		for _, m := range gone {
+			keep(m)
+		}
+		pr.notes = append(pr.notes, fmt.Sprintf("prune skipped: %s failed to apply (%s gone from the render left in place)", plural(failed, "object"), plural(len(gone), "inventory member")))
+		return pr, nil
+	}
+
+	// Deleting the namespace that holds the parent would delete the inventory with it.
+	gone = slices.DeleteFunc(gone, func(m inventory.Member) bool {
+		ref := memberRef(m)
+		if ref.Kind == "Namespace" && ref.Group() == "" && ref.Name == inv.ParentNamespace {
+			keep(m)
+			pr.notes = append(pr.notes, fmt.Sprintf("%s is gone from the render but not pruned: it holds the project's inventory configmap %s", ref, inv.ParentName))
+			return true
+		}
+		return false
+	})
+
+	results := make([]ObjectResult, len(gone))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(a.opts.Workers)
+	for i, m := range gone {
+		ref := memberRef(m)
+		results[i] = ObjectResult{Object: ref}
+		g.Go(func() error {
+			uid := m.Object.GetUID()
+			policy := metav1.DeletePropagationBackground
+			err := c.Dynamic.Resource(m.Mapping.Resource).Namespace(ref.Namespace).Delete(gctx, ref.Name,
+				metav1.DeleteOptions{PropagationPolicy: &policy, Preconditions: &metav1.Preconditions{UID: &uid}})
+			switch {
+			case err == nil || apierrors.IsNotFound(err):
+				results[i].Action = Pruned
+				return nil
+			case isAPIStatus(err):
+				results[i].Action, results[i].Error = Failed, "prune: "+oneLine(err.Error())
+				keep(m)
+				return nil
+			default:
+				return fmt.Errorf("cluster %s: prune %s: %w", c.Name, ref, err)
+			}
+		})
+	}
+	err = g.Wait()
+	// After an error, deletions that were never made are left out.
+	pr.pruned = slices.DeleteFunc(results, func(r ObjectResult) bool { return r.Action == "" })
+	return pr, err
+}
+
+func memberRef(m inventory.Member) plan.ObjectRef {
+	u := m.Object
+	return plan.ObjectRef{APIVersion: u.GetAPIVersion(), Kind: u.GetKind(), Namespace: u.GetNamespace(), Name: u.GetName()}
+}
+
+// refList names up to five members.
+func refList(ms []inventory.Member) string {
+	var names []string
+	for i, m := range ms {
+		if i == 5 {
+			names = append(names, fmt.Sprintf("and %d more", len(ms)-5))
+			break
+		}
+		names = append(names, memberRef(m).String())
+	}
+	return strings.Join(names, ", ")
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -80,10 +80,25 @@ func githubEvent(parsed any) (event.Event, string) {
 			CommentID: e.GetComment().GetID(), CommentBody: e.GetComment().GetBody(), InstallationID: e.GetInstallation().GetID(),
 		}, ""
 	case *github.PullRequestReviewEvent:
-		pr := e.GetPullRequest()
+		// An edited review's body changed, not its stance.
+		if a := e.GetAction(); a != "submitted" && a != "dismissed" {
+			return event.Event{}, "pull_request_review action " + a
+		}
+		pr, review := e.GetPullRequest(), e.GetReview()
+		// HeadSHA is the commit the review was given on, which may be older than the head; the
+		// sender is the reviewer, whose stance changed (not who dismissed the review).
+		head := review.GetCommitID()
+		if head == "" {
+			head = pr.GetHead().GetSHA()
+		}
+		reviewer := review.GetUser()
+		if reviewer == nil {
+			reviewer = e.GetSender()
+		}
 		return event.Event{
 			Kind: event.Review, Action: e.GetAction(), Repo: e.GetRepo().GetFullName(), Number: pr.GetNumber(),
-			HeadSHA: pr.GetHead().GetSHA(), Draft: pr.GetDraft(), Sender: e.GetSender().GetLogin(), InstallationID: e.GetInstallation().GetID(),
+			HeadSHA: head, Draft: pr.GetDraft(), Merged: pr.GetMerged(), Closed: pr.GetState() == "closed",
+			Sender: reviewer.GetLogin(), SenderIsBot: reviewer.GetType() == "Bot", InstallationID: e.GetInstallation().GetID(),
 		}, ""
 	}
 	return event.Event{}, "event not used by kubeplan"

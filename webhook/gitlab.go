@@ -58,8 +58,11 @@ func gitlabEvent(parsed any) (event.Event, string) {
 	switch e := parsed.(type) {
 	case *gitlab.MergeEvent:
 		a := e.ObjectAttributes
+		// The action says what happened even when the state lags behind it; approvals carry the
+		// head that was approved in last_commit.
+		merged := a.Action == "merge" || a.State == "merged"
 		ev := event.Event{Action: a.Action, Repo: e.Project.PathWithNamespace, ProjectID: e.Project.ID, Number: int(a.IID),
-			HeadSHA: a.LastCommit.ID, Draft: a.Draft || a.WorkInProgress, Merged: a.State == "merged", Closed: a.State == "closed" || a.State == "merged"}
+			HeadSHA: a.LastCommit.ID, Draft: a.Draft || a.WorkInProgress, Merged: merged, Closed: merged || a.Action == "close" || a.State == "closed"}
 		if e.User != nil {
 			ev.Sender = e.User.Username
 		}

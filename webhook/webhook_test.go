@@ -110,7 +110,12 @@ func TestGitHubEventsAreVerifiedParsedAndQueued(t *testing.T) {
 			HeadSHA: "9f2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Merged: true, Closed: true, Sender: "alice", InstallationID: 7700123}},
 		{"issue_comment", "issue_comment.created.json", event.Event{Kind: event.Comment, Action: "created", Repo: "acme/platform", Number: 42,
 			Sender: "bob", CommentID: 8800001, CommentBody: "/apply -p web", InstallationID: 7700123}},
+		{"pull_request", "pull_request.closed.json", event.Event{Kind: event.PullRequest, Action: "closed", Repo: "acme/platform", Number: 42,
+			HeadSHA: "9f2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Closed: true, Sender: "alice", InstallationID: 7700123}},
 		{"pull_request_review", "pull_request_review.submitted.json", event.Event{Kind: event.Review, Action: "submitted", Repo: "acme/platform", Number: 42,
+			HeadSHA: "9f2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Sender: "bob", InstallationID: 7700123}},
+		// carol dismissed bob's approval of an older head: the event speaks of bob and that head.
+		{"pull_request_review", "pull_request_review.dismissed.json", event.Event{Kind: event.Review, Action: "dismissed", Repo: "acme/platform", Number: 42,
 			HeadSHA: "9f2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Sender: "bob", InstallationID: 7700123}},
 	}
 	for _, c := range cases {
@@ -198,6 +203,11 @@ func TestEventsKubeplanDoesNotUseAreAcknowledgedAndIgnored(t *testing.T) {
 			t.Errorf("%s: %d %q, want 200 %q", c.file, code, msg, c.want)
 		}
 	}
+	// An edited review changed its body, not the reviewer's stance.
+	edited := bytes.Replace(fixture(t, "github", "pull_request_review.submitted.json"), []byte(`"action": "submitted"`), []byte(`"action": "edited"`), 1)
+	if code, msg := post(t, srv.URL+"/webhooks/github", bytes.NewReader(edited), githubHeaders("pull_request_review", "edited", edited)); code != http.StatusOK || !strings.Contains(msg, "ignored: pull_request_review action edited") {
+		t.Errorf("edited review: %d %q", code, msg)
+	}
 	body := fixture(t, "gitlab", "push.json")
 	if code, msg := post(t, srv.URL+"/webhooks/gitlab", bytes.NewReader(body), map[string]string{"X-Gitlab-Token": secret, "X-Gitlab-Event": "Push Hook"}); code != http.StatusOK || !strings.Contains(msg, "ignored") {
 		t.Errorf("gitlab push: %d %q", code, msg)
@@ -218,6 +228,10 @@ func TestGitLabEventsAreVerifiedParsedAndQueued(t *testing.T) {
 			HeadSHA: "9f2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Merged: true, Closed: true, Sender: "alice"}},
 		{"Merge Request Hook", "merge_request.approved.json", event.Event{Kind: event.Review, Action: "approved", Repo: "acme/platform", ProjectID: 15, Number: 42,
 			HeadSHA: "9f2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Sender: "alice"}},
+		{"Merge Request Hook", "merge_request.unapproved.json", event.Event{Kind: event.Review, Action: "unapproved", Repo: "acme/platform", ProjectID: 15, Number: 42,
+			HeadSHA: "aa2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Sender: "bob"}},
+		{"Merge Request Hook", "merge_request.close.json", event.Event{Kind: event.PullRequest, Action: "close", Repo: "acme/platform", ProjectID: 15, Number: 42,
+			HeadSHA: "9f2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Closed: true, Sender: "alice"}},
 		{"Note Hook", "note.merge_request.json", event.Event{Kind: event.Comment, Action: "created", Repo: "acme/platform", ProjectID: 15, Number: 42,
 			HeadSHA: "9f2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Sender: "bob", CommentID: 1244, CommentBody: "/apply -p web"}},
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 
@@ -155,12 +156,20 @@ func (c *Client) PullRequest(ctx context.Context, repo string, number int) (*for
 	if err != nil {
 		return nil, wrap(fmt.Sprintf("get pull request %s#%d", repo, number), resp, err)
 	}
-	return &forge.PullRequest{
+	out := &forge.PullRequest{
 		Repo: repo, Number: number, Title: pr.GetTitle(), Author: pr.GetUser().GetLogin(),
 		HeadSHA: pr.GetHead().GetSHA(), BaseSHA: pr.GetBase().GetSHA(), HeadRef: pr.GetHead().GetRef(), BaseRef: pr.GetBase().GetRef(),
-		Draft: pr.GetDraft(), Closed: pr.GetState() == "closed", Merged: pr.GetMerged(), Mergeable: pr.Mergeable,
-		MergeCommitSHA: pr.GetMergeCommitSHA(),
-	}, nil
+		Draft: pr.GetDraft(), Closed: pr.GetState() == "closed", Merged: pr.GetMerged(),
+		// mergeable is null while GitHub computes it in the background (after a push or a
+		// change to the base); nil tells the caller to ask again later.
+		Mergeable: pr.Mergeable,
+	}
+	// Before the merge GitHub's merge_commit_sha is a test merge commit it recomputes at will;
+	// only a merged pull request's (merge, squash or rebase result on the base) is kept, as on GitLab.
+	if out.Merged {
+		out.MergeCommitSHA = pr.GetMergeCommitSHA()
+	}
+	return out, nil
 }
 
 // ChangedFiles lists the paths a pull request changes (both sides of renames).
@@ -264,7 +273,9 @@ func (c *Client) SetStatus(ctx context.Context, repo, sha string, s forge.Status
 	return wrap(fmt.Sprintf("set status %s on %s@%s", s.Context, repo, sha), resp, err)
 }
 
-// Reviews lists a pull request's reviews.
+// Reviews lists a pull request's submitted reviews, oldest first as GitHub lists them (pending
+// reviews, visible only to their author, are left out). A dismissed review is neither approving
+// nor requesting changes; its CommitSHA is the head it was given on.
 func (c *Client) Reviews(ctx context.Context, repo string, number int) ([]forge.Review, error) {
 	owner, name := split(repo)
 	var out []forge.Review
@@ -275,14 +286,63 @@ func (c *Client) Reviews(ctx context.Context, repo string, number int) ([]forge.
 			return nil, wrap(fmt.Sprintf("list reviews of %s#%d", repo, number), resp, err)
 		}
 		for _, r := range list {
-			out = append(out, forge.Review{Author: r.GetUser().GetLogin(), Approved: r.GetState() == "APPROVED",
-				Dismissed: r.GetState() == "DISMISSED", CommitSHA: r.GetCommitID()})
+			state := strings.ToUpper(r.GetState())
+			if state == "PENDING" {
+				continue
+			}
+			out = append(out, forge.Review{Author: r.GetUser().GetLogin(), Approved: state == "APPROVED",
+				ChangesRequested: state == "CHANGES_REQUESTED", Dismissed: state == "DISMISSED", CommitSHA: r.GetCommitID()})
 		}
 		if resp.NextPage == 0 {
 			return out, nil
 		}
 		opts.Page = resp.NextPage
 	}
+}
+
+// IsMember says whether user is an active member of a team, named "org/team-slug" (a leading
+// "@", as CODEOWNERS writes teams, is allowed). GitHub answers 404 both for a user outside the
+// team and for a team the credentials cannot see (an App needs the organization's members:read
+// permission): both are "not a member". A pending invitation is not membership.
+func (c *Client) IsMember(ctx context.Context, team, user string) (bool, error) {
+	org, slug, err := parseTeam(team)
+	if err != nil {
+		return false, err
+	}
+	if user == "" || strings.Trim(user, ".") == "" {
+		return false, nil
+	}
+	m, resp, err := c.gh.Teams.GetTeamMembershipBySlug(ctx, org, slug, url.PathEscape(user))
+	if err != nil {
+		if resp != nil && resp.StatusCode == http.StatusNotFound {
+			return false, nil
+		}
+		return false, wrap(fmt.Sprintf("membership of %s in team %s", user, team), resp, err)
+	}
+	return m.GetState() == "active", nil
+}
+
+// parseTeam splits "org/team-slug" (or "@org/team-slug").
+func parseTeam(team string) (org, slug string, err error) {
+	org, slug, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(team), "@"), "/")
+	if !ok || !validName(org) || !validName(slug) {
+		return "", "", fmt.Errorf("github: team %q: want \"org/team-slug\"", team)
+	}
+	return org, slug, nil
+}
+
+// validName accepts an organization login or team slug: letters, digits, ".", "_" and "-",
+// never a path segment such as "..".
+func validName(s string) bool {
+	if s == "" || strings.Trim(s, ".") == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // Permission returns a user's permission on the repository.

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -152,4 +155,129 @@ func TestGitHubAppInstallationTokens(t *testing.T) {
 	if _, err := ghforge.New(ghforge.Config{BaseURL: emu.GitHubAPI()}, 0); err == nil {
 		t.Fatal("a client without credentials was made")
 	}
+}
+
+func TestGitHubReviewsTeamsAndMerges(t *testing.T) {
+	emu, n := setup(t)
+	ctx := context.Background()
+	c, err := ghforge.New(ghforge.Config{BaseURL: emu.GitHubAPI(), Token: "tok"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := emu.PRState(repo, n).HeadSHA
+	stale := emu.AddReview(repo, n, "bob", forgeemu.ReviewApproved)
+	emu.AddReview(repo, n, "carol", forgeemu.ReviewChangesRequested)
+	emu.AddReview(repo, n, "dave", forgeemu.ReviewCommented)
+	second := emu.Push(repo, n, map[string]string{"apps/new.yaml": "n: 1\n"})
+	emu.DismissReview(repo, n, stale.ID)
+	emu.AddReview(repo, n, "bob", forgeemu.ReviewApproved)
+	reviews, err := c.Reviews(ctx, repo, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []forge.Review{
+		{Author: "bob", Dismissed: true, CommitSHA: first},
+		{Author: "carol", ChangesRequested: true, CommitSHA: first},
+		{Author: "dave", CommitSHA: first},
+		{Author: "bob", Approved: true, CommitSHA: second},
+	}
+	if fmt.Sprint(reviews) != fmt.Sprint(want) {
+		t.Fatalf("reviews\n%+v\nwant (oldest first)\n%+v", reviews, want)
+	}
+
+	emu.AddTeamMember("acme/sre", "carol")
+	for _, m := range []struct {
+		team, user string
+		want       bool
+	}{{"acme/sre", "carol", true}, {"@acme/sre", "carol", true}, {"acme/sre", "bob", false}, {"acme/nobody", "carol", false}, {"other/sre", "carol", false}} {
+		if got, err := c.IsMember(ctx, m.team, m.user); err != nil || got != m.want {
+			t.Errorf("IsMember(%s, %s) = %v %v, want %v", m.team, m.user, got, err, m.want)
+		}
+	}
+	for _, bad := range []string{"sre", "acme/sre/x", "/sre", "acme/", "", "../sre", "acme/.."} {
+		if _, err := c.IsMember(ctx, bad, "carol"); err == nil || !strings.Contains(err.Error(), "org/team-slug") {
+			t.Errorf("team %q: %v, want a syntax error", bad, err)
+		}
+	}
+	emu.FailRequests("GET", "/teams/", 1, http.StatusForbidden)
+	if _, err := c.IsMember(ctx, "acme/sre", "carol"); err == nil {
+		t.Error("a failing forge answered a membership")
+	}
+
+	pr, err := c.PullRequest(ctx, repo, n)
+	if err != nil || pr.Mergeable == nil || !*pr.Mergeable || pr.MergeCommitSHA != "" || pr.Merged || pr.Closed {
+		t.Fatalf("open: %+v %v (the test merge commit is not a merge commit)", pr, err)
+	}
+	for _, m := range []*bool{nil, forgeemu.Bool(false), forgeemu.Bool(true)} {
+		emu.SetMergeable(repo, n, m)
+		pr, err := c.PullRequest(ctx, repo, n)
+		if err != nil || show(pr.Mergeable) != show(m) {
+			t.Fatalf("mergeable %s: got %s %v", show(m), show(pr.Mergeable), err)
+		}
+	}
+
+	// A second pull request from the old base merges after the first: its merge keeps both.
+	other := emu.OpenPR(repo, "erin", "other", emu.PRState(repo, n).BaseSHA, map[string]string{"apps/other.yaml": "o: 1\n"})
+	sha := emu.MergePR(repo, n, "alice")
+	if emu.DefaultHead(repo) != sha || sha == second {
+		t.Fatalf("default branch %s, merge %s, head %s", emu.DefaultHead(repo), sha, second)
+	}
+	pr, err = c.PullRequest(ctx, repo, n)
+	if err != nil || !pr.Merged || !pr.Closed || pr.MergeCommitSHA != sha || pr.Mergeable != nil {
+		t.Fatalf("merged: %+v %v", pr, err)
+	}
+	if err := c.SetStatus(ctx, repo, sha, forge.Status{Context: "kubeplan/apply", State: forge.Success}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := emu.PRState(repo, n).LatestStatus(sha, "kubeplan/apply"); !ok {
+		t.Error("status on the merge commit not recorded")
+	}
+	sha2 := emu.MergePR(repo, other, "alice")
+	files := extract(t, c, sha2)
+	if files["apps/other.yaml"] != "o: 1\n" || files["apps/new.yaml"] != "n: 1\n" || files["apps/f000.yaml"] != "x: 1\n" {
+		t.Errorf("second merge lost changes: %d files", len(files))
+	}
+	if _, ok := files["README.md"]; ok {
+		t.Error("the first pull request deleted README.md; the second merge brought it back")
+	}
+
+	third := emu.OpenPR(repo, "erin", "closed", sha2, map[string]string{"x.yaml": "x: 1\n"})
+	emu.ClosePR(repo, third)
+	if pr, err := c.PullRequest(ctx, repo, third); err != nil || !pr.Closed || pr.Merged || pr.MergeCommitSHA != "" {
+		t.Fatalf("closed: %+v %v", pr, err)
+	}
+}
+
+func extract(t *testing.T, c *ghforge.Client, sha string) map[string]string {
+	t.Helper()
+	body, err := c.Archive(context.Background(), repo, sha)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer body.Close()
+	dir := t.TempDir()
+	if _, err := archive.Extract(body, dir, archive.DefaultLimits()); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(dir, p)
+		out[filepath.ToSlash(rel)] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func show(b *bool) string {
+	if b == nil {
+		return "unknown"
+	}
+	return fmt.Sprint(*b)
 }

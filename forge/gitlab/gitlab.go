@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 
 	gl "gitlab.com/gitlab-org/api/client-go"
@@ -86,23 +87,47 @@ func (c *Client) PullRequest(ctx context.Context, repo string, number int) (*for
 		return nil, wrap(fmt.Sprintf("get merge request %s!%d", repo, number), resp, err)
 	}
 	pr := &forge.PullRequest{Repo: repo, Number: number, Title: mr.Title, HeadSHA: mr.SHA, HeadRef: mr.SourceBranch, BaseRef: mr.TargetBranch,
-		Draft: mr.Draft, Closed: mr.State == "closed" || mr.State == "merged", Merged: mr.State == "merged", MergeCommitSHA: mr.MergeCommitSHA}
+		Draft: mr.Draft, Closed: mr.State == "closed" || mr.State == "merged", Merged: mr.State == "merged",
+		Mergeable: mergeable(mr.DetailedMergeStatus)}
 	if mr.Author != nil {
 		pr.Author = mr.Author.Username
 	}
 	if mr.DiffRefs.BaseSha != "" {
 		pr.BaseSHA = mr.DiffRefs.BaseSha
 	}
-	switch mr.DetailedMergeStatus {
-	case "mergeable":
-		ok := true
-		pr.Mergeable = &ok
-	case "checking", "unchecked", "preparing", "":
-	default:
-		ok := false
-		pr.Mergeable = &ok
+	if pr.Merged {
+		// The commit the merge left on the target branch: the merge commit; with squash and
+		// fast-forward, the squash commit; with a plain fast-forward, the head itself.
+		switch {
+		case mr.MergeCommitSHA != "":
+			pr.MergeCommitSHA = mr.MergeCommitSHA
+		case mr.SquashCommitSHA != "":
+			pr.MergeCommitSHA = mr.SquashCommitSHA
+		default:
+			pr.MergeCommitSHA = mr.SHA
+		}
 	}
 	return pr, nil
+}
+
+// mergeable reads GitLab's detailed_merge_status as forge.PullRequest.Mergeable: true, false,
+// or nil while GitLab is still checking (or too old to say: the field came in GitLab 15.6).
+//
+// GitLab folds everything that blocks a merge into this one field, GitHub's mergeable only
+// speaks of conflicts. Kubeplan's own commit statuses make GitLab say "ci_still_running" or
+// "ci_must_pass" (a pending or failed kubeplan/plan when pipelines must succeed) and approval
+// rules "not_approved": kubeplan is what gates on those, so reading them as "not mergeable"
+// would make it block itself; they count as mergeable. Conflicts, a needed rebase, unresolved
+// discussions, a draft, a closed merge request and anything unknown count as not mergeable.
+func mergeable(detailed string) *bool {
+	yes, no := true, false
+	switch detailed {
+	case "mergeable", "ci_still_running", "ci_must_pass", "not_approved":
+		return &yes
+	case "checking", "unchecked", "preparing", "approvals_syncing", "":
+		return nil
+	}
+	return &no
 }
 
 // ChangedFiles lists the paths a merge request changes (both sides of renames).
@@ -192,7 +217,10 @@ func (c *Client) SetStatus(ctx context.Context, repo, sha string, s forge.Status
 	return wrap(fmt.Sprintf("set status %s on %s@%s", s.Context, repo, sha), resp, err)
 }
 
-// Reviews lists a merge request's current approvals.
+// Reviews lists a merge request's current approvals, in the order GitLab lists them. GitLab
+// keeps no withdrawn approvals and no change requests here, and does not say which commit an
+// approval was given on: CommitSHA is empty (the workflow fills it from the approval webhooks
+// it recorded, whose last_commit is the head that was approved).
 func (c *Client) Reviews(ctx context.Context, repo string, number int) ([]forge.Review, error) {
 	a, resp, err := c.gl.MergeRequestApprovals.GetConfiguration(repo, int64(number), gl.WithContext(ctx))
 	if err != nil {
@@ -205,6 +233,55 @@ func (c *Client) Reviews(ctx context.Context, repo string, number int) ([]forge.
 		}
 	}
 	return out, nil
+}
+
+// IsMember says whether user is a member of a group, named by its full path ("acme/sre"; a
+// leading "@" is allowed), counting members inherited from parent groups. A missing group and a
+// missing user both mean "not a member"; so does a membership below Guest (minimal access) or
+// an inactive one (blocked user, awaiting a seat).
+func (c *Client) IsMember(ctx context.Context, team, user string) (bool, error) {
+	group, err := parseGroup(team)
+	if err != nil {
+		return false, err
+	}
+	if user == "" {
+		return false, nil
+	}
+	users, resp, err := c.gl.Users.ListUsers(&gl.ListUsersOptions{Username: &user}, gl.WithContext(ctx))
+	if err != nil {
+		return false, wrap("look up user "+user, resp, err)
+	}
+	if len(users) == 0 {
+		return false, nil
+	}
+	m, resp, err := c.gl.GroupMembers.GetInheritedGroupMember(group, users[0].ID, gl.WithContext(ctx))
+	if err != nil {
+		if resp != nil && resp.StatusCode == http.StatusNotFound {
+			return false, nil
+		}
+		return false, wrap(fmt.Sprintf("membership of %s in group %s", user, group), resp, err)
+	}
+	return m.AccessLevel >= gl.GuestPermissions && (m.State == "" || m.State == "active"), nil
+}
+
+// parseGroup checks a group's full path: segments of letters, digits, ".", "_" and "-".
+func parseGroup(team string) (string, error) {
+	path := strings.TrimPrefix(strings.TrimSpace(team), "@")
+	bad := path == ""
+	for _, seg := range strings.Split(path, "/") {
+		if seg == "" || strings.Trim(seg, ".") == "" {
+			bad = true
+		}
+		for _, r := range seg {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+				bad = true
+			}
+		}
+	}
+	if bad {
+		return "", fmt.Errorf("gitlab: team %q: want a group's full path such as \"acme/sre\"", team)
+	}
+	return path, nil
 }
 
 // Permission maps a user's access level on the project (inherited memberships included).

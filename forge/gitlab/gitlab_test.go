@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/kubeplan/kubeplan/archive"
@@ -90,4 +91,94 @@ func TestGitLabClientAgainstTheEmulator(t *testing.T) {
 	if _, err := bad.PullRequest(ctx, repo, n); err == nil {
 		t.Error("a wrong token was accepted")
 	}
+}
+
+func TestGitLabApprovalsGroupsAndMerges(t *testing.T) {
+	emu := forgeemu.New("tok", "kubeplan-bot")
+	defer emu.Close()
+	base := emu.CreateRepo(repo, map[string]string{"README.md": "hi", "a.yaml": "a: 1\n"})
+	n := emu.OpenPR(repo, "alice", "change", base, map[string]string{"a.yaml": "a: 2\n"})
+	ctx := context.Background()
+	c, err := glforge.New(glforge.Config{BaseURL: emu.GitLabAPI(), Token: "tok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	emu.Approve(repo, n, "carol")
+	emu.Approve(repo, n, "bob")
+	emu.Approve(repo, n, "carol") // approving twice keeps one approval
+	emu.Unapprove(repo, n, "bob")
+	emu.Approve(repo, n, "dave")
+	reviews, err := c.Reviews(ctx, repo, n)
+	want := []forge.Review{{Author: "carol", Approved: true}, {Author: "dave", Approved: true}}
+	if err != nil || fmt.Sprint(reviews) != fmt.Sprint(want) {
+		t.Fatalf("approvals %+v %v, want %+v (GitLab does not say which commit was approved)", reviews, err, want)
+	}
+
+	emu.AddTeamMember("acme", "carol")          // inherited by acme/infra and acme/infra/sre
+	emu.AddTeamMember("acme/infra/sre", "dave") // a subgroup only
+	for _, m := range []struct {
+		team, user string
+		want       bool
+	}{
+		{"acme", "carol", true}, {"acme/infra", "carol", true}, {"@acme/infra/sre", "carol", true},
+		{"acme/infra/sre", "dave", true}, {"acme/infra", "dave", false}, {"acme", "dave", false},
+		{"acme/infra/sre", "bob", false}, {"acme/infra/sre", "nobody", false}, {"acme/missing", "carol", false}, {"other", "carol", false},
+	} {
+		if got, err := c.IsMember(ctx, m.team, m.user); err != nil || got != m.want {
+			t.Errorf("IsMember(%s, %s) = %v %v, want %v", m.team, m.user, got, err, m.want)
+		}
+	}
+	for _, bad := range []string{"", "acme//sre", "/acme", "acme/", "acme/../x", "acme sre"} {
+		if _, err := c.IsMember(ctx, bad, "carol"); err == nil || !strings.Contains(err.Error(), "full path") {
+			t.Errorf("group %q: %v, want a syntax error", bad, err)
+		}
+	}
+
+	// Mergeable: what blocks only on kubeplan's own statuses or on approvals is mergeable.
+	cases := []struct {
+		detailed string
+		draft    bool
+		set      *bool
+		want     string
+	}{
+		{"", false, forgeemu.Bool(true), "true"}, {"", false, nil, "unknown"}, {"", false, forgeemu.Bool(false), "false"},
+		{"", true, forgeemu.Bool(true), "false"},
+		{"ci_still_running", false, nil, "true"}, {"ci_must_pass", false, nil, "true"}, {"not_approved", false, nil, "true"},
+		{"unchecked", false, nil, "unknown"}, {"preparing", false, nil, "unknown"},
+		{"need_rebase", false, nil, "false"}, {"broken_status", false, nil, "false"}, {"discussions_not_resolved", false, nil, "false"},
+		{"something_new", false, nil, "false"},
+	}
+	for _, tc := range cases {
+		emu.SetMergeable(repo, n, tc.set)
+		emu.SetDetailedMergeStatus(repo, n, tc.detailed)
+		emu.SetDraft(repo, n, tc.draft)
+		mr, err := c.PullRequest(ctx, repo, n)
+		if err != nil || show(mr.Mergeable) != tc.want {
+			t.Errorf("%+v: mergeable %s %v, want %s", tc, show(mr.Mergeable), err, tc.want)
+		}
+	}
+	emu.SetDetailedMergeStatus(repo, n, "")
+	emu.SetDraft(repo, n, false)
+
+	head := emu.PRState(repo, n).HeadSHA
+	sha := emu.MergePR(repo, n, "alice")
+	mr, err := c.PullRequest(ctx, repo, n)
+	if err != nil || !mr.Merged || !mr.Closed || mr.MergeCommitSHA != sha || sha == head || emu.DefaultHead(repo) != sha || show(mr.Mergeable) != "false" {
+		t.Fatalf("merged: %+v %v (merge %s)", mr, err, sha)
+	}
+	if err := c.SetStatus(ctx, repo, sha, forge.Status{Context: "kubeplan/apply", State: forge.Success}); err != nil {
+		t.Fatal(err)
+	}
+	other := emu.OpenPR(repo, "alice", "other", sha, map[string]string{"b.yaml": "b: 1\n"})
+	emu.ClosePR(repo, other)
+	if mr, err := c.PullRequest(ctx, repo, other); err != nil || !mr.Closed || mr.Merged || mr.MergeCommitSHA != "" {
+		t.Fatalf("closed: %+v %v", mr, err)
+	}
+}
+
+func show(b *bool) string {
+	if b == nil {
+		return "unknown"
+	}
+	return fmt.Sprint(*b)
 }

@@ -185,10 +185,10 @@ func (e *Emulator) githubAPI() http.Handler {
 		writeJSON(w, http.StatusCreated, &in)
 	})
 	repoRoute("GET", "/pulls/{number}/reviews", withPR(func(w http.ResponseWriter, r *http.Request, repo *Repo, pr *PR) {
-		var out []*gh.PullRequestReview
+		// Oldest first, as GitHub lists them; a dismissed review keeps its place as DISMISSED.
+		out := []*gh.PullRequestReview{}
 		for _, rv := range pr.Reviews {
-			out = append(out, &gh.PullRequestReview{ID: gh.Int64(rv.ID), User: e.ghUser(rv.Author), State: gh.String(rv.State),
-				CommitID: gh.String(rv.CommitSHA), SubmittedAt: &gh.Timestamp{Time: rv.Submitted}})
+			out = append(out, e.ghReview(repo, pr, rv, false))
 		}
 		paginate(w, r, out)
 	}))
@@ -203,6 +203,22 @@ func (e *Emulator) githubAPI() http.Handler {
 			field = string(p)
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"permission": field, "role_name": string(p), "user": e.ghUser(r.PathValue("user"))})
+	})
+	mux.HandleFunc("GET /orgs/{org}/teams/{slug}/memberships/{user}", func(w http.ResponseWriter, r *http.Request) {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if !e.validToken(r.Header.Get("Authorization")) {
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"})
+			return
+		}
+		team, user := r.PathValue("org")+"/"+r.PathValue("slug"), r.PathValue("user")
+		// GitHub answers 404 both for a missing team and for a user who is not in it.
+		if !e.inGroup(team, user, false) {
+			ghNotFound(w)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"url": fmt.Sprintf("%s/api/v3/teams/%d/memberships/%s", e.URL(), e.groups[team], user),
+			"role": "member", "state": "active"})
 	})
 	mux.HandleFunc("POST /app/installations/{id}/access_tokens", e.mintInstallationToken)
 	mux.HandleFunc("GET /app", e.getApp)
@@ -323,8 +339,8 @@ func (e *Emulator) ghPull(r *Repo, pr *PR) *gh.PullRequest {
 	owner, _, _ := strings.Cut(r.FullName, "/")
 	state := pr.State
 	out := &gh.PullRequest{ID: gh.Int64(pr.ID), Number: gh.Int(pr.Number), State: &state, Title: gh.String(pr.Title),
-		User: e.ghUser(pr.Author), Draft: gh.Bool(pr.Draft), Merged: gh.Bool(pr.Merged), Mergeable: gh.Bool(pr.State == "open"),
-		MergeableState: gh.String("clean"), CreatedAt: &gh.Timestamp{Time: pr.Created}, UpdatedAt: &gh.Timestamp{Time: pr.Created},
+		User: e.ghUser(pr.Author), Draft: gh.Bool(pr.Draft), Merged: gh.Bool(pr.Merged),
+		CreatedAt: &gh.Timestamp{Time: pr.Created}, UpdatedAt: &gh.Timestamp{Time: pr.Created},
 		HTMLURL:   gh.String(fmt.Sprintf("%s/%s/pull/%d", e.URL(), r.FullName, pr.Number)),
 		URL:       gh.String(fmt.Sprintf("%s/api/v3/repos/%s/pulls/%d", e.URL(), r.FullName, pr.Number)),
 		IssueURL:  gh.String(fmt.Sprintf("%s/api/v3/repos/%s/issues/%d", e.URL(), r.FullName, pr.Number)),
@@ -333,10 +349,43 @@ func (e *Emulator) ghPull(r *Repo, pr *PR) *gh.PullRequest {
 		Additions: gh.Int(0), Deletions: gh.Int(0), ChangedFiles: gh.Int(len(r.changedFiles(pr))), Comments: gh.Int(len(pr.Comments)),
 		AuthorAssociation: gh.String("MEMBER"), Labels: []*gh.Label{}, Assignees: []*gh.User{}, RequestedReviewers: []*gh.User{},
 	}
-	if pr.Merged {
+	// mergeable is null while GitHub computes it (and once the pull request is closed);
+	// merge_commit_sha is the test merge commit while open and mergeable, the merge commit
+	// once merged.
+	out.MergeableState = gh.String("unknown")
+	switch {
+	case pr.Merged:
 		out.MergeCommitSHA = gh.String(pr.MergeCommitSHA)
+		out.MergedAt = &gh.Timestamp{Time: pr.MergedAt}
+		out.MergedBy = e.ghUser(pr.MergedBy)
+	case pr.State != "open" || pr.Mergeable == nil:
+	case !*pr.Mergeable:
+		out.Mergeable, out.Rebaseable, out.MergeableState = gh.Bool(false), gh.Bool(false), gh.String("dirty")
+	default:
+		out.Mergeable, out.Rebaseable, out.MergeableState = gh.Bool(true), gh.Bool(true), gh.String("clean")
+		if pr.Draft {
+			out.MergeableState = gh.String("draft")
+		}
+		out.MergeCommitSHA = gh.String(testMergeSHA(pr))
+	}
+	if pr.State == "closed" {
+		out.ClosedAt = &gh.Timestamp{Time: pr.ClosedAt}
 	}
 	return out
+}
+
+// ghReview is a review as the REST API shows it (state upper-case) or, for webhooks, as the
+// pull_request_review event carries it (state lower-case: "approved", "changes_requested"…).
+func (e *Emulator) ghReview(r *Repo, pr *PR, rv *Review, webhook bool) *gh.PullRequestReview {
+	state := rv.State
+	if webhook {
+		state = strings.ToLower(state)
+	}
+	html := fmt.Sprintf("%s/%s/pull/%d#pullrequestreview-%d", e.URL(), r.FullName, pr.Number, rv.ID)
+	return &gh.PullRequestReview{ID: gh.Int64(rv.ID), NodeID: gh.String(fmt.Sprintf("PRR_emu%d", rv.ID)), User: e.ghUser(rv.Author),
+		Body: gh.String(rv.Body), State: gh.String(state), CommitID: gh.String(rv.CommitSHA), SubmittedAt: &gh.Timestamp{Time: rv.Submitted},
+		HTMLURL: gh.String(html), PullRequestURL: gh.String(fmt.Sprintf("%s/api/v3/repos/%s/pulls/%d", e.URL(), r.FullName, pr.Number)),
+		AuthorAssociation: gh.String("MEMBER")}
 }
 
 func (e *Emulator) ghComment(r *Repo, pr *PR, c *Comment) *gh.IssueComment {

@@ -46,6 +46,10 @@ func (e *Emulator) gitlabAPI() http.Handler {
 			writeJSON(w, http.StatusOK, out)
 			return
 		}
+		if len(parts) >= 2 && parts[0] == "groups" && r.Method == http.MethodGet {
+			e.gitlabGroup(w, r, parts[1:])
+			return
+		}
 		if len(parts) < 3 || parts[0] != "projects" {
 			glError(w, http.StatusNotFound, "404 Not Found")
 			return
@@ -190,7 +194,7 @@ func (e *Emulator) gitlabProject(w http.ResponseWriter, r *http.Request, repo *R
 		}
 		st := forge.Status{Context: name, State: state, Description: in.Description, TargetURL: in.TargetURL}
 		for _, pr := range repo.PRs {
-			if pr.HeadSHA == sha || hasStatuses(pr, sha) {
+			if pr.HeadSHA == sha || pr.MergeCommitSHA == sha || hasStatuses(pr, sha) {
 				pr.Statuses[sha] = append(pr.Statuses[sha], st)
 			}
 		}
@@ -198,14 +202,17 @@ func (e *Emulator) gitlabProject(w http.ResponseWriter, r *http.Request, repo *R
 			"description": in.Description, "target_url": in.TargetURL, "created_at": e.now().UTC().Format(time.RFC3339),
 			"author": e.glUser(e.BotLogin, e.userID(e.BotLogin)), "allow_failure": false})
 	case route == "GET merge_requests/:iid/approvals":
-		var by []map[string]any
-		for _, rv := range mr.Reviews {
-			if rv.State == "APPROVED" {
-				by = append(by, map[string]any{"user": e.glUser(rv.Author, e.userID(rv.Author))})
-			}
+		by := []map[string]any{}
+		for _, rv := range approvers(mr) {
+			by = append(by, map[string]any{"user": e.glUser(rv.Author, e.userID(rv.Author))})
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"id": mr.ID, "iid": mr.Number, "project_id": repo.ID, "title": mr.Title, "state": "opened",
-			"approved": len(by) > 0, "approvals_required": 0, "approvals_left": 0, "approved_by": by, "user_has_approved": false, "user_can_approve": true})
+		created := mr.Created.UTC().Format(time.RFC3339Nano)
+		writeJSON(w, http.StatusOK, map[string]any{"id": mr.ID, "iid": mr.Number, "project_id": repo.ID, "title": mr.Title, "description": "",
+			"state": glState(mr), "created_at": created, "updated_at": created, "merge_status": glLegacyMergeStatus(mr),
+			"approved": true, "approvals_required": 0, "approvals_left": 0, "require_password_to_approve": false,
+			"approved_by": by, "suggested_approvers": []any{}, "approvers": []any{}, "approver_groups": []any{},
+			"user_has_approved": false, "user_can_approve": true, "approval_rules_left": []any{}, "has_approval_rules": false,
+			"merge_request_approvers_available": false, "multiple_approval_rules_available": false})
 	case r.Method == http.MethodGet && len(rest) == 3 && rest[0] == "members" && rest[1] == "all":
 		uid, _ := strconv.ParseInt(rest[2], 10, 64)
 		for name, id := range e.users {
@@ -215,6 +222,42 @@ func (e *Emulator) gitlabProject(w http.ResponseWriter, r *http.Request, repo *R
 						"web_url": e.URL() + "/" + name})
 					return
 				}
+			}
+		}
+		glError(w, http.StatusNotFound, "404 Not found")
+	default:
+		glError(w, http.StatusNotFound, "404 Not Found")
+	}
+}
+
+// gitlabGroup serves GET /groups/:id, /groups/:id/members/:user_id and
+// /groups/:id/members/all/:user_id (members of parent groups too); the id is numeric or the
+// URL-encoded full path.
+func (e *Emulator) gitlabGroup(w http.ResponseWriter, r *http.Request, rest []string) {
+	gid, _ := url.PathUnescape(rest[0])
+	path, id, ok := e.groupByPathOrID(gid)
+	if !ok {
+		glError(w, http.StatusNotFound, "404 Group Not Found")
+		return
+	}
+	switch {
+	case len(rest) == 1:
+		name := path[strings.LastIndex(path, "/")+1:]
+		var parent any
+		if i := strings.LastIndex(path, "/"); i > 0 {
+			parent = e.groups[path[:i]]
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"id": id, "name": name, "path": name, "full_name": strings.ReplaceAll(path, "/", " / "),
+			"full_path": path, "description": "", "visibility": "private", "parent_id": parent, "web_url": e.URL() + "/groups/" + path,
+			"avatar_url": nil, "request_access_enabled": true, "created_at": e.now().UTC().Format(time.RFC3339Nano)})
+	case (len(rest) == 3 && rest[1] == "members") || (len(rest) == 4 && rest[1] == "members" && rest[2] == "all"):
+		uid, _ := strconv.ParseInt(rest[len(rest)-1], 10, 64)
+		for name, id := range e.users {
+			if id == uid && e.inGroup(path, name, len(rest) == 4) {
+				m := e.glUser(name, id)
+				m["access_level"], m["created_at"], m["expires_at"], m["membership_state"] = 30, e.now().UTC().Format(time.RFC3339Nano), nil, "active"
+				writeJSON(w, http.StatusOK, m)
+				return
 			}
 		}
 		glError(w, http.StatusNotFound, "404 Not found")
@@ -261,25 +304,54 @@ func (e *Emulator) glUser(name string, id int64) map[string]any {
 		"avatar_url": e.URL() + "/uploads/-/system/user/avatar/" + strconv.FormatInt(id, 10) + "/avatar.png", "web_url": e.URL() + "/" + name}
 }
 
-func (e *Emulator) glMergeRequest(repo *Repo, mr *PR) map[string]any {
-	state := "opened"
+// glState is a merge request's state: opened, closed or merged.
+func glState(mr *PR) string {
 	switch {
 	case mr.Merged:
-		state = "merged"
+		return "merged"
 	case mr.State == "closed":
-		state = "closed"
+		return "closed"
 	}
-	status := "mergeable"
-	if state != "opened" {
-		status = "not_open"
+	return "opened"
+}
+
+// glDetailedMergeStatus is what GitLab says blocks a merge (detailed_merge_status).
+func glDetailedMergeStatus(mr *PR) string {
+	switch {
+	case mr.State != "open":
+		return "not_open"
+	case mr.DetailedMergeStatus != "":
+		return mr.DetailedMergeStatus
+	case mr.Draft:
+		return "draft_status"
+	case mr.Mergeable == nil:
+		return "checking"
+	case !*mr.Mergeable:
+		return "conflict"
 	}
+	return "mergeable"
+}
+
+// glLegacyMergeStatus is the deprecated merge_status, which only speaks of conflicts.
+func glLegacyMergeStatus(mr *PR) string {
+	switch {
+	case mr.Mergeable == nil:
+		return "checking"
+	case !*mr.Mergeable:
+		return "cannot_be_merged"
+	}
+	return "can_be_merged"
+}
+
+func (e *Emulator) glMergeRequest(repo *Repo, mr *PR) map[string]any {
 	created := mr.Created.UTC().Format(time.RFC3339Nano)
 	out := map[string]any{
-		"id": mr.ID, "iid": mr.Number, "project_id": repo.ID, "title": mr.Title, "description": "", "state": state,
+		"id": mr.ID, "iid": mr.Number, "project_id": repo.ID, "title": mr.Title, "description": "", "state": glState(mr),
 		"created_at": created, "updated_at": created, "target_branch": mr.BaseRef, "source_branch": mr.HeadRef,
 		"source_project_id": repo.ID, "target_project_id": repo.ID, "author": e.glUser(mr.Author, e.userID(mr.Author)),
-		"draft": mr.Draft, "work_in_progress": mr.Draft, "merge_status": "can_be_merged", "detailed_merge_status": status,
-		"sha": mr.HeadSHA, "merge_commit_sha": nil, "squash_commit_sha": nil, "user_notes_count": len(mr.Comments),
+		"draft": mr.Draft, "work_in_progress": mr.Draft, "merge_status": glLegacyMergeStatus(mr), "detailed_merge_status": glDetailedMergeStatus(mr),
+		"sha": mr.HeadSHA, "has_conflicts": mr.Mergeable != nil && !*mr.Mergeable, "merge_commit_sha": nil, "squash_commit_sha": nil, "squash": false, "user_notes_count": len(mr.Comments),
+		"merge_user": nil, "merged_by": nil, "merged_at": nil, "closed_by": nil, "closed_at": nil,
 		"web_url":   fmt.Sprintf("%s/%s/-/merge_requests/%d", e.URL(), repo.FullName, mr.Number),
 		"diff_refs": map[string]string{"base_sha": mr.BaseSHA, "head_sha": mr.HeadSHA, "start_sha": mr.BaseSHA},
 		"references": map[string]string{"short": fmt.Sprintf("!%d", mr.Number), "relative": fmt.Sprintf("!%d", mr.Number),
@@ -287,7 +359,11 @@ func (e *Emulator) glMergeRequest(repo *Repo, mr *PR) map[string]any {
 		"labels": []string{}, "assignees": []any{}, "reviewers": []any{},
 	}
 	if mr.Merged {
-		out["merge_commit_sha"] = mr.MergeCommitSHA
+		by := e.glUser(mr.MergedBy, e.userID(mr.MergedBy))
+		out["merge_commit_sha"], out["merge_user"], out["merged_by"] = mr.MergeCommitSHA, by, by
+		out["merged_at"] = mr.MergedAt.UTC().Format(time.RFC3339Nano)
+	} else if mr.State == "closed" {
+		out["closed_at"] = mr.ClosedAt.UTC().Format(time.RFC3339Nano)
 	}
 	return out
 }

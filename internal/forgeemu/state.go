@@ -25,6 +25,11 @@ type Emulator struct {
 	repos  map[string]*Repo
 	users  map[string]int64
 	nextID int64
+	// teams are GitHub teams ("org/slug") and GitLab groups (full path), one namespace for
+	// both: team → members.
+	teams map[string]map[string]bool
+	// groups gives GitLab groups (and GitHub teams) their ids: full path → id.
+	groups map[string]int64
 	// Token is the credential API calls must present.
 	Token string
 	// BotLogin is who kubeplan's comments are attributed to.
@@ -46,8 +51,10 @@ type Repo struct {
 	ID       int64
 	FullName string // owner/name or group/project
 	Default  string
-	commits  map[string]map[string]string // sha → path → content
-	PRs      map[int]*PR
+	// head is the default branch's commit.
+	head    string
+	commits map[string]map[string]string // sha → path → content
+	PRs     map[int]*PR
 	// Permissions are users' access (GitHub words; GitLab access levels map onto them).
 	Permissions map[string]forge.Permission
 }
@@ -61,12 +68,20 @@ type PR struct {
 	HeadSHA, BaseSHA string
 	Draft            bool
 	State            string // open, closed
-	Merged           bool
-	MergeCommitSHA   string
-	Comments         []*Comment
-	Reviews          []*Review
-	Statuses         map[string][]forge.Status // sha → statuses in order set
-	Created          time.Time
+	// Mergeable is whether the head merges cleanly into the base; nil while "the forge is
+	// still computing it". New pull requests are mergeable.
+	Mergeable *bool
+	// DetailedMergeStatus, when set, overrides the detailed_merge_status GitLab reports
+	// (e.g. "ci_still_running", "not_approved"); empty derives it from the state.
+	DetailedMergeStatus string
+	Merged              bool
+	MergeCommitSHA      string
+	MergedBy            string
+	MergedAt, ClosedAt  time.Time
+	Comments            []*Comment
+	Reviews             []*Review
+	Statuses            map[string][]forge.Status // sha → statuses in order set
+	Created             time.Time
 }
 
 // Comment is a PR comment (GitLab note).
@@ -79,18 +94,21 @@ type Comment struct {
 	Updated   time.Time
 }
 
-// Review is an approval or review.
+// Review is an approval or review. On GitLab an approval is an APPROVED review and a
+// withdrawn approval a DISMISSED one.
 type Review struct {
 	ID        int64
 	Author    string
-	State     string // APPROVED, CHANGES_REQUESTED, DISMISSED, COMMENTED
-	CommitSHA string
+	State     string // APPROVED, CHANGES_REQUESTED, DISMISSED, COMMENTED (as GitHub's REST API says)
+	Body      string
+	CommitSHA string // the pull request's head when the review was given
 	Submitted time.Time
 }
 
 // New starts an emulator on loopback; Close stops it.
 func New(token, botLogin string) *Emulator {
-	e := &Emulator{repos: map[string]*Repo{}, users: map[string]int64{}, nextID: 1000, Token: token, BotLogin: botLogin, now: time.Now}
+	e := &Emulator{repos: map[string]*Repo{}, users: map[string]int64{}, teams: map[string]map[string]bool{}, groups: map[string]int64{},
+		nextID: 1000, Token: token, BotLogin: botLogin, now: time.Now}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v3/", http.StripPrefix("/api/v3", e.githubAPI()))
 	mux.Handle("/_codeload/", e.githubCodeload())
@@ -166,7 +184,11 @@ func (e *Emulator) CreateRepo(fullName string, files map[string]string) string {
 	defer e.mu.Unlock()
 	r := &Repo{ID: e.id(), FullName: fullName, Default: "main", commits: map[string]map[string]string{}, PRs: map[int]*PR{}, Permissions: map[string]forge.Permission{}}
 	e.repos[fullName] = r
-	return r.commit(files)
+	if i := strings.LastIndex(fullName, "/"); i > 0 {
+		e.group(fullName[:i]) // a GitLab project's namespace is a group
+	}
+	r.head = r.commit(files)
+	return r.head
 }
 
 // SetPermission gives a user a permission on a repository.
@@ -206,7 +228,7 @@ func (e *Emulator) OpenPR(repo, author, title, baseSHA string, changes map[strin
 	head := r.commit(applyChanges(r.commits[baseSHA], changes))
 	n := len(r.PRs) + 1
 	r.PRs[n] = &PR{Number: n, ID: e.id(), Title: title, Author: author, HeadRef: fmt.Sprintf("change-%d", n), BaseRef: r.Default,
-		HeadSHA: head, BaseSHA: baseSHA, State: "open", Statuses: map[string][]forge.Status{}, Created: e.now()}
+		HeadSHA: head, BaseSHA: baseSHA, State: "open", Mergeable: Bool(true), Statuses: map[string][]forge.Status{}, Created: e.now()}
 	e.userID(author)
 	return n
 }
@@ -256,6 +278,14 @@ func (e *Emulator) PRState(repo string, number int) PR {
 	for i, c := range pr.Comments {
 		cc := *c
 		pr.Comments[i] = &cc
+	}
+	pr.Reviews = append([]*Review(nil), pr.Reviews...)
+	for i, rv := range pr.Reviews {
+		rr := *rv
+		pr.Reviews[i] = &rr
+	}
+	if pr.Mergeable != nil {
+		pr.Mergeable = Bool(*pr.Mergeable)
 	}
 	pr.Statuses = map[string][]forge.Status{}
 	for k, v := range e.repos[repo].PRs[number].Statuses {

@@ -28,6 +28,25 @@ func (e *Emulator) GitHubPullRequestEvent(repo string, number int, action, sende
 		Repo: e.ghRepo(r), Sender: e.ghUser(sender), Installation: &gh.Installation{ID: gh.Int64(InstallationID)}}
 }
 
+// GitHubReviewEvent builds a pull_request_review payload ("submitted" or "dismissed") for a
+// review, read again from the emulator's state so a dismissed review says so. As in GitHub's
+// webhooks the review's state is lower-case ("approved", "changes_requested", "commented",
+// "dismissed"). The sender is the review's author.
+func (e *Emulator) GitHubReviewEvent(repo string, number int, review *Review, action string) *gh.PullRequestReviewEvent {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.repo(repo)
+	pr := r.PRs[number]
+	rv := review
+	for _, x := range pr.Reviews {
+		if x.ID == review.ID {
+			rv = x
+		}
+	}
+	return &gh.PullRequestReviewEvent{Action: gh.String(action), Review: e.ghReview(r, pr, rv, true), PullRequest: e.ghPull(r, pr),
+		Repo: e.ghRepo(r), Sender: e.ghUser(rv.Author), Installation: &gh.Installation{ID: gh.Int64(InstallationID)}}
+}
+
 // GitHubCommentEvent builds an issue_comment payload for a comment on a pull request.
 func (e *Emulator) GitHubCommentEvent(repo string, number int, c *Comment) *gh.IssueCommentEvent {
 	e.mu.Lock()
@@ -86,8 +105,15 @@ func (e *Emulator) GitLabMergeRequestEvent(repo string, number int, action, send
 		"timestamp": e.now().UTC().Format(time.RFC3339), "url": fmt.Sprintf("%s/%s/-/commit/%s", e.URL(), r.FullName, mr.HeadSHA),
 		"author": map[string]string{"name": mr.Author, "email": mr.Author + "@example.com"}}
 	attrs["author_id"] = e.userID(mr.Author)
-	attrs["state_id"] = 1
-	delete(attrs, "author")
+	attrs["state_id"] = map[string]int{"opened": 1, "closed": 2, "merged": 3}[glState(mr)]
+	attrs["merge_user_id"] = nil
+	if mr.Merged {
+		attrs["merge_user_id"] = e.userID(mr.MergedBy)
+	}
+	// The hook carries ids, not the users and timestamps the REST API adds.
+	for _, k := range []string{"author", "merge_user", "merged_by", "merged_at", "closed_by", "closed_at", "has_conflicts", "squash"} {
+		delete(attrs, k)
+	}
 	project := e.glProjectHook(r)
 	return map[string]any{"object_kind": "merge_request", "event_type": "merge_request", "user": e.glUser(sender, e.userID(sender)),
 		"project": project, "object_attributes": attrs, "labels": []any{}, "changes": map[string]any{},

@@ -146,6 +146,8 @@ func status(p *plan.Plan) string {
 	switch {
 	case c.Fail > 0:
 		return fmt.Sprintf("❌ %d failing", c.Fail)
+	case len(p.Denials()) > 0:
+		return "⛔ denied by policy"
 	case c.Delete > 0 || len(report.Warnings(p)) > 0:
 		return "⚠️ review warnings"
 	case c.HasChanges():

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubeplan/kubeplan/cluster"
+	"github.com/kubeplan/kubeplan/policy"
 )
 
 // Config is everything `kubeplan serve` needs.
@@ -58,11 +59,23 @@ type Config struct {
 
 	Clusters       []cluster.Target `json:"clusters"`
 	DefaultCluster string           `json:"defaultCluster,omitempty"`
+
+	// Policy is the server's roles, approval and manifest rules, and what a repository's
+	// .kubeplan.yaml may add to them (allowedOverrides).
+	Policy policy.Config `json:"policy"`
+	Apply  struct {
+		// HealthTimeout bounds the wait for applied objects to become healthy (kstatus).
+		HealthTimeout metav1.Duration `json:"healthTimeout"`
+	} `json:"apply"`
 }
+
+const defaultHealthTimeout = 5 * time.Minute
 
 // Default is the configuration before the file, environment and flags.
 func Default() Config {
-	return Config{Listen: ":8080", State: "kubeplan.db", WorkDir: "kubeplan-work", CheckoutCacheMB: 2048, Workers: 2, JobTimeout: metav1.Duration{Duration: 15 * time.Minute}, JobAttempts: 3, RetryBackoff: metav1.Duration{Duration: 10 * time.Second}, PlanDrafts: true}
+	c := Config{Listen: ":8080", State: "kubeplan.db", WorkDir: "kubeplan-work", CheckoutCacheMB: 2048, Workers: 2, JobTimeout: metav1.Duration{Duration: 15 * time.Minute}, JobAttempts: 3, RetryBackoff: metav1.Duration{Duration: 10 * time.Second}, PlanDrafts: true}
+	c.Apply.HealthTimeout = metav1.Duration{Duration: defaultHealthTimeout}
+	return c
 }
 
 // Load reads the optional YAML file over the defaults, then the environment.
@@ -128,6 +141,19 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Clusters) == 0 {
 		errs = append(errs, errors.New("no clusters configured (clusters: [{name, kubeconfig, context}] or inCluster)"))
+	}
+	if c.Apply.HealthTimeout.Duration < 0 {
+		errs = append(errs, errors.New("apply.healthTimeout must not be negative (0 skips the health wait)"))
+	}
+	if c.Apply.HealthTimeout.Duration == defaultHealthTimeout && c.JobTimeout.Duration > 0 && c.JobTimeout.Duration <= defaultHealthTimeout {
+		c.Apply.HealthTimeout.Duration = c.JobTimeout.Duration / 2 // the default follows a short jobTimeout
+	}
+	if c.Apply.HealthTimeout.Duration >= c.JobTimeout.Duration && c.JobTimeout.Duration > 0 {
+		errs = append(errs, fmt.Errorf("apply.healthTimeout (%s) must be shorter than jobTimeout (%s)", c.Apply.HealthTimeout.Duration, c.JobTimeout.Duration))
+	}
+	// Bad server rules stop the server at start, naming the rule, not the first pull request.
+	if _, err := policy.Compile(c.Policy, nil); err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) == 0 {
 		return nil

@@ -64,6 +64,9 @@ type Change struct {
 	Source string `json:"source,omitempty"`
 	// Findings are the manifest policy rules this change breaks (package policy).
 	Findings []Finding `json:"findings,omitempty"`
+	// Conflicts is true when the change takes over fields another field manager owns: an
+	// apply without force fails on it (Warnings say which fields and managers).
+	Conflicts bool `json:"conflicts,omitempty"`
 }
 
 // Severity says what a broken manifest rule does.
@@ -184,4 +187,17 @@ func (p *Plan) Hash() string {
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// Denials lists what deny rules stop in this plan, one line per finding, object first.
+func (p *Plan) Denials() []string {
+	var out []string
+	for _, ch := range p.Changes {
+		for _, f := range ch.Findings {
+			if f.Severity != Warn {
+				out = append(out, fmt.Sprintf("%s: rule %q: %s", ch.Object, f.Rule, f.Message))
+			}
+		}
+	}
+	return out
 }

@@ -246,6 +246,7 @@ func (p *Planner) planObject(ctx context.Context, c *cluster.Client, d *desired,
 	planned, err := res.Apply(ctx, d.obj.GetName(), d.obj, applyOpts)
 	if apierrors.IsConflict(err) {
 		ch.Warnings = append(ch.Warnings, takeoverWarnings(err)...)
+		ch.Conflicts = true
 		applyOpts.Force = true
 		planned, err = res.Apply(ctx, d.obj.GetName(), d.obj, applyOpts)
 	}
@@ -283,7 +284,7 @@ func (p *Planner) planObject(ctx context.Context, c *cluster.Client, d *desired,
 	}
 	if ly == py {
 		ch.Action = plan.Unchanged
-		ch.Warnings = nil // nothing changes hands when nothing changes
+		ch.Warnings, ch.Conflicts = nil, false // nothing changes hands when nothing changes
 		return ch, planned, nil
 	}
 	ch.Action = plan.Update

@@ -330,8 +330,8 @@ func TestTakeoverOfFieldsOwnedByAnotherManager(t *testing.T) {
 
 	p := planFiles(t, "takeover", ns, map[string]string{"deploy.yaml": deploymentYAML("web", "nginx:1")})
 	ch := expectAction(t, p, "Deployment "+ns+"/web", plan.Update)
-	if strings.Join(ch.Warnings, "\n") != `takes over .spec.replicas from field manager "hpa-controller"` {
-		t.Errorf("warnings %q", ch.Warnings)
+	if strings.Join(ch.Warnings, "\n") != `takes over .spec.replicas from field manager "hpa-controller"` || !ch.Conflicts {
+		t.Errorf("warnings %q, conflicts %v", ch.Warnings, ch.Conflicts)
 	}
 	if !strings.Contains(ch.Diff, "-  replicas: 7\n+  replicas: 2\n") {
 		t.Errorf("diff:\n%s", ch.Diff)

@@ -14,6 +14,7 @@ import (
 	"github.com/bmatcuk/doublestar/v4"
 	"sigs.k8s.io/yaml"
 
+	"github.com/kubeplan/kubeplan/policy"
 	"github.com/kubeplan/kubeplan/render"
 )
 
@@ -26,6 +27,8 @@ type Config struct {
 	Projects []Project `json:"projects"`
 	// Drafts: "plan" (default) plans draft pull requests, "skip" waits until ready for review.
 	Drafts string `json:"drafts,omitempty"`
+	// Policy adds approval and manifest rules, where the server allows repositories to.
+	Policy *policy.Config `json:"policy,omitempty"`
 	// Discovered is true when no file was found and projects were discovered.
 	Discovered bool `json:"-"`
 }
@@ -52,6 +55,8 @@ type Project struct {
 		OnMerge *bool `json:"on_merge,omitempty"`
 		// Prune deletes objects gone from git; default true.
 		Prune *bool `json:"prune,omitempty"`
+		// Force takes over fields other field managers own instead of failing on the conflict.
+		Force bool `json:"force,omitempty"`
 	} `json:"apply,omitempty"`
 }
 
@@ -153,6 +158,14 @@ func (p Project) Touches(changed []string) bool {
 		}
 	}
 	return false
+}
+
+// BeforeMerge is the project's apply-before-merge mode: allowed (default), required or disabled.
+func (p Project) BeforeMerge() string {
+	if p.Apply.BeforeMerge == "" {
+		return "allowed"
+	}
+	return p.Apply.BeforeMerge
 }
 
 // OnMerge reports whether merging rolls the project out (default yes).

@@ -40,6 +40,13 @@ func Warnings(p *plan.Plan) []string {
 		for _, w := range ch.Warnings {
 			out = append(out, fmt.Sprintf("%s %s", ch.Object, w))
 		}
+		for _, f := range ch.Findings {
+			if f.Severity == plan.Warn {
+				out = append(out, fmt.Sprintf("%s: policy rule %q warns: %s", ch.Object, f.Rule, f.Message))
+			} else {
+				out = append(out, fmt.Sprintf("%s is denied by policy rule %q: %s", ch.Object, f.Rule, f.Message))
+			}
+		}
 	}
 	return out
 }

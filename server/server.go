@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kubeplan/kubeplan/applier"
 	"github.com/kubeplan/kubeplan/archive"
 	"github.com/kubeplan/kubeplan/cluster"
 	"github.com/kubeplan/kubeplan/config"
@@ -71,12 +72,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	s := &Server{cfg: cfg, log: log, queue: q, github: map[int64]*ghforge.Client{}}
 	s.flow = &workflow.Workflow{
-		Forges:     s.forgeFor,
-		Clusters:   cluster.NewPool(reg, cluster.DefaultTuning()),
-		Planner:    planner.New(planner.Options{}),
-		Checkouts:  archive.NewCache(filepath.Join(cfg.WorkDir, "checkouts"), int64(cfg.CheckoutCacheMB)<<20),
-		Log:        log,
-		PlanDrafts: cfg.PlanDrafts,
+		Forges:        s.forgeFor,
+		Clusters:      cluster.NewPool(reg, cluster.DefaultTuning()),
+		Planner:       planner.New(planner.Options{}),
+		Applier:       applier.New(applier.Options{}),
+		Checkouts:     archive.NewCache(filepath.Join(cfg.WorkDir, "checkouts"), int64(cfg.CheckoutCacheMB)<<20),
+		State:         q.State(),
+		Policy:        cfg.Policy,
+		HealthTimeout: cfg.Apply.HealthTimeout.Duration,
+		Log:           log,
+		PlanDrafts:    cfg.PlanDrafts,
 	}
 	s.metrics = metrics.New(q.Pending)
 	s.workers = &worker.Pool{Queue: q, Handle: s.handle, Workers: cfg.Workers, Timeout: cfg.JobTimeout.Duration, Log: log,

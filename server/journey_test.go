@@ -1,0 +1,474 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/kubeplan/kubeplan/cluster"
+	"github.com/kubeplan/kubeplan/config"
+	"github.com/kubeplan/kubeplan/forge"
+	"github.com/kubeplan/kubeplan/internal/forgeemu"
+	"github.com/kubeplan/kubeplan/internal/kubetest"
+	"github.com/kubeplan/kubeplan/policy"
+	"github.com/kubeplan/kubeplan/store"
+)
+
+// journey drives one forge through the pull-request journey: reviews, comments, merges.
+type journey struct {
+	t    *testing.T
+	fc   forgeCase
+	e    *env
+	emu  *forgeemu.Emulator
+	repo string
+	seq  int
+}
+
+func (j *journey) delivery() string {
+	j.seq++
+	return fmt.Sprintf("%s-%d", j.fc.name, j.seq)
+}
+
+// approve records an approval by user on the current head and sends the forge's webhook.
+func (j *journey) approve(n int, user string) {
+	j.t.Helper()
+	if j.fc.name == "github" {
+		r := j.emu.AddReview(j.repo, n, user, forgeemu.ReviewApproved)
+		j.e.answer(forgeemu.SendGitHub(j.e.url+"/webhooks/github", secret, "pull_request_review", j.delivery(), j.emu.GitHubReviewEvent(j.repo, n, r, "submitted")))
+		return
+	}
+	j.emu.Approve(j.repo, n, user)
+	j.e.answer(forgeemu.SendGitLab(j.e.url+"/webhooks/gitlab", secret, "Merge Request Hook", j.delivery(), j.emu.GitLabMergeRequestEvent(j.repo, n, "approved", user)))
+}
+
+// pull sends the pull request event for kind: opened, pushed, merged or closed.
+func (j *journey) pull(n int, kind, sender string) {
+	j.t.Helper()
+	if j.fc.name == "github" {
+		action := map[string]string{"opened": "opened", "pushed": "synchronize", "merged": "closed", "closed": "closed"}[kind]
+		j.e.answer(forgeemu.SendGitHub(j.e.url+"/webhooks/github", secret, "pull_request", j.delivery(), j.emu.GitHubPullRequestEvent(j.repo, n, action, sender)))
+		return
+	}
+	action := map[string]string{"opened": "open", "pushed": "update", "merged": "merge", "closed": "close"}[kind]
+	j.e.answer(forgeemu.SendGitLab(j.e.url+"/webhooks/gitlab", secret, "Merge Request Hook", j.delivery(), j.emu.GitLabMergeRequestEvent(j.repo, n, action, sender)))
+}
+
+// post comments body as author without waiting for an answer.
+func (j *journey) post(n int, author, body string) *forgeemu.Comment {
+	j.t.Helper()
+	c := j.emu.AddComment(j.repo, n, author, body)
+	if code := j.fc.comment(j.e, j.repo, n, c, j.delivery()); code != http.StatusAccepted {
+		j.t.Fatalf("comment webhook answered %d", code)
+	}
+	return c
+}
+
+// replan comments /plan and waits until that plan is finished.
+func (j *journey) replan(n int, author string) {
+	j.t.Helper()
+	head := j.emu.PRState(j.repo, n).HeadSHA
+	before := len(planStatuses(j.emu.PRState(j.repo, n), head))
+	j.post(n, author, "/plan")
+	j.waitFor(n, "the plan asked for by /plan", func(pr forgeemu.PR) bool {
+		st := planStatuses(pr, head)
+		return len(st) >= before+2 && st[len(st)-1].State != forge.Pending
+	})
+}
+
+// say comments body as author and returns kubeplan's reply to them.
+func (j *journey) say(n int, author, body string) string {
+	j.t.Helper()
+	c := j.post(n, author, body)
+	var found string
+	j.waitFor(n, "a reply to "+body, func(pr forgeemu.PR) bool {
+		for _, cm := range pr.Comments {
+			if cm.ID > c.ID && cm.Author == bot && strings.HasPrefix(cm.Body, "@"+author+" ") {
+				found = cm.Body
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+// waitFor polls the pull request until ok holds.
+func (j *journey) waitFor(n int, what string, ok func(forgeemu.PR) bool) forgeemu.PR {
+	j.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		if pr := j.emu.PRState(j.repo, n); ok(pr) {
+			return pr
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	pr := j.emu.PRState(j.repo, n)
+	var last []string
+	for _, c := range pr.Comments[max(0, len(pr.Comments)-3):] {
+		last = append(last, fmt.Sprintf("%s: %.300s", c.Author, c.Body))
+	}
+	j.t.Fatalf("waited 90s for %s on #%d; last comments:\n%s", what, n, strings.Join(last, "\n---\n"))
+	return pr
+}
+
+// status waits until context on sha is set to want and has a description containing text.
+func (j *journey) status(n int, sha, context string, want forge.State, text string) forge.Status {
+	j.t.Helper()
+	var got forge.Status
+	j.waitFor(n, fmt.Sprintf("%s %s %q", context, want, text), func(pr forgeemu.PR) bool {
+		got, _ = pr.LatestStatus(sha, context)
+		return got.State == want && strings.Contains(got.Description, text)
+	})
+	return got
+}
+
+// comment waits for a kubeplan comment containing text that was not there before.
+func (j *journey) comment(n int, after int64, text string) string {
+	j.t.Helper()
+	var found string
+	j.waitFor(n, "a comment with "+text, func(pr forgeemu.PR) bool {
+		for _, c := range pr.Comments {
+			if c.ID > after && c.Author == bot && strings.Contains(c.Body, text) {
+				found = c.Body
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+func (j *journey) lastCommentID(n int) int64 {
+	pr := j.emu.PRState(j.repo, n)
+	if len(pr.Comments) == 0 {
+		return 0
+	}
+	return pr.Comments[len(pr.Comments)-1].ID
+}
+
+var configMapGVR = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+
+// liveValue reads data.value of a ConfigMap, "" when it does not exist.
+func liveValue(t *testing.T, c *kubetest.Cluster, ns, name string) string {
+	t.Helper()
+	dyn, err := dynamic.NewForConfig(c.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := dyn.Resource(configMapGVR).Namespace(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return ""
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _, _ := unstructured.NestedString(u.Object, "data", "value")
+	return v
+}
+
+// applyAsKubeplan changes a ConfigMap's value with a server-side apply by kubeplan's own field
+// manager, as another kubeplan roll-out would.
+func applyAsKubeplan(t *testing.T, c *kubetest.Cluster, ns, name, value string) {
+	t.Helper()
+	dyn, err := dynamic.NewForConfig(c.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := dyn.Resource(configMapGVR).Namespace(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.SetManagedFields(nil)
+	u.SetResourceVersion("")
+	_ = unstructured.SetNestedField(u.Object, value, "data", "value")
+	if _, err := dyn.Resource(configMapGVR).Namespace(ns).Apply(context.Background(), name, u, metav1.ApplyOptions{FieldManager: "kubeplan"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rollOut plays the deployment controller envtest does not run: it marks every Deployment in
+// the namespace as rolled out, so kubeplan's health wait sees real status changes.
+func rollOut(ctx context.Context, t *testing.T, c *kubetest.Cluster, ns string) {
+	dyn, err := dynamic.NewForConfig(c.Config)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	gvr := schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+	for ctx.Err() == nil {
+		list, err := dyn.Resource(gvr).Namespace(ns).List(ctx, metav1.ListOptions{})
+		if err == nil {
+			for _, d := range list.Items {
+				replicas, found, _ := unstructured.NestedInt64(d.Object, "spec", "replicas")
+				if !found {
+					replicas = 1
+				}
+				if og, _, _ := unstructured.NestedInt64(d.Object, "status", "observedGeneration"); og == d.GetGeneration() {
+					continue
+				}
+				now := time.Now().UTC().Format(time.RFC3339)
+				d.Object["status"] = map[string]any{
+					"observedGeneration": d.GetGeneration(), "replicas": replicas, "updatedReplicas": replicas,
+					"readyReplicas": replicas, "availableReplicas": replicas,
+					"conditions": []any{
+						map[string]any{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable", "lastUpdateTime": now, "lastTransitionTime": now},
+						map[string]any{"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable", "lastUpdateTime": now, "lastTransitionTime": now},
+					},
+				}
+				_, _ = dyn.Resource(gvr).Namespace(ns).UpdateStatus(ctx, &d, metav1.UpdateOptions{})
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+func journeyConfigMap(value string) string {
+	return fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {value: %q}\n", value)
+}
+
+// The whole pull-request journey on two clusters: review gates, /apply before merge with
+// locks, roll-out on merge, policy rules and a stale plan.
+func TestPullRequestJourneyOnTwoClusters(t *testing.T) {
+	staging, err := kubetest.Start("staging")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = staging.Stop() })
+
+	for _, fc := range forges {
+		t.Run(fc.name, func(t *testing.T) {
+			ns := "journey-" + fc.name
+			ctx, cancel := context.WithCancel(context.Background())
+			var controllers sync.WaitGroup
+			for _, c := range []*kubetest.Cluster{prod, staging} {
+				controllers.Add(1)
+				go func() { defer controllers.Done(); rollOut(ctx, t, c, ns) }()
+			}
+			t.Cleanup(func() { cancel(); controllers.Wait() })
+
+			emu := forgeemu.New(token, bot)
+			t.Cleanup(emu.Close)
+			repo := "acme/" + ns
+			emu.AddTeamMember("acme/sre", "carol")
+			files := map[string]string{
+				".kubeplan.yaml":         fmt.Sprintf("version: 1\nprojects:\n  - name: web\n    dir: apps/web\n    namespace: %s\n    clusters: [staging, prod]\n", ns),
+				"apps/web/ns.yaml":       fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata: {name: %s}\n", ns),
+				"apps/web/deploy.yaml":   deployment("nginx:1.27"),
+				"apps/web/settings.yaml": journeyConfigMap("v1"),
+			}
+			base := emu.CreateRepo(repo, files)
+			for user, perm := range map[string]forge.Permission{"alice": forge.PermWrite, "bob": forge.PermRead, "carol": forge.PermWrite, "dave": forge.PermWrite, "erin": forge.PermAdmin} {
+				emu.SetPermission(repo, user, perm)
+			}
+			stagingCluster := cluster.Target{Name: "staging", Kubeconfig: staging.Kubeconfig, Context: "staging"}
+			e := start(t, emu, filepath.Join(t.TempDir(), "state.db"), true, func(c *config.Config) {
+				c.Clusters = append(c.Clusters, stagingCluster)
+				c.Apply.HealthTimeout.Duration = 20 * time.Second
+				c.Policy = policy.Config{
+					Roles:     []policy.RoleRule{{Name: "prod-sre-only", Scope: policy.Scope{Clusters: []string{"prod"}}, Teams: []string{"acme/sre"}, Restrict: policy.RoleApply}},
+					Approvals: []policy.ApprovalRule{{Name: "two-with-sre", MinApprovals: 2, Teams: []string{"acme/sre"}}},
+					Rules: []policy.ManifestRule{{Name: "no-privileged", Kinds: []string{"Deployment"}, Message: "privileged containers are not allowed",
+						Expr: "object.spec.template.spec.containers.all(c, !has(c.securityContext) || !has(c.securityContext.privileged) || !c.securityContext.privileged)"}},
+				}
+			})
+			j := &journey{t: t, fc: fc, e: e, emu: emu, repo: repo}
+
+			// Open → plan on both clusters; the policy waits for approvals.
+			pr1 := emu.OpenPR(repo, "alice", "web: v2 settings", base, map[string]string{"apps/web/settings.yaml": journeyConfigMap("v2")})
+			j.pull(pr1, "opened", "alice")
+			head := emu.PRState(repo, pr1).HeadSHA
+			j.status(pr1, head, "kubeplan/plan", forge.Success, "")
+			plans := planComments(emu.PRState(repo, pr1))
+			if len(plans) != 1 || !strings.Contains(plans[0].Body, "staging / web") || !strings.Contains(plans[0].Body, "prod / web") {
+				t.Fatalf("plan comment does not show both clusters:\n%s", plans[0].Body)
+			}
+			j.status(pr1, head, "kubeplan/policy", forge.Pending, "0 of 2 approvals")
+			j.status(pr1, head, "kubeplan/apply", forge.Success, "")
+
+			// A read-only user may not apply.
+			if r := j.say(pr1, "bob", "/apply -c staging"); !strings.Contains(r, "refused") || !strings.Contains(r, "read") {
+				t.Fatalf("/apply by a reader: %q", r)
+			}
+			// The author's own approval does not count; one approval of two is pending, naming the team.
+			j.approve(pr1, "alice")
+			j.approve(pr1, "dave")
+			st := j.status(pr1, head, "kubeplan/policy", forge.Pending, "1 of 2 approvals")
+			if !strings.Contains(st.Description, "acme/sre") {
+				t.Fatalf("pending policy does not name the team it needs: %q", st.Description)
+			}
+			j.approve(pr1, "carol")
+			j.status(pr1, head, "kubeplan/policy", forge.Success, "2 of 2")
+
+			// A push makes the approvals stale: pending again, then approved again.
+			head = emu.Push(repo, pr1, map[string]string{"apps/web/deploy.yaml": deployment("nginx:1.28")})
+			j.pull(pr1, "pushed", "alice")
+			j.status(pr1, head, "kubeplan/plan", forge.Success, "")
+			j.status(pr1, head, "kubeplan/policy", forge.Pending, "0 of 2")
+			j.approve(pr1, "dave")
+			j.approve(pr1, "carol")
+			j.status(pr1, head, "kubeplan/policy", forge.Success, "")
+
+			// dave may apply to staging, but prod is restricted to the SRE team, and the refusal names the rule.
+			if r := j.say(pr1, "dave", "/apply -c prod"); !strings.Contains(r, "prod-sre-only") {
+				t.Fatalf("/apply on prod by a non-SRE: %q", r)
+			}
+			before := j.lastCommentID(pr1)
+			j.post(pr1, "dave", "/apply -c staging")
+			result := j.comment(pr1, before, "Applied staging / web")
+			if !strings.Contains(result, "`Deployment "+ns+"/web` | created | Current") || !strings.Contains(result, "`ConfigMap "+ns+"/settings` | created | Current") {
+				t.Fatalf("apply result comment:\n%s", result)
+			}
+			if got := liveValue(t, staging, ns, "settings"); got != "v2" {
+				t.Fatalf("staging settings = %q after /apply, want v2", got)
+			}
+			if got := liveValue(t, prod, ns, "settings"); got != "" {
+				t.Fatalf("prod was touched by an apply to staging: settings = %q", got)
+			}
+			j.status(pr1, head, "kubeplan/apply", forge.Success, "web on staging")
+
+			// A second pull request sees the lock in its plan, and its /apply is refused naming the holder.
+			pr2 := emu.OpenPR(repo, "alice", "web: v3", base, map[string]string{"apps/web/settings.yaml": journeyConfigMap("v3")})
+			j.pull(pr2, "opened", "alice")
+			head2 := emu.PRState(repo, pr2).HeadSHA
+			j.status(pr2, head2, "kubeplan/plan", forge.Success, "")
+			if p := planComments(emu.PRState(repo, pr2)); !strings.Contains(p[0].Body, fmt.Sprintf("locked by #%d", pr1)) {
+				t.Fatalf("second PR's plan does not show the lock:\n%s", p[0].Body)
+			}
+			j.approve(pr2, "dave")
+			j.approve(pr2, "carol")
+			j.status(pr2, head2, "kubeplan/policy", forge.Success, "")
+			if r := j.say(pr2, "carol", "/apply -c staging"); !strings.Contains(r, fmt.Sprintf("locked by #%d", pr1)) {
+				t.Fatalf("/apply on a locked project: %q", r)
+			}
+			// Releasing another pull request's lock needs an admin.
+			if r := j.say(pr2, "dave", "/unlock -p web"); !strings.Contains(r, "refused") || !strings.Contains(r, "admin") {
+				t.Fatalf("/unlock by a non-admin: %q", r)
+			}
+
+			// Merge → rolled out to prod (and staging, unchanged), locks released.
+			mergeSHA := emu.MergePR(repo, pr1, "carol")
+			before = j.lastCommentID(pr1)
+			j.pull(pr1, "merged", "carol")
+			j.comment(pr1, before, "Rolled out on merge: prod / web")
+			j.comment(pr1, before, "released the locks")
+			j.status(pr1, mergeSHA, "kubeplan/apply", forge.Success, "Rolled out")
+			if got := liveValue(t, prod, ns, "settings"); got != "v2" {
+				t.Fatalf("prod settings = %q after the merge, want v2", got)
+			}
+
+			// Stale plan: the live object changes after the plan was made (here a hotfix another
+			// kubeplan roll-out applied) → re-plan instead of apply.
+			j.replan(pr2, "carol")
+			applyAsKubeplan(t, staging, ns, "settings", "hotfix")
+			if r := j.say(pr2, "carol", "/apply -c staging"); !strings.Contains(r, "nothing was applied") || !strings.Contains(r, "live objects changed") {
+				t.Fatalf("/apply with a stale plan: %q", r)
+			}
+			if got := liveValue(t, staging, ns, "settings"); got != "hotfix" {
+				t.Fatalf("a stale plan was applied: staging settings = %q", got)
+			}
+			if p := planComments(emu.PRState(repo, pr2)); !strings.Contains(p[0].Body, `-  value: hotfix`) {
+				t.Fatalf("the new plan does not show the live change:\n%s", p[0].Body)
+			}
+			before = j.lastCommentID(pr2)
+			j.post(pr2, "carol", "/apply -c staging")
+			j.comment(pr2, before, "Applied staging / web")
+			if got := liveValue(t, staging, ns, "settings"); got != "v3" {
+				t.Fatalf("staging settings = %q, want v3", got)
+			}
+			// An edit by hand makes another field manager own the value: /apply says so instead of failing halfway.
+			if _, err := staging.Kubectl(context.Background(), "", "-n", ns, "patch", "configmap", "settings", "--type=merge", "-p", `{"data":{"value":"edited-by-hand"}}`); err != nil {
+				t.Fatal(err)
+			}
+			j.replan(pr2, "carol")
+			if p := planComments(emu.PRState(repo, pr2)); !strings.Contains(p[0].Body, `takes over .data.value from field manager "kubectl-patch"`) {
+				t.Fatalf("the plan does not warn about the takeover:\n%s", p[0].Body)
+			}
+			if r := j.say(pr2, "carol", "/apply -c staging"); !strings.Contains(r, "apply.force: true") {
+				t.Fatalf("/apply over another manager's field: %q", r)
+			}
+			// Closing without merging releases the lock and says what is live but unmerged.
+			emu.ClosePR(repo, pr2)
+			before = j.lastCommentID(pr2)
+			j.pull(pr2, "closed", "alice")
+			closing := j.comment(pr2, before, "live but not merged")
+			if !strings.Contains(closing, "`web` on `staging`") || !strings.Contains(closing, "Released the locks") {
+				t.Fatalf("close comment:\n%s", closing)
+			}
+
+			// A deny rule fails the policy, naming the rule.
+			privileged := strings.Replace(deployment("nginx:1.28"), `image: "nginx:1.28"`, `image: "nginx:1.28", securityContext: {privileged: true}`, 1)
+			pr3 := emu.OpenPR(repo, "alice", "privileged", emu.DefaultHead(repo), map[string]string{"apps/web/deploy.yaml": privileged})
+			j.pull(pr3, "opened", "alice")
+			head3 := emu.PRState(repo, pr3).HeadSHA
+			st = j.status(pr3, head3, "kubeplan/policy", forge.Failure, "no-privileged")
+			if p := planComments(emu.PRState(repo, pr3)); !strings.Contains(p[0].Body, "privileged containers are not allowed") {
+				t.Fatalf("plan comment does not show the denial:\n%s", p[0].Body)
+			}
+		})
+	}
+}
+
+// An apply interrupted by a crash is reported and planned again, never re-run blindly.
+func TestInterruptedApplyIsReplannedNotRepeated(t *testing.T) {
+	for _, fc := range forges {
+		t.Run(fc.name, func(t *testing.T) {
+			emu, repo, n := bumpPR(t, "interrupted-"+fc.name, "")
+			emu.SetPermission(repo, "alice", forge.PermAdmin)
+			emu.SetPermission(repo, "dave", forge.PermWrite)
+			state := filepath.Join(t.TempDir(), "state.db")
+			e := start(t, emu, state, true)
+			j := &journey{t: t, fc: fc, e: e, emu: emu, repo: repo}
+			j.pull(n, "opened", "alice")
+			head := emu.PRState(repo, n).HeadSHA
+			j.status(n, head, "kubeplan/plan", forge.Success, "")
+			e.stop()
+
+			// What a crash mid-apply leaves behind: the apply recorded as running.
+			q, err := store.Open(context.Background(), state)
+			if err != nil {
+				t.Fatal(err)
+			}
+			key := fmt.Sprintf("%s:%s#%d", fc.name, repo, n)
+			if _, err := q.State().StartApply(context.Background(), store.ApplyRecord{PR: key, Target: store.Target{Project: "web", Cluster: "prod"},
+				SHA: head, PlanHash: "h", Trigger: store.BeforeMerge, Actor: "dave"}); err != nil {
+				t.Fatal(err)
+			}
+			q.Close()
+
+			e = start(t, emu, state, true)
+			j.e = e
+			r := j.say(n, "dave", "/apply")
+			if !strings.Contains(r, "kubeplan stopped while applying `web` on `prod`") || !strings.Contains(r, "Nothing was applied again") {
+				t.Fatalf("reply after an interrupted apply: %q", r)
+			}
+			pr := emu.PRState(repo, n)
+			if c := planComments(pr); len(c) != 1 || !strings.Contains(c[0].Body, "prod / web — 1 to create") {
+				t.Fatalf("plan comment after the interrupted apply: %+v", c)
+			}
+			e.stop()
+			q, err = store.Open(context.Background(), state)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer q.Close()
+			history, err := q.State().Applies(context.Background(), key)
+			if err != nil || len(history) != 1 || history[0].State != store.ApplyInterrupted {
+				t.Fatalf("history after the report: %+v, %v; want the apply marked interrupted", history, err)
+			}
+		})
+	}
+}

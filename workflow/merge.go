@@ -1,0 +1,175 @@
+package workflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/kubeplan/kubeplan/event"
+	"github.com/kubeplan/kubeplan/forge"
+	"github.com/kubeplan/kubeplan/repoconfig"
+	"github.com/kubeplan/kubeplan/store"
+)
+
+// closed handles a pull request that was merged (roll out) or closed without merging
+// (release its locks and say which pre-merge applies are live but not merged).
+func (w *Workflow) closed(ctx context.Context, ev event.Event) error {
+	f, err := w.Forges(ctx, ev)
+	if err != nil {
+		return err
+	}
+	pr, err := f.PullRequest(ctx, ev.Repo, ev.Number)
+	if err != nil {
+		return err
+	}
+	if pr.Merged {
+		return w.rollout(ctx, f, ev, pr)
+	}
+	if !pr.Closed {
+		return nil // reopened since: the reopen event plans it
+	}
+	released, err := w.State.ReleasePR(ctx, prKey(ev))
+	if err != nil {
+		return err
+	}
+	history, err := w.State.Applies(ctx, prKey(ev))
+	if err != nil {
+		return err
+	}
+	latest := map[store.Target]store.ApplyRecord{}
+	for _, r := range history {
+		if r.Trigger == store.BeforeMerge && r.State != store.ApplyFailed {
+			latest[r.Target] = r
+		}
+	}
+	w.Log.Info("closed without merging", "repo", ev.Repo, "number", ev.Number, "released", len(released), "liveUnmerged", len(latest))
+	if len(released) == 0 && len(latest) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString("### kubeplan: closed without merging\n\n")
+	if len(released) > 0 {
+		b.WriteString("Released the locks of this pull request: " + describeLocks(released) + ".\n\n")
+	}
+	if len(latest) > 0 {
+		b.WriteString("⚠️ These applies made before merge are **live but not merged** — the default branch does not describe them:\n\n")
+		for _, r := range history {
+			if l, ok := latest[r.Target]; ok && l.ID == r.ID {
+				fmt.Fprintf(&b, "- `%s` on `%s`: applied `%s` by @%s (%s)\n", r.Project, r.Cluster, short(r.SHA), r.Actor, r.State)
+			}
+		}
+		b.WriteString("\nTo return them to the default branch, open a pull request that touches these projects and `/apply` it, or revert by hand.\n")
+	}
+	_, err = f.CreateComment(ctx, ev.Repo, ev.Number, b.String())
+	return err
+}
+
+// rollout applies the merged commit to every affected project × cluster that rolls out on
+// merge, posts each result and releases the pull request's locks.
+func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *forge.PullRequest) error {
+	sha := pr.MergeCommitSHA
+	if sha == "" {
+		return fmt.Errorf("roll out %s#%d: the forge gave no merge commit", pr.Repo, pr.Number)
+	}
+	log := w.Log.With("repo", ev.Repo, "number", ev.Number, "merge", sha)
+	interrupted, err := w.State.Interrupted(ctx, prKey(ev))
+	if err != nil {
+		return err
+	}
+	var notes []string
+	for _, r := range interrupted {
+		notes = append(notes, fmt.Sprintf("kubeplan stopped during an earlier apply of this project (`%s`, %s): it planned again against the live state and applied what is left.", short(r.SHA), strings.ReplaceAll(r.Trigger, "_", " ")))
+	}
+	status := func(state forge.State, desc string) error {
+		return f.SetStatus(ctx, pr.Repo, sha, forge.Status{Context: StatusApply, State: state, Description: clip(desc, 140)})
+	}
+	co, err := w.checkout(ctx, f, pr, sha)
+	var cfgErr *repoconfig.Error
+	if errors.As(err, &cfgErr) {
+		_ = status(forge.Failure, "Not rolled out: "+cfgErr.Error())
+		_, err := f.CreateComment(ctx, ev.Repo, ev.Number, "### ❌ kubeplan did not roll out this merge\n\n"+cfgErr.Error())
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	targets := co.targets(w.Clusters.Registry().Default, selection{}, func(p repoconfig.Project) bool { return p.OnMerge() })
+	if len(targets) > 0 {
+		if err := status(forge.Pending, "Rolling out…"); err != nil {
+			return err
+		}
+	}
+	var failed []string
+	for _, t := range targets {
+		tlog := log.With("project", t.project.Name, "cluster", t.cluster)
+		lock, held, err := w.State.LockOf(ctx, repoKey(ev), t.key())
+		if err != nil {
+			return err
+		}
+		if held && lock.PR != prKey(ev) {
+			// Another pull request's pre-merge apply is live there: rolling out now would undo it.
+			// Its own merge rolls out a commit that contains this one.
+			tlog.Info("not rolled out: locked by another pull request", "holder", lock.Number)
+			failed = append(failed, t.project.Name+" on "+t.cluster)
+			if _, err := f.CreateComment(ctx, ev.Repo, ev.Number, fmt.Sprintf("### ⏸ kubeplan did not roll out %s\n\n#%d holds the lock there (applied before merge by @%s): rolling out now would undo that apply. "+
+				"When #%d merges, its roll-out includes this change; if it is closed instead, `/unlock` it and push or comment `/plan` on a pull request for this project.",
+				t, lock.Number, lock.Holder, lock.Number)); err != nil {
+				return err
+			}
+			continue
+		}
+		p := w.planTarget(ctx, co, t, prInfo(pr), tlog)
+		if p.Plan == nil {
+			failed = append(failed, t.project.Name+" on "+t.cluster)
+			if _, err := f.CreateComment(ctx, ev.Repo, ev.Number, fmt.Sprintf("### ❌ kubeplan could not roll out %s at `%s`\n\n```text\n%s\n```\n", t, short(sha), p.Err)); err != nil {
+				return err
+			}
+			continue
+		}
+		if d := p.Plan.Denials(); len(d) > 0 {
+			failed = append(failed, t.project.Name+" on "+t.cluster)
+			if _, err := f.CreateComment(ctx, ev.Repo, ev.Number, fmt.Sprintf("### ⛔ kubeplan did not roll out %s at `%s`\n\nThe merged manifests break deny rules:\n\n- %s\n", t, short(sha), strings.Join(d, "\n- "))); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := w.applyTarget(ctx, f, ev, sha, t, p, store.OnMerge, ev.Sender, notes, log); err != nil {
+			return err
+		}
+	}
+	history, err := w.State.Applies(ctx, prKey(ev))
+	if err != nil {
+		return err
+	}
+	for _, r := range history {
+		if r.SHA == sha && r.Trigger == store.OnMerge && r.State != store.ApplySucceeded {
+			failed = append(failed, r.Project+" on "+r.Cluster)
+		}
+	}
+	released, err := w.State.ReleasePR(ctx, prKey(ev))
+	if err != nil {
+		return err
+	}
+	if len(released) > 0 {
+		if _, err := f.CreateComment(ctx, ev.Repo, ev.Number, "kubeplan released the locks of this pull request: "+describeLocks(released)+"."); err != nil {
+			return err
+		}
+	}
+	log.Info("rolled out", "targets", len(targets), "failed", len(failed), "released", len(released))
+	switch {
+	case len(targets) == 0:
+		return nil
+	case len(failed) > 0:
+		return status(forge.Failure, "Roll-out incomplete: "+strings.Join(failed, ", "))
+	}
+	return status(forge.Success, fmt.Sprintf("Rolled out %d project × cluster target(s)", len(targets)))
+}
+
+func describeLocks(locks []store.Lock) string {
+	var parts []string
+	for _, l := range locks {
+		parts = append(parts, fmt.Sprintf("`%s` on `%s`", l.Project, l.Cluster))
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,402 @@
+package workflow
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/kubeplan/kubeplan/comments"
+	"github.com/kubeplan/kubeplan/event"
+	"github.com/kubeplan/kubeplan/forge"
+	"github.com/kubeplan/kubeplan/plan"
+	"github.com/kubeplan/kubeplan/planner"
+	"github.com/kubeplan/kubeplan/policy"
+	"github.com/kubeplan/kubeplan/render"
+	"github.com/kubeplan/kubeplan/repoconfig"
+	"github.com/kubeplan/kubeplan/store"
+)
+
+// checkout is a pull request's files at one commit, with the configuration they carry.
+type checkout struct {
+	sha    string
+	dir    string
+	cfg    *repoconfig.Config
+	policy *policy.Policy
+	owners policy.CodeOwners
+	files  []string // changed by the pull request
+}
+
+// target is one project on one cluster.
+type target struct {
+	project repoconfig.Project
+	cluster string
+}
+
+func (t target) key() store.Target { return store.Target{Project: t.project.Name, Cluster: t.cluster} }
+
+func (t target) String() string { return fmt.Sprintf("`%s` on `%s`", t.project.Name, t.cluster) }
+
+// checkout fetches the repository at sha and reads its configuration and policy. Problems the
+// repository's authors must fix come back as *repoconfig.Error.
+func (w *Workflow) checkout(ctx context.Context, f Forge, pr *forge.PullRequest, sha string) (*checkout, error) {
+	files, err := f.ChangedFiles(ctx, pr.Repo, pr.Number)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := w.Checkouts.Checkout(ctx, pr.Repo, sha, func(ctx context.Context) (io.ReadCloser, error) {
+		return f.Archive(ctx, pr.Repo, sha)
+	})
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := repoconfig.Load(os.DirFS(dir))
+	if err != nil {
+		return nil, err
+	}
+	// The rules that judge a change come from the branch it targets, never from the change:
+	// a pull request must not be able to drop its own approval rules or name its author a
+	// code owner. (After a merge, sha is the base: the same tree serves both.)
+	baseDir, baseCfg := dir, cfg
+	if pr.BaseSHA != "" && pr.BaseSHA != sha && !pr.Merged {
+		if baseDir, err = w.Checkouts.Checkout(ctx, pr.Repo, pr.BaseSHA, func(ctx context.Context) (io.ReadCloser, error) {
+			return f.Archive(ctx, pr.Repo, pr.BaseSHA)
+		}); err != nil {
+			return nil, err
+		}
+		if baseCfg, err = repoconfig.Load(os.DirFS(baseDir)); err != nil {
+			var cfgErr *repoconfig.Error
+			if !errors.As(err, &cfgErr) {
+				return nil, err
+			}
+			baseCfg = &repoconfig.Config{} // a broken base config adds no rules; the server's still hold
+		}
+	}
+	pol, err := policy.Compile(w.Policy, baseCfg.Policy)
+	if err != nil {
+		// The server's own policy was compiled at start: what fails now is the repository's.
+		return nil, &repoconfig.Error{Reason: err.Error()}
+	}
+	if cfg.Policy != nil {
+		// Check the pull request's own policy edits now, so a bad rule fails its plan rather
+		// than the merge that makes it the base.
+		if _, err := policy.Compile(w.Policy, cfg.Policy); err != nil {
+			return nil, &repoconfig.Error{Reason: err.Error()}
+		}
+	}
+	owners, err := policy.LoadCodeOwners(os.DirFS(baseDir))
+	if err != nil {
+		return nil, &repoconfig.Error{Reason: "CODEOWNERS: " + err.Error()}
+	}
+	return &checkout{sha: sha, dir: dir, cfg: cfg, policy: pol, owners: owners, files: files}, nil
+}
+
+// targets lists the project × cluster pairs the change touches, in configuration order.
+func (c *checkout) targets(defaultCluster string, sel selection, keep func(repoconfig.Project) bool) []target {
+	var out []target
+	for _, p := range c.cfg.Affected(c.files) {
+		if keep != nil && !keep(p) {
+			continue
+		}
+		clusters := p.Clusters
+		if len(clusters) == 0 {
+			clusters = []string{defaultCluster}
+		}
+		for _, name := range clusters {
+			if sel.matches(p.Name, name) {
+				out = append(out, target{project: p, cluster: name})
+			}
+		}
+	}
+	return out
+}
+
+// planned is one target's plan with the objects it was made from, exactly as an apply of
+// that plan sends them.
+type planned struct {
+	comments.Target
+	objects   []render.Object
+	namespace string
+}
+
+func prInfo(pr *forge.PullRequest) policy.PRInfo {
+	return policy.PRInfo{Repo: pr.Repo, Number: pr.Number, Author: pr.Author, BaseRef: pr.BaseRef, HeadRef: pr.HeadRef}
+}
+
+// planTarget renders and plans one project on one cluster, checking each change against the
+// manifest rules; failures become the target's one-line error, never a stack trace.
+func (w *Workflow) planTarget(ctx context.Context, co *checkout, t target, pr policy.PRInfo, log *slog.Logger) planned {
+	out := planned{Target: comments.Target{Project: t.project.Name, Cluster: t.cluster}}
+	client, err := w.Clusters.Get(ctx, t.cluster)
+	if err != nil {
+		out.Err = err.Error()
+		log.Warn("cluster unavailable", "project", t.project.Name, "cluster", t.cluster, "err", err)
+		return out
+	}
+	renderer, _ := render.ParseRenderer(t.project.Renderer)
+	out.namespace = t.project.Namespace
+	if out.namespace == "" {
+		out.namespace = "default"
+	}
+	res, err := render.Render(ctx, co.dir, t.project.Dir, render.Options{Renderer: renderer, Namespace: out.namespace,
+		HelmRelease: t.project.Helm.Release, ValuesFiles: t.project.Helm.Values, KubeVersion: client.Version})
+	if err != nil {
+		out.Err = "render " + t.project.Dir + ": " + err.Error()
+		log.Info("render failed", "project", t.project.Name, "err", err)
+		return out
+	}
+	inspect := func(ch *plan.Change, plannedObj, live *unstructured.Unstructured) {
+		ch.Findings = co.policy.Check(ctx, t.project.Name, t.cluster, *ch, content(plannedObj), content(live), pr)
+	}
+	pl, err := w.Planner.Plan(ctx, client, planner.Request{Project: t.project.Name, Objects: res.Objects, Notes: res.Notes,
+		Renderer: string(res.Renderer), Namespace: out.namespace, Inspect: inspect})
+	if err != nil {
+		out.Err = err.Error()
+		log.Warn("plan failed", "project", t.project.Name, "cluster", t.cluster, "err", err)
+		return out
+	}
+	out.Plan, out.objects = pl, res.Objects
+	return out
+}
+
+func content(u *unstructured.Unstructured) map[string]any {
+	if u == nil {
+		return nil
+	}
+	return u.Object
+}
+
+var errDraftSkipped = errors.New("draft skipped by repository configuration")
+
+// plan plans the projects a pull request touches (those sel names afresh, the others too
+// unless their plan for this head is stored) and updates the plan comment and the statuses.
+func (w *Workflow) plan(ctx context.Context, ev event.Event, sel selection) error {
+	f, err := w.Forges(ctx, ev)
+	if err != nil {
+		return err
+	}
+	pr, err := f.PullRequest(ctx, ev.Repo, ev.Number)
+	if err != nil {
+		return err
+	}
+	log := w.Log.With("repo", ev.Repo, "number", ev.Number, "head", pr.HeadSHA)
+	if pr.Closed {
+		log.Info("pull request is closed: not planning")
+		return nil
+	}
+	if pr.Draft && !w.PlanDrafts {
+		log.Info("draft pull request: not planning (server setting)")
+		return nil
+	}
+	status := func(context string, state forge.State, desc string) error {
+		return f.SetStatus(ctx, ev.Repo, pr.HeadSHA, forge.Status{Context: context, State: state, Description: clip(desc, 140)})
+	}
+	if err := status(StatusPlan, forge.Pending, "Planning…"); err != nil {
+		return err
+	}
+
+	co, err := w.checkout(ctx, f, pr, pr.HeadSHA)
+	var cfgErr *repoconfig.Error
+	switch {
+	case errors.As(err, &cfgErr):
+		// A bad .kubeplan.yaml is the author's to fix: say so on the pull request.
+		in := comments.Input{HeadSHA: pr.HeadSHA, Commands: Commands, Limit: f.MaxCommentLength(),
+			Targets: []comments.Target{{Project: "(configuration)", Cluster: "-", Err: cfgErr.Error()}}}
+		if err := w.publish(ctx, f, pr, in, true); err != nil {
+			_ = status(StatusPlan, forge.Error, "kubeplan could not post the plan: "+err.Error())
+			return err
+		}
+		_ = status(StatusPolicy, forge.Failure, "Policy not evaluated: "+cfgErr.Error())
+		return status(StatusPlan, forge.Failure, cfgErr.Error())
+	case err != nil:
+		_ = status(StatusPlan, forge.Error, "kubeplan could not plan: "+err.Error())
+		return err
+	}
+	if pr.Draft && co.cfg.Drafts == "skip" {
+		log.Info("draft pull request: not planning (repository setting)")
+		return status(StatusPlan, forge.Success, "Draft: planning waits until ready for review")
+	}
+	all := co.targets(w.Clusters.Registry().Default, selection{}, nil)
+	if len(co.targets(w.Clusters.Registry().Default, sel, nil)) == 0 && sel != (selection{}) {
+		_ = status(StatusPlan, forge.Success, "Nothing planned: no affected project matches")
+		return reply(ctx, f, ev, fmt.Sprintf("no project this pull request affects matches %s. Affected: %s.", sel, describeTargets(all)))
+	}
+
+	results, err := w.planAll(ctx, ev, co, pr, all, sel, log)
+	if err != nil {
+		_ = status(StatusPlan, forge.Error, "kubeplan could not plan: "+err.Error())
+		return err
+	}
+	in := comments.Input{HeadSHA: pr.HeadSHA, Commands: Commands, Limit: f.MaxCommentLength()}
+	if co.cfg.Discovered {
+		in.Notes = append(in.Notes, "No `.kubeplan.yaml`: projects were discovered from the repository layout.")
+	}
+	notes, err := w.lockNotes(ctx, ev, all)
+	if err != nil {
+		return err
+	}
+	in.Notes = append(in.Notes, notes...)
+	for _, r := range results {
+		in.Targets = append(in.Targets, r.Target)
+	}
+	if len(in.Targets) == 0 {
+		// Nothing to plan: update an earlier plan comment so it does not look current.
+		if err := w.publish(ctx, f, pr, in, false); err != nil {
+			_ = status(StatusPlan, forge.Error, "kubeplan could not update its comment: "+err.Error())
+			return err
+		}
+		_ = status(StatusPolicy, forge.Success, "No project is affected by this change")
+		return status(StatusPlan, forge.Success, "No project is affected by this change")
+	}
+	if err := w.publish(ctx, f, pr, in, true); err != nil {
+		// Never leave the status pending: a pending status would block the merge silently.
+		_ = status(StatusPlan, forge.Error, "kubeplan could not post the plan: "+err.Error())
+		return err
+	}
+	state, desc := summarize(in.Targets)
+	log.Info("planned", "targets", len(in.Targets), "result", desc)
+	if err := status(StatusPlan, state, desc); err != nil {
+		return err
+	}
+	if _, err := w.evaluatePolicy(ctx, f, ev, pr, co, in.Targets); err != nil {
+		return err
+	}
+	return w.applyRequirement(ctx, f, ev, pr, all)
+}
+
+// planAll plans every target: those the selection names afresh, the others from the stored
+// plan of this head when there is one. Plans are stored for /apply's freshness check.
+func (w *Workflow) planAll(ctx context.Context, ev event.Event, co *checkout, pr *forge.PullRequest, all []target, sel selection, log *slog.Logger) ([]planned, error) {
+	stored := map[store.Target]store.PlanRecord{}
+	if sel != (selection{}) {
+		records, err := w.State.Plans(ctx, prKey(ev))
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range records {
+			stored[r.Target] = r
+		}
+	}
+	var out []planned
+	var keep []store.Target
+	for _, t := range all {
+		keep = append(keep, t.key())
+		if r, ok := stored[t.key()]; ok && !sel.matches(t.project.Name, t.cluster) && r.SHA == pr.HeadSHA {
+			var p plan.Plan
+			if err := json.Unmarshal(r.Body, &p); err == nil {
+				out = append(out, planned{Target: comments.Target{Project: t.project.Name, Cluster: t.cluster, Plan: &p}})
+				continue
+			}
+		}
+		res := w.planTarget(ctx, co, t, prInfo(pr), log)
+		if res.Plan != nil {
+			body, err := json.Marshal(res.Plan)
+			if err != nil {
+				return nil, fmt.Errorf("store plan of %s: %w", t, err)
+			}
+			if err := w.State.SavePlan(ctx, prKey(ev), store.PlanRecord{Target: t.key(), SHA: pr.HeadSHA, Hash: res.Plan.Hash(), Body: body}); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, res)
+	}
+	return out, w.State.DeletePlans(ctx, prKey(ev), keep)
+}
+
+func describeTargets(ts []target) string {
+	if len(ts) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, t := range ts {
+		parts = append(parts, t.String())
+	}
+	return strings.Join(parts, ", ")
+}
+
+// publish writes the plan comment: the earlier kubeplan comment is updated in place, extra
+// parts are added or deleted, so superseded output never looks current. With create false,
+// nothing is posted when there is no earlier comment.
+func (w *Workflow) publish(ctx context.Context, f Forge, pr *forge.PullRequest, in comments.Input, create bool) error {
+	existing, err := f.Comments(ctx, pr.Repo, pr.Number)
+	if err != nil {
+		return err
+	}
+	self, err := f.Self(ctx)
+	if err != nil {
+		return err
+	}
+	var ours []forge.Comment // by part number; a marker in someone else's comment is not ours
+	for _, c := range existing {
+		if part, _, ok := comments.ParsePart(c.Body); ok && c.Author == self {
+			for len(ours) < part {
+				ours = append(ours, forge.Comment{})
+			}
+			if ours[part-1].ID == 0 {
+				ours[part-1] = c
+			}
+		}
+	}
+	if len(ours) == 0 && !create {
+		return nil
+	}
+	bodies := comments.Render(in)
+	for i, body := range bodies {
+		if i < len(ours) && ours[i].ID != 0 {
+			if ours[i].Body == body {
+				continue
+			}
+			if err := f.UpdateComment(ctx, pr.Repo, pr.Number, ours[i].ID, body); err != nil {
+				return err
+			}
+			continue
+		}
+		if _, err := f.CreateComment(ctx, pr.Repo, pr.Number, body); err != nil {
+			return err
+		}
+	}
+	for _, c := range ours[min(len(bodies), len(ours)):] {
+		if c.ID != 0 {
+			if err := f.DeleteComment(ctx, pr.Repo, pr.Number, c.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// summarize turns the targets into the plan status and its one-line description.
+func summarize(targets []comments.Target) (forge.State, string) {
+	var create, change, del, failing int
+	var errs []string
+	for _, t := range targets {
+		if t.Plan == nil {
+			errs = append(errs, t.Cluster+"/"+t.Project+": "+t.Err)
+			continue
+		}
+		c := t.Plan.Counts()
+		create, change, del, failing = create+c.Create, change+c.Update, del+c.Delete, failing+c.Fail
+	}
+	switch {
+	case len(errs) > 0:
+		return forge.Failure, errs[0]
+	case failing > 0:
+		return forge.Failure, fmt.Sprintf("%d object(s) would fail to apply", failing)
+	}
+	return forge.Success, fmt.Sprintf("%d to create, %d to change, %d to delete", create, change, del)
+}
+
+// clip shortens s to at most n characters (forges cap status descriptions at 140).
+func clip(s string, n int) string {
+	r := []rune(strings.ReplaceAll(s, "\n", " "))
+	if len(r) <= n {
+		return string(r)
+	}
+	return string(r[:n-1]) + "…"
+}

@@ -472,3 +472,67 @@ func TestInterruptedApplyIsReplannedNotRepeated(t *testing.T) {
 		})
 	}
 }
+
+// Locks can be released by an admin from another pull request; a repository adds a warn rule
+// where the server lets it, and is refused where it does not.
+func TestAdminUnlockAndRepositoryRules(t *testing.T) {
+	for _, fc := range forges {
+		t.Run(fc.name, func(t *testing.T) {
+			ns := "unlock-" + fc.name
+			repoRules := "policy:\n  rules:\n  - name: internal-registry\n    kinds: [Deployment]\n    severity: warn\n" +
+				"    expr: \"object.spec.template.spec.containers.all(c, c.image.startsWith('registry.acme.example/'))\"\n" +
+				"    message: images should come from registry.acme.example\n"
+			emu, repo, pr1 := bumpPR(t, ns, repoRules)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); rollOut(ctx, t, prod, ns) }()
+			t.Cleanup(func() { cancel(); <-done })
+			emu.SetPermission(repo, "dave", forge.PermWrite)
+			emu.SetPermission(repo, "erin", forge.PermAdmin)
+			e := start(t, emu, filepath.Join(t.TempDir(), "state.db"), true, func(c *config.Config) {
+				c.Policy.AllowedOverrides = []string{"rules"}
+			})
+			j := &journey{t: t, fc: fc, e: e, emu: emu, repo: repo}
+
+			j.pull(pr1, "opened", "alice")
+			head := emu.PRState(repo, pr1).HeadSHA
+			j.status(pr1, head, "kubeplan/plan", forge.Success, "")
+			// A warn rule shows in the comment and does not hold the merge.
+			if p := planComments(emu.PRState(repo, pr1)); !strings.Contains(p[0].Body, `policy rule "internal-registry" warns: images should come from registry.acme.example`) {
+				t.Fatalf("plan comment does not show the repository's warn rule:\n%s", p[0].Body)
+			}
+			j.status(pr1, head, "kubeplan/policy", forge.Success, "No approval rule applies")
+			if r := j.say(pr1, "dave", "/plan -p nope"); !strings.Contains(r, "no project this pull request affects matches project nope") {
+				t.Fatalf("/plan -p nope: %q", r)
+			}
+
+			before := j.lastCommentID(pr1)
+			j.post(pr1, "dave", "/apply")
+			j.comment(pr1, before, "Applied prod / web")
+
+			// A second pull request: an admin releases the first one's lock from it.
+			pr2 := emu.OpenPR(repo, "alice", "again", emu.DefaultHead(repo), map[string]string{"apps/web/deploy.yaml": deployment("nginx:1.29")})
+			j.pull(pr2, "opened", "alice")
+			j.status(pr2, emu.PRState(repo, pr2).HeadSHA, "kubeplan/plan", forge.Success, "")
+			if r := j.say(pr2, "dave", "/unlock"); !strings.Contains(r, "this pull request holds no lock") || !strings.Contains(r, fmt.Sprintf("`web` on `prod` by #%d", pr1)) {
+				t.Fatalf("/unlock without a lock: %q", r)
+			}
+			before = j.lastCommentID(pr1)
+			if r := j.say(pr2, "erin", "/unlock -p web"); !strings.Contains(r, "released `web` on `prod`") {
+				t.Fatalf("/unlock by an admin: %q", r)
+			}
+			j.comment(pr1, before, "was released by @erin")
+
+			// A pull request that gives itself approval rules the server does not allow: its plan says so.
+			pr3 := emu.OpenPR(repo, "alice", "lower the bar", emu.DefaultHead(repo), map[string]string{
+				".kubeplan.yaml":       fmt.Sprintf(kubeplanYAML, ns) + "policy:\n  approvals:\n  - name: none\n    minApprovals: 0\n",
+				"apps/web/deploy.yaml": deployment("nginx:1.30"),
+			})
+			j.pull(pr3, "opened", "alice")
+			st := j.status(pr3, emu.PRState(repo, pr3).HeadSHA, "kubeplan/plan", forge.Failure, "")
+			if !strings.Contains(st.Description, "approvals") {
+				t.Fatalf("plan status for a forbidden override: %q", st.Description)
+			}
+		})
+	}
+}

@@ -149,8 +149,19 @@ type Counts struct {
 
 // String is "2 created, 1 configured, 3 unchanged, 1 pruned, 0 failed".
 func (c Counts) String() string {
-	return fmt.Sprintf("%d created, %d configured, %d unchanged, %d pruned, %d failed",
-		c.Created, c.Configured, c.Unchanged, c.Pruned, c.Failed)
+	var parts []string
+	for _, n := range []struct {
+		count int
+		what  Action
+	}{{c.Created, Created}, {c.Configured, Configured}, {c.Unchanged, Unchanged}, {c.Pruned, Pruned}, {c.Failed, Failed}} {
+		if n.count > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n.count, n.what))
+		}
+	}
+	if len(parts) == 0 {
+		return "nothing to apply"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Counts tallies the result's actions.
@@ -351,7 +362,7 @@ func (a *Applier) resolve(c *cluster.Client, req Request) ([]*item, map[schema.G
 		req.Inventory.Label(obj)
 		it.ref = plan.ObjectRef{APIVersion: obj.GetAPIVersion(), Kind: obj.GetKind(), Namespace: obj.GetNamespace(), Name: obj.GetName()}
 		it.res.Object = it.ref
-		it.rank = rank(it.ref)
+		it.rank = plan.ApplyPhase(it.ref)
 		switch {
 		case obj.GetName() == "":
 			it.fail("%s from %s has no name", gvk.Kind, src.Source)
@@ -367,7 +378,7 @@ func (a *Applier) resolve(c *cluster.Client, req Request) ([]*item, map[schema.G
 		}
 		items = append(items, it)
 	}
-	sort.SliceStable(items, func(i, j int) bool { return less(items[i].ref, items[j].ref) })
+	sort.SliceStable(items, func(i, j int) bool { return plan.ApplyOrder(items[i].ref, items[j].ref) })
 
 	crdOf := map[schema.GroupVersionKind]*item{}
 	for _, it := range items {
@@ -406,38 +417,6 @@ func crdKindsIn(objs []render.Object) map[schema.GroupVersionKind]crdKind {
 		}
 	}
 	return kinds
-}
-
-// rank is the apply phase of an object: 0 Namespaces, 1 CRDs (both phase 1), 2 other
-// cluster-scoped objects, 3 namespaced objects.
-func rank(r plan.ObjectRef) int {
-	switch {
-	case r.Kind == "Namespace" && r.Group() == "":
-		return 0
-	case r.Kind == "CustomResourceDefinition" && r.Group() == "apiextensions.k8s.io":
-		return 1
-	case r.Namespace == "":
-		return 2
-	default:
-		return 3
-	}
-}
-
-// less orders objects the way they are applied, as plan.Plan.Sort orders changes.
-func less(a, b plan.ObjectRef) bool {
-	if ra, rb := rank(a), rank(b); ra != rb {
-		return ra < rb
-	}
-	if a.Kind != b.Kind {
-		return a.Kind < b.Kind
-	}
-	if a.Namespace != b.Namespace {
-		return a.Namespace < b.Namespace
-	}
-	if a.Name != b.Name {
-		return a.Name < b.Name
-	}
-	return a.APIVersion < b.APIVersion
 }
 
 func key(group, kind, namespace, name string) string {

@@ -76,10 +76,11 @@ func readParent(ctx context.Context, c *cluster.Client, inv inventory.Set) (scop
 			c.Name, inv.ParentNamespace, inv.ParentName, inventory.LabelID, id, inv.ID())
 	}
 	ann := parent.GetAnnotations()
-	for _, gk := range splitList(ann[inventory.AnnotationGroupKinds]) {
+	groupKinds, namespaces := inventory.Recorded(parent)
+	for _, gk := range groupKinds {
 		s.groupKinds[gk] = true
 	}
-	for _, ns := range splitList(ann[inventory.AnnotationAdditionalNSes]) {
+	for _, ns := range namespaces {
 		s.namespaces[ns] = true
 	}
 	var notes []string
@@ -150,7 +151,7 @@ func (a *Applier) prune(ctx context.Context, c *cluster.Client, req Request, ite
 		}
 		gone = append(gone, m)
 	}
-	sort.Slice(gone, func(i, j int) bool { return less(memberRef(gone[i]), memberRef(gone[j])) })
+	sort.Slice(gone, func(i, j int) bool { return plan.ApplyOrder(memberRef(gone[i]), memberRef(gone[j])) })
 
 	var mu sync.Mutex
 	keep := func(m inventory.Member) {
@@ -239,14 +240,4 @@ func plural(n int, what string) string {
 		return "1 " + what
 	}
 	return fmt.Sprintf("%d %ss", n, what)
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }

@@ -60,20 +60,7 @@ func RenderApply(a Apply) string {
 		return b.String()
 	}
 	r := a.Result
-	counts := map[applier.Action]int{}
-	for _, o := range r.Objects {
-		counts[o.Action]++
-	}
-	var parts []string
-	for _, act := range []applier.Action{applier.Created, applier.Configured, applier.Unchanged, applier.Pruned, applier.Failed} {
-		if counts[act] > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", counts[act], act))
-		}
-	}
-	if len(parts) == 0 {
-		parts = append(parts, "nothing to apply")
-	}
-	b.WriteString("**" + strings.Join(parts, ", ") + "**")
+	b.WriteString("**" + r.Counts().String() + "**")
 	if r.HealthTimedOut {
 		b.WriteString(" — ⏱ health wait timed out")
 	}

@@ -81,10 +81,10 @@ func (s Set) Members(ctx context.Context, dyn dynamic.Interface, mapper meta.RES
 		return nil, nil, fmt.Errorf("configmap %s/%s is not the ApplySet parent kubeplan expects (label %s is %q, want %q)",
 			s.ParentNamespace, s.ParentName, LabelID, parent.GetLabels()[LabelID], s.ID())
 	}
-	ann := parent.GetAnnotations()
-	namespaces := append([]string{s.ParentNamespace}, splitList(ann[AnnotationAdditionalNSes])...)
+	groupKinds, extra := Recorded(parent)
+	namespaces := append([]string{s.ParentNamespace}, extra...)
 	selector := LabelPartOf + "=" + s.ID()
-	for _, gkText := range splitList(ann[AnnotationGroupKinds]) {
+	for _, gkText := range groupKinds {
 		gk := schema.ParseGroupKind(gkText)
 		mapping, err := mapper.RESTMapping(gk)
 		if err != nil {
@@ -106,6 +106,13 @@ func (s Set) Members(ctx context.Context, dyn dynamic.Interface, mapper meta.RES
 		}
 	}
 	return members, skipped, nil
+}
+
+// Recorded reads the group-kinds ("Deployment.apps") and additional namespaces a parent's
+// annotations record.
+func Recorded(parent *unstructured.Unstructured) (groupKinds, namespaces []string) {
+	ann := parent.GetAnnotations()
+	return splitList(ann[AnnotationGroupKinds]), splitList(ann[AnnotationAdditionalNSes])
 }
 
 // Parent builds the parent ConfigMap recording the given group-kinds and namespaces, as the

@@ -138,28 +138,32 @@ func (p *Plan) Summary() string {
 	return fmt.Sprintf("%s / %s — %s", p.Cluster, p.Project, p.Counts())
 }
 
-// Sort orders changes the way they would be applied: Namespaces and CRDs first, then other
-// cluster-scoped objects, then namespaced ones, each by kind, namespace and name.
+// Sort orders changes the way they would be applied (see ApplyOrder).
 func (p *Plan) Sort() {
-	sort.SliceStable(p.Changes, func(i, j int) bool {
-		a, b := p.Changes[i].Object, p.Changes[j].Object
-		if ra, rb := applyRank(a), applyRank(b); ra != rb {
-			return ra < rb
-		}
-		if a.Kind != b.Kind {
-			return a.Kind < b.Kind
-		}
-		if a.Namespace != b.Namespace {
-			return a.Namespace < b.Namespace
-		}
-		if a.Name != b.Name {
-			return a.Name < b.Name
-		}
-		return a.APIVersion < b.APIVersion
-	})
+	sort.SliceStable(p.Changes, func(i, j int) bool { return ApplyOrder(p.Changes[i].Object, p.Changes[j].Object) })
 }
 
-func applyRank(r ObjectRef) int {
+// ApplyOrder reports whether a is applied before b: Namespaces and CRDs first, then other
+// cluster-scoped objects, then namespaced ones, each by kind, namespace and name.
+func ApplyOrder(a, b ObjectRef) bool {
+	if ra, rb := ApplyPhase(a), ApplyPhase(b); ra != rb {
+		return ra < rb
+	}
+	if a.Kind != b.Kind {
+		return a.Kind < b.Kind
+	}
+	if a.Namespace != b.Namespace {
+		return a.Namespace < b.Namespace
+	}
+	if a.Name != b.Name {
+		return a.Name < b.Name
+	}
+	return a.APIVersion < b.APIVersion
+}
+
+// ApplyPhase ranks an object for applying: 0 Namespaces, 1 CRDs, 2 other cluster-scoped
+// objects, 3 namespaced objects.
+func ApplyPhase(r ObjectRef) int {
 	switch {
 	case r.Kind == "Namespace" && r.Group() == "":
 		return 0

@@ -196,13 +196,21 @@ func (s *State) Locks(ctx context.Context, repo string) ([]Lock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list locks: %w", err)
 	}
+	out, err := scanLocks(rows)
+	if err != nil {
+		return nil, fmt.Errorf("list locks: %w", err)
+	}
+	return out, nil
+}
+
+func scanLocks(rows *sql.Rows) ([]Lock, error) {
 	defer rows.Close()
 	var out []Lock
 	for rows.Next() {
 		var l Lock
 		var at int64
 		if err := rows.Scan(&l.Repo, &l.Project, &l.Cluster, &l.PR, &l.Number, &l.Holder, &at); err != nil {
-			return nil, fmt.Errorf("list locks: %w", err)
+			return nil, err
 		}
 		l.LockedAt = time.UnixMilli(at)
 		out = append(out, l)
@@ -226,18 +234,11 @@ func (s *State) ReleasePR(ctx context.Context, pr string) ([]Lock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("release locks of %s: %w", pr, err)
 	}
-	defer rows.Close()
-	var out []Lock
-	for rows.Next() {
-		var l Lock
-		var at int64
-		if err := rows.Scan(&l.Repo, &l.Project, &l.Cluster, &l.PR, &l.Number, &l.Holder, &at); err != nil {
-			return nil, fmt.Errorf("release locks of %s: %w", pr, err)
-		}
-		l.LockedAt = time.UnixMilli(at)
-		out = append(out, l)
+	out, err := scanLocks(rows)
+	if err != nil {
+		return nil, fmt.Errorf("release locks of %s: %w", pr, err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Apply states.

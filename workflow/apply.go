@@ -264,20 +264,11 @@ func conflicts(p *plan.Plan) []string {
 }
 
 func summarizeApply(r *applier.Result) string {
-	counts := map[applier.Action]int{}
-	for _, o := range r.Objects {
-		counts[o.Action]++
-	}
-	var parts []string
-	for _, a := range []applier.Action{applier.Created, applier.Configured, applier.Unchanged, applier.Pruned, applier.Failed} {
-		if counts[a] > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", counts[a], a))
-		}
-	}
+	s := r.Counts().String()
 	if r.HealthTimedOut {
-		parts = append(parts, "health wait timed out")
+		s += ", health wait timed out"
 	}
-	return strings.Join(parts, ", ")
+	return s
 }
 
 // mergeable asks the forge whether the pull request can be merged, waiting a little while the

@@ -15,11 +15,7 @@ import (
 // closed handles a pull request that was merged (roll out) or closed without merging
 // (release its locks and say which pre-merge applies are live but not merged).
 func (w *Workflow) closed(ctx context.Context, ev event.Event) error {
-	f, err := w.Forges(ctx, ev)
-	if err != nil {
-		return err
-	}
-	pr, err := f.PullRequest(ctx, ev.Repo, ev.Number)
+	f, pr, err := w.pullRequest(ctx, ev)
 	if err != nil {
 		return err
 	}

@@ -177,11 +177,7 @@ var errDraftSkipped = errors.New("draft skipped by repository configuration")
 // plan plans the projects a pull request touches (those sel names afresh, the others too
 // unless their plan for this head is stored) and updates the plan comment and the statuses.
 func (w *Workflow) plan(ctx context.Context, ev event.Event, sel selection) error {
-	f, err := w.Forges(ctx, ev)
-	if err != nil {
-		return err
-	}
-	pr, err := f.PullRequest(ctx, ev.Repo, ev.Number)
+	f, pr, err := w.pullRequest(ctx, ev)
 	if err != nil {
 		return err
 	}

@@ -89,11 +89,7 @@ func (w *Workflow) review(ctx context.Context, ev event.Event) error {
 			return err
 		}
 	}
-	f, err := w.Forges(ctx, ev)
-	if err != nil {
-		return err
-	}
-	pr, err := f.PullRequest(ctx, ev.Repo, ev.Number)
+	f, pr, err := w.pullRequest(ctx, ev)
 	if err != nil {
 		return err
 	}

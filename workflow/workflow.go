@@ -180,6 +180,19 @@ func (w *Workflow) command(ctx context.Context, ev event.Event) error {
 	return reply(ctx, f, ev, fmt.Sprintf("`/%s` is not handled by this kubeplan.", cmd.Name))
 }
 
+// pullRequest returns the forge client for an event and the pull request as the forge sees it now.
+func (w *Workflow) pullRequest(ctx context.Context, ev event.Event) (Forge, *forge.PullRequest, error) {
+	f, err := w.Forges(ctx, ev)
+	if err != nil {
+		return nil, nil, err
+	}
+	pr, err := f.PullRequest(ctx, ev.Repo, ev.Number)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, pr, nil
+}
+
 // reply answers the sender of an event in a new comment.
 func reply(ctx context.Context, f Forge, ev event.Event, body string) error {
 	_, err := f.CreateComment(ctx, ev.Repo, ev.Number, fmt.Sprintf("@%s %s", ev.Sender, body))

@@ -205,8 +205,8 @@ func (e *Emulator) MergePR(repo string, number int, by string) string {
 	return sha
 }
 
-// mergeCommit stores a commit with parents: unlike a plain snapshot its sha depends on them,
-// so a merge commit never shares a sha with the head whose tree it may have.
+// mergeCommit stores a commit with its parents, if any: its sha depends on them, so a merge
+// commit never shares a sha with the head whose tree it may have.
 func (r *Repo) mergeCommit(files map[string]string, parents ...string) string {
 	keys := make([]string, 0, len(files))
 	for k := range files {

@@ -6,8 +6,6 @@
 package forgeemu
 
 import (
-	"crypto/sha1"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -200,24 +198,7 @@ func (e *Emulator) SetPermission(repo, user string, p forge.Permission) {
 }
 
 // commit stores a snapshot and returns its sha (content-addressed, like git).
-func (r *Repo) commit(files map[string]string) string {
-	keys := make([]string, 0, len(files))
-	for k := range files {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	h := sha1.New()
-	for _, k := range keys {
-		fmt.Fprintf(h, "%s\x00%s\x00", k, files[k])
-	}
-	sha := hex.EncodeToString(h.Sum(nil))
-	snapshot := make(map[string]string, len(files))
-	for k, v := range files {
-		snapshot[k] = v
-	}
-	r.commits[sha] = snapshot
-	return sha
-}
+func (r *Repo) commit(files map[string]string) string { return r.mergeCommit(files) }
 
 // OpenPR opens a pull request from a branch whose tree is the base tree with changes applied
 // (a "" content deletes the file). It returns the PR number.

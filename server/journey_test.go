@@ -41,15 +41,28 @@ func (j *journey) delivery() string {
 }
 
 // approve records an approval by user on the current head and sends the forge's webhook.
-func (j *journey) approve(n int, user string) {
+func (j *journey) approve(n int, user string) *forgeemu.Review {
 	j.t.Helper()
 	if j.fc.name == "github" {
 		r := j.emu.AddReview(j.repo, n, user, forgeemu.ReviewApproved)
 		j.e.answer(forgeemu.SendGitHub(j.e.url+"/webhooks/github", secret, "pull_request_review", j.delivery(), j.emu.GitHubReviewEvent(j.repo, n, r, "submitted")))
+		return r
+	}
+	r := j.emu.Approve(j.repo, n, user)
+	j.e.answer(forgeemu.SendGitLab(j.e.url+"/webhooks/gitlab", secret, "Merge Request Hook", j.delivery(), j.emu.GitLabMergeRequestEvent(j.repo, n, "approved", user)))
+	return r
+}
+
+// withdraw takes an approval back: GitHub dismisses the review, GitLab revokes the approval.
+func (j *journey) withdraw(n int, r *forgeemu.Review) {
+	j.t.Helper()
+	if j.fc.name == "github" {
+		d := j.emu.DismissReview(j.repo, n, r.ID)
+		j.e.answer(forgeemu.SendGitHub(j.e.url+"/webhooks/github", secret, "pull_request_review", j.delivery(), j.emu.GitHubReviewEvent(j.repo, n, d, "dismissed")))
 		return
 	}
-	j.emu.Approve(j.repo, n, user)
-	j.e.answer(forgeemu.SendGitLab(j.e.url+"/webhooks/gitlab", secret, "Merge Request Hook", j.delivery(), j.emu.GitLabMergeRequestEvent(j.repo, n, "approved", user)))
+	j.emu.Unapprove(j.repo, n, r.Author)
+	j.e.answer(forgeemu.SendGitLab(j.e.url+"/webhooks/gitlab", secret, "Merge Request Hook", j.delivery(), j.emu.GitLabMergeRequestEvent(j.repo, n, "unapproved", r.Author)))
 }
 
 // pull sends the pull request event for kind: opened, pushed, merged or closed.
@@ -310,14 +323,26 @@ func TestPullRequestJourneyOnTwoClusters(t *testing.T) {
 			if !strings.Contains(st.Description, "acme/sre") {
 				t.Fatalf("pending policy does not name the team it needs: %q", st.Description)
 			}
-			j.approve(pr1, "carol")
+			sre := j.approve(pr1, "carol")
+			j.status(pr1, head, "kubeplan/policy", forge.Success, "2 of 2")
+			// A dismissed (GitHub) or revoked (GitLab) approval no longer counts.
+			j.withdraw(pr1, sre)
+			j.status(pr1, head, "kubeplan/policy", forge.Pending, "1 of 2 approvals")
+			sre = j.approve(pr1, "carol")
 			j.status(pr1, head, "kubeplan/policy", forge.Success, "2 of 2")
 
-			// A push makes the approvals stale: pending again, then approved again.
+			// A push makes the approvals stale: pending again, then approved again. (On GitLab,
+			// whose approvals outlive a push unless the project resets them, people approve again
+			// by revoking and approving.)
 			head = emu.Push(repo, pr1, map[string]string{"apps/web/deploy.yaml": deployment("nginx:1.28")})
 			j.pull(pr1, "pushed", "alice")
 			j.status(pr1, head, "kubeplan/plan", forge.Success, "")
 			j.status(pr1, head, "kubeplan/policy", forge.Pending, "0 of 2")
+			if fc.name == "gitlab" {
+				for _, who := range []string{"dave", "carol"} {
+					j.emu.Unapprove(repo, pr1, who)
+				}
+			}
 			j.approve(pr1, "dave")
 			j.approve(pr1, "carol")
 			j.status(pr1, head, "kubeplan/policy", forge.Success, "")
@@ -464,11 +489,31 @@ func TestInterruptedApplyIsReplannedNotRepeated(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer q.Close()
 			history, err := q.State().Applies(context.Background(), key)
 			if err != nil || len(history) != 1 || history[0].State != store.ApplyInterrupted {
 				t.Fatalf("history after the report: %+v, %v; want the apply marked interrupted", history, err)
 			}
+
+			// A roll-out on merge cut short: the next run plans again, says so, and finishes it.
+			if _, err := q.State().StartApply(context.Background(), store.ApplyRecord{PR: key, Target: store.Target{Project: "web", Cluster: "prod"},
+				SHA: head, PlanHash: "h", Trigger: store.OnMerge, Actor: "alice"}); err != nil {
+				t.Fatal(err)
+			}
+			q.Close()
+			ns := "interrupted-" + fc.name
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); rollOut(ctx, t, prod, ns) }()
+			t.Cleanup(func() { cancel(); <-done })
+			j.e = start(t, emu, state, true)
+			mergeSHA := emu.MergePR(repo, n, "alice")
+			before := j.lastCommentID(n)
+			j.pull(n, "merged", "alice")
+			result := j.comment(n, before, "Rolled out on merge: prod / web")
+			if !strings.Contains(result, "kubeplan stopped during an earlier apply of this project") || !strings.Contains(result, "1 created") {
+				t.Fatalf("roll-out after an interrupted one:\n%s", result)
+			}
+			j.status(n, mergeSHA, "kubeplan/apply", forge.Success, "Rolled out")
 		})
 	}
 }
@@ -532,6 +577,72 @@ func TestAdminUnlockAndRepositoryRules(t *testing.T) {
 			st := j.status(pr3, emu.PRState(repo, pr3).HeadSHA, "kubeplan/plan", forge.Failure, "")
 			if !strings.Contains(st.Description, "approvals") {
 				t.Fatalf("plan status for a forbidden override: %q", st.Description)
+			}
+		})
+	}
+}
+
+// Apply modes per project: required before merge holds kubeplan/apply pending, disabled refuses
+// /apply, on_merge false is not rolled out; an unmergeable pull request is not applied.
+func TestApplyModesAndMergeability(t *testing.T) {
+	for _, fc := range forges {
+		t.Run(fc.name, func(t *testing.T) {
+			ns := "modes-" + fc.name
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); rollOut(ctx, t, prod, ns) }()
+			t.Cleanup(func() { cancel(); <-done })
+			kubectl(t, "", "create", "namespace", ns)
+
+			emu := forgeemu.New(token, bot)
+			t.Cleanup(emu.Close)
+			repo := "acme/" + ns
+			config := fmt.Sprintf(`version: 1
+projects:
+- name: web
+  dir: apps/web
+  namespace: %[1]s
+  apply: {before_merge: required}
+- name: jobs
+  dir: apps/jobs
+  namespace: %[1]s
+  apply: {before_merge: disabled, on_merge: false}
+`, ns)
+			jobs := func(v string) string {
+				return fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: jobs}\ndata: {value: %q}\n", v)
+			}
+			base := emu.CreateRepo(repo, map[string]string{".kubeplan.yaml": config, "apps/web/deploy.yaml": deployment("nginx:1.27"), "apps/jobs/cm.yaml": jobs("a")})
+			emu.SetPermission(repo, "dave", forge.PermWrite)
+			n := emu.OpenPR(repo, "alice", "both", base, map[string]string{"apps/web/deploy.yaml": deployment("nginx:1.28"), "apps/jobs/cm.yaml": jobs("b")})
+			e := start(t, emu, filepath.Join(t.TempDir(), "state.db"), true)
+			j := &journey{t: t, fc: fc, e: e, emu: emu, repo: repo}
+
+			j.pull(n, "opened", "alice")
+			head := emu.PRState(repo, n).HeadSHA
+			j.status(n, head, "kubeplan/plan", forge.Success, "")
+			j.status(n, head, "kubeplan/apply", forge.Pending, "Needs /apply before merge: web on prod")
+
+			if r := j.say(n, "dave", "/apply -p jobs"); !strings.Contains(r, "apply.before_merge: disabled") {
+				t.Fatalf("/apply of a project that is not applied before merge: %q", r)
+			}
+			emu.SetMergeable(repo, n, forgeemu.Bool(false))
+			if r := j.say(n, "dave", "/apply -p web"); !strings.Contains(r, "cannot be merged") {
+				t.Fatalf("/apply of an unmergeable pull request: %q", r)
+			}
+			emu.SetMergeable(repo, n, forgeemu.Bool(true))
+			before := j.lastCommentID(n)
+			j.post(n, "dave", "/apply -p web")
+			j.comment(n, before, "Applied prod / web")
+			j.status(n, head, "kubeplan/apply", forge.Success, "Applied: web on prod")
+			if got := liveValue(t, prod, ns, "jobs"); got != "" {
+				t.Fatalf("jobs was applied before merge: %q", got)
+			}
+
+			mergeSHA := emu.MergePR(repo, n, "dave")
+			j.pull(n, "merged", "dave")
+			j.status(n, mergeSHA, "kubeplan/apply", forge.Success, "Rolled out 1 project")
+			if got := liveValue(t, prod, ns, "jobs"); got != "" {
+				t.Fatalf("jobs (on_merge: false) was rolled out: %q", got)
 			}
 		})
 	}

@@ -99,11 +99,12 @@ func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *for
 	var failed []string
 	for _, t := range targets {
 		tlog := log.With("project", t.project.Name, "cluster", t.cluster)
-		lock, held, err := w.State.LockOf(ctx, repoKey(ev), t.key())
+		// Hold the lock while rolling out, so no other pull request's /apply runs beside it.
+		lock, acquired, err := w.State.Acquire(ctx, store.Lock{Repo: repoKey(ev), Target: t.key(), PR: prKey(ev), Number: ev.Number, Holder: ev.Sender})
 		if err != nil {
 			return err
 		}
-		if held && lock.PR != prKey(ev) {
+		if !acquired {
 			// Another pull request's pre-merge apply is live there: rolling out now would undo it.
 			// Its own merge rolls out a commit that contains this one.
 			tlog.Info("not rolled out: locked by another pull request", "holder", lock.Number)

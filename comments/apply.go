@@ -47,7 +47,10 @@ func RenderApply(a Apply) string {
 	default:
 		fmt.Fprintf(&b, "### ✅ %s %s at `%s`\n\n", what, html(title), short(a.SHA))
 	}
-	if a.Actor != "" {
+	switch {
+	case a.Actor != "" && a.OnMerge:
+		fmt.Fprintf(&b, "Merged by @%s.\n\n", a.Actor)
+	case a.Actor != "":
 		fmt.Fprintf(&b, "Requested by @%s.\n\n", a.Actor)
 	}
 	for _, n := range a.Notes {

@@ -38,5 +38,5 @@ set -e
 say "exit code $code (0 no changes, 2 changes, 1 error)"
 [[ $code == 2 ]]
 
-say "The same change as a pull request: kubeplan serve, a GitHub webhook, the comment it posts"
+say "The same change as a pull request: kubeplan serve plans it, /apply applies it, merging rolls it out"
 bin/demopr -kubeconfig "$KUBECONFIG"

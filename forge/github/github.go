@@ -348,15 +348,29 @@ func validName(s string) bool {
 // Permission returns a user's permission on the repository.
 func (c *Client) Permission(ctx context.Context, repo, user string) (forge.Permission, error) {
 	owner, name := split(repo)
-	p, resp, err := c.gh.Repositories.GetPermissionLevel(ctx, owner, name, user)
+	// The permission field folds maintain into write and triage into read; role_name (not in
+	// go-github v60's type) keeps them apart, and a maintainer is an admin to kubeplan.
+	req, err := c.gh.NewRequest(http.MethodGet, fmt.Sprintf("repos/%s/%s/collaborators/%s/permission", owner, name, url.PathEscape(user)), nil)
+	if err != nil {
+		return forge.PermNone, fmt.Errorf("github: permission of %s on %s: %w", user, repo, err)
+	}
+	var p struct {
+		Permission string `json:"permission"`
+		RoleName   string `json:"role_name"`
+	}
+	resp, err := c.gh.Do(ctx, req, &p)
 	if err != nil {
 		if resp != nil && resp.StatusCode == http.StatusNotFound {
 			return forge.PermNone, nil
 		}
 		return forge.PermNone, wrap(fmt.Sprintf("permission of %s on %s", user, repo), resp, err)
 	}
-	// GitHub folds maintain into write and triage into read in this field.
-	return forge.Permission(p.GetPermission()), nil
+	switch forge.Permission(p.RoleName) {
+	case forge.PermRead, forge.PermTriage, forge.PermWrite, forge.PermMaintain, forge.PermAdmin:
+		return forge.Permission(p.RoleName), nil
+	}
+	// Custom repository roles have their own names; their base permission is what counts.
+	return forge.Permission(p.Permission), nil
 }
 
 // React adds a reaction ("eyes", "+1", "-1", "rocket"…) to a comment.

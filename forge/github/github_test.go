@@ -96,7 +96,9 @@ func TestGitHubClientAgainstTheEmulator(t *testing.T) {
 	}
 	emu.SetPermission(repo, "carol", forge.PermAdmin)
 	emu.SetPermission(repo, "dave", forge.PermRead)
-	for user, want := range map[string]forge.Permission{"carol": forge.PermAdmin, "dave": forge.PermRead, "eve": forge.PermNone} {
+	emu.SetPermission(repo, "mia", forge.PermMaintain) // GitHub folds maintain into write; role_name keeps it
+	emu.SetPermission(repo, "tom", forge.PermTriage)
+	for user, want := range map[string]forge.Permission{"carol": forge.PermAdmin, "dave": forge.PermRead, "mia": forge.PermMaintain, "tom": forge.PermTriage, "eve": forge.PermNone} {
 		if got, err := c.Permission(ctx, repo, user); err != nil || got != want {
 			t.Errorf("permission of %s: %s %v, want %s", user, got, err, want)
 		}

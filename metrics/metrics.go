@@ -24,11 +24,15 @@ type Metrics struct {
 	Jobs *prometheus.CounterVec
 	// JobSeconds is how long jobs ran.
 	JobSeconds prometheus.Histogram
+	// Applies counts applies of a project on a cluster by trigger (before_merge, on_merge) and
+	// outcome (succeeded, failed); ApplySeconds times them, health wait included.
+	Applies      *prometheus.CounterVec
+	ApplySeconds prometheus.Histogram
 }
 
-// New registers kubeplan's metrics, Go runtime and process metrics, and a gauge of pending
-// jobs read from pending at scrape time.
-func New(pending func(context.Context) (int, error)) *Metrics {
+// New registers kubeplan's metrics, Go runtime and process metrics, and gauges of pending
+// jobs and held locks read at scrape time.
+func New(pending, locks func(context.Context) (int, error)) *Metrics {
 	m := &Metrics{
 		registry: prometheus.NewRegistry(),
 		Webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kubeplan_webhook_requests_total",
@@ -40,19 +44,29 @@ func New(pending func(context.Context) (int, error)) *Metrics {
 			Help: "Finished jobs by outcome."}, []string{"outcome"}),
 		JobSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kubeplan_job_duration_seconds",
 			Help: "How long jobs ran.", Buckets: prometheus.ExponentialBuckets(0.1, 2, 12)}),
+		Applies: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kubeplan_applies_total",
+			Help: "Applies of a project on a cluster by trigger and outcome."}, []string{"trigger", "outcome"}),
+		ApplySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kubeplan_apply_duration_seconds",
+			Help: "How long applies took, health wait included.", Buckets: prometheus.ExponentialBuckets(0.25, 2, 12)}),
 	}
-	m.registry.MustRegister(m.Webhooks, m.WebhookSeconds, m.Jobs, m.JobSeconds,
+	m.registry.MustRegister(m.Webhooks, m.WebhookSeconds, m.Jobs, m.JobSeconds, m.Applies, m.ApplySeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kubeplan_jobs_pending", Help: "Jobs queued or running."}, func() float64 {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			n, err := pending(ctx)
-			if err != nil {
-				return -1
-			}
-			return float64(n)
-		}))
+		gauge("kubeplan_jobs_pending", "Jobs queued or running.", pending),
+		gauge("kubeplan_locks_held", "Project × cluster locks held by pull requests.", locks))
 	return m
+}
+
+// gauge reads its value at scrape time; -1 says the state store could not be read.
+func gauge(name, help string, read func(context.Context) (int, error)) prometheus.GaugeFunc {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		n, err := read(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	})
 }
 
 // Handler serves the metrics.

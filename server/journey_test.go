@@ -637,6 +637,12 @@ projects:
 			if got := liveValue(t, prod, ns, "jobs"); got != "" {
 				t.Fatalf("jobs was applied before merge: %q", got)
 			}
+			metrics := get(t, e.url+"/metrics")
+			for _, want := range []string{`kubeplan_applies_total{outcome="succeeded",trigger="before_merge"} 1`, "kubeplan_locks_held 1", "kubeplan_apply_duration_seconds_count 1"} {
+				if !strings.Contains(metrics, want) {
+					t.Errorf("/metrics lacks %s", want)
+				}
+			}
 
 			mergeSHA := emu.MergePR(repo, n, "dave")
 			j.pull(n, "merged", "dave")

@@ -83,7 +83,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Log:           log,
 		PlanDrafts:    cfg.PlanDrafts,
 	}
-	s.metrics = metrics.New(q.Pending)
+	s.metrics = metrics.New(q.Pending, func(ctx context.Context) (int, error) {
+		locks, err := q.State().Locks(ctx, "")
+		return len(locks), err
+	})
+	s.flow.ObserveApply = func(trigger, outcome string, took time.Duration) {
+		s.metrics.Applies.WithLabelValues(trigger, outcome).Inc()
+		s.metrics.ApplySeconds.Observe(took.Seconds())
+	}
 	s.workers = &worker.Pool{Queue: q, Handle: s.handle, Workers: cfg.Workers, Timeout: cfg.JobTimeout.Duration, Log: log,
 		Observe: func(err error, took time.Duration) {
 			outcome := "done"

@@ -226,6 +226,12 @@ func (w *Workflow) applyTarget(ctx context.Context, f Forge, ev event.Event, sha
 	if err != nil {
 		return err
 	}
+	started := time.Now()
+	observe := func(outcome string) {
+		if w.ObserveApply != nil {
+			w.ObserveApply(trigger, outcome, time.Since(started))
+		}
+	}
 	res, err := w.Applier.Apply(ctx, client, applier.Request{Project: t.project.Name, Namespace: p.namespace, Objects: p.objects,
 		Prune: t.project.Prune(), Force: t.project.Apply.Force, HealthTimeout: w.HealthTimeout})
 	if err != nil {
@@ -233,6 +239,7 @@ func (w *Workflow) applyTarget(ctx context.Context, f Forge, ev event.Event, sha
 			return err // stopped (timeout, shutdown): the record stays running and is reported next time
 		}
 		log.Warn("apply failed", "project", t.project.Name, "cluster", t.cluster, "err", err)
+		observe(store.ApplyFailed)
 		if ferr := w.State.FinishApply(ctx, id, store.ApplyFailed, err.Error()); ferr != nil {
 			return ferr
 		}
@@ -246,6 +253,7 @@ func (w *Workflow) applyTarget(ctx context.Context, f Forge, ev event.Event, sha
 		log.Info("applied object", "project", t.project.Name, "cluster", t.cluster, "object", o.Object.String(), "result", o.Action, "health", o.Health, "error", o.Error)
 	}
 	log.Info("apply finished", "project", t.project.Name, "cluster", t.cluster, "state", state, "summary", summary)
+	observe(state)
 	if err := w.State.FinishApply(ctx, id, state, summary); err != nil {
 		return err
 	}

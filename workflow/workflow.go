@@ -89,7 +89,9 @@ type Workflow struct {
 	HealthTimeout time.Duration
 	// MergeableWait is how long /apply waits for the forge to compute mergeability.
 	MergeableWait time.Duration
-	Log           *slog.Logger
+	// ObserveApply, when set, hears of every finished apply (for metrics).
+	ObserveApply func(trigger, outcome string, took time.Duration)
+	Log          *slog.Logger
 	// PlanDrafts plans draft pull requests (a repository may still say drafts: skip).
 	PlanDrafts bool
 }

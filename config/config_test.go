@@ -25,12 +25,22 @@ clusters:
 - {name: in-here, inCluster: true}
 defaultCluster: prod-eu
 repositories: ["acme/*"]
+apply: {healthTimeout: 3m}
+policy:
+  approvals:
+  - {name: prod, clusters: ["prod-*"], minApprovals: 2, teams: [acme/sre]}
+  rules:
+  - {name: no-latest, kinds: [Deployment], expr: "object.spec.template.spec.containers.all(c, !c.image.endsWith(':latest'))", message: pin image tags}
+  allowedOverrides: [rules]
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c, err := Load(path, env(map[string]string{"KUBEPLAN_GITHUB_WEBHOOK_SECRET": "s3", "KUBEPLAN_GITHUB_PRIVATE_KEY": "PEM", "KUBEPLAN_LISTEN": ":7070"}))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c.Apply.HealthTimeout.Duration != 3*time.Minute || len(c.Policy.Approvals) != 1 || c.Policy.Rules[0].Name != "no-latest" || c.Policy.AllowedOverrides[0] != "rules" {
+		t.Errorf("apply and policy: %+v %+v", c.Apply, c.Policy)
 	}
 	if c.JobTimeout.Duration != 20*time.Minute || c.RetryBackoff.Duration != 5*time.Second {
 		t.Errorf("durations: %v %v", c.JobTimeout, c.RetryBackoff)
@@ -63,5 +73,32 @@ func TestConfigMistakesAreClear(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "KUBEPLAN_GITHUB_WEBHOOK_SECRET is required") || !strings.Contains(err.Error(), "no clusters configured") ||
 		!strings.Contains(err.Error(), "jobTimeout must be positive") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("validate: %v", err)
+	}
+}
+
+// A server rule that does not compile, or a health wait as long as a job, stops serve at start.
+func TestPolicyAndApplyMistakesStopTheServer(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kubeplan.yaml")
+	_ = os.WriteFile(path, []byte(`jobTimeout: 10m
+apply: {healthTimeout: 10m}
+clusters: [{name: a, inCluster: true}]
+policy:
+  rules:
+  - {name: broken, expr: "object.spec.replicas >", message: x}
+`), 0o600)
+	c, err := Load(path, env(map[string]string{"KUBEPLAN_GITHUB_TOKEN": "t", "KUBEPLAN_GITHUB_WEBHOOK_SECRET": "s"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Validate()
+	if err == nil || !strings.Contains(err.Error(), `policy rule "broken"`) || !strings.Contains(err.Error(), "apply.healthTimeout (10m0s) must be shorter than jobTimeout") {
+		t.Errorf("validate: %v", err)
+	}
+	// The default health wait follows a short job timeout instead of failing.
+	d := Default()
+	d.GitHub.Token, d.GitHub.WebhookSecret, d.JobTimeout.Duration = "t", "s", 2*time.Minute
+	d.Clusters = c.Clusters
+	if err := d.Validate(); err != nil || d.Apply.HealthTimeout.Duration != time.Minute {
+		t.Errorf("default health timeout with jobTimeout 2m: %v, %v", d.Apply.HealthTimeout, err)
 	}
 }

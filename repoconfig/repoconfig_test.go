@@ -14,21 +14,27 @@ projects:
   clusters: [prod-eu, prod-us]
   namespace: web
   when_modified: ["apps/web/**", "lib/*.yaml"]
-  apply: {before_merge: required, on_merge: false}
+  apply: {before_merge: required, on_merge: false, force: true}
 - name: shop
   dir: charts/shop
   renderer: helm
   helm: {release: shop, values: [values-prod.yaml]}
+policy:
+  rules:
+  - {name: no-latest, expr: "true", message: x, severity: warn}
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	web, shop := c.Projects[0], c.Projects[1]
-	if web.OnMerge() || !web.Prune() || web.Apply.BeforeMerge != "required" || strings.Join(web.Clusters, ",") != "prod-eu,prod-us" {
+	if web.OnMerge() || !web.Prune() || web.BeforeMerge() != "required" || !web.Apply.Force || strings.Join(web.Clusters, ",") != "prod-eu,prod-us" {
 		t.Errorf("web: %+v", web)
 	}
-	if shop.Helm.Release != "shop" || shop.Helm.Values[0] != "values-prod.yaml" || !shop.OnMerge() {
+	if shop.Helm.Release != "shop" || shop.Helm.Values[0] != "values-prod.yaml" || !shop.OnMerge() || shop.BeforeMerge() != "allowed" || shop.Apply.Force {
 		t.Errorf("shop: %+v", shop)
+	}
+	if c.Policy == nil || c.Policy.Rules[0].Name != "no-latest" {
+		t.Errorf("policy: %+v", c.Policy)
 	}
 	if got := names(c.Affected([]string{"apps/web/base/deploy.yaml"})); got != "web-prod" {
 		t.Errorf("affected by a base change: %q", got)
@@ -49,8 +55,9 @@ func TestParseRejectsMistakesClearly(t *testing.T) {
 		"projects:\n- {name: a, dir: ../../etc}\n":                         "is outside the repository",
 		"projects:\n- {name: a, dir: x, renderer: jsonnet}\n":              `unknown renderer "jsonnet"`,
 		"projects:\n- {name: a, dir: x, apply: {before_merge: sometimes}}": `apply.before_merge "sometimes"`,
-		"version: 3\n":  "version 3 is not supported",
-		"projects: [\n": ".kubeplan.yaml: ",
+		"policy:\n  rulez: []\n":                                           `unknown field "rulez"`,
+		"version: 3\n":                                                     "version 3 is not supported",
+		"projects: [\n":                                                    ".kubeplan.yaml: ",
 	}
 	for input, want := range cases {
 		_, err := Parse([]byte(input))

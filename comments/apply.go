@@ -103,7 +103,22 @@ func RenderApply(a Apply) string {
 		b.WriteString(header + rows.String())
 	}
 	if left > 0 {
-		fmt.Fprintf(&b, "\n_✂ %d more objects do not fit in a comment; the apply history and logs list every object._\n", left)
+		fmt.Fprintf(&b, "\n_✂ %d more objects do not fit in a comment; kubeplan's log lists every object of every apply._\n", left)
+	}
+	// Healthy unchanged objects, folded away, when the whole list fits.
+	var unchanged strings.Builder
+	n := 0
+	for _, o := range r.Objects {
+		if o.Action == applier.Unchanged && (o.Health == "" || o.Health == "Current") {
+			fmt.Fprintf(&unchanged, "`%s` ", html(o.Object.String()))
+			n++
+		}
+	}
+	if n > 0 && left == 0 {
+		block := fmt.Sprintf("\n<details><summary>%d unchanged</summary>\n\n%s\n</details>\n", n, strings.TrimSpace(unchanged.String()))
+		if b.Len()+len(block) <= limit-footerRoom {
+			b.WriteString(block)
+		}
 	}
 	return b.String()
 }

@@ -193,10 +193,6 @@ func (w *Workflow) plan(ctx context.Context, ev event.Event, sel selection) erro
 	status := func(context string, state forge.State, desc string) error {
 		return f.SetStatus(ctx, ev.Repo, pr.HeadSHA, forge.Status{Context: context, State: state, Description: clip(desc, 140)})
 	}
-	if err := status(StatusPlan, forge.Pending, "Planning…"); err != nil {
-		return err
-	}
-
 	co, err := w.checkout(ctx, f, pr, pr.HeadSHA)
 	var cfgErr *repoconfig.Error
 	switch {
@@ -220,8 +216,11 @@ func (w *Workflow) plan(ctx context.Context, ev event.Event, sel selection) erro
 	}
 	all := co.targets(w.Clusters.Registry().Default, selection{}, nil)
 	if len(co.targets(w.Clusters.Registry().Default, sel, nil)) == 0 && sel != (selection{}) {
-		_ = status(StatusPlan, forge.Success, "Nothing planned: no affected project matches")
+		// Nothing changes: the statuses of the last plan stand.
 		return reply(ctx, f, ev, fmt.Sprintf("no project this pull request affects matches %s. Affected: %s.", sel, describeTargets(all)))
+	}
+	if err := status(StatusPlan, forge.Pending, "Planning…"); err != nil {
+		return err
 	}
 
 	results, err := w.planAll(ctx, ev, co, pr, all, sel, log)

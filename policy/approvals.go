@@ -173,7 +173,12 @@ func (r *ruleResult) needs() []string {
 		for _, files := range r.missingOwners {
 			n += len(files)
 		}
-		out = append(out, fmt.Sprintf("code owners of %s", plural(n, "file")))
+		if len(r.ownerOrder) == 1 {
+			// One set of owners is short enough to name in a commit status.
+			out = append(out, fmt.Sprintf("a code owner (%s) for %s", r.ownerOrder[0], plural(n, "file")))
+		} else {
+			out = append(out, fmt.Sprintf("code owners of %s", plural(n, "file")))
+		}
 	}
 	return out
 }

@@ -123,7 +123,7 @@ func TestApprovalsCodeOwners(t *testing.T) {
 	}{
 		{name: "user owner approves", files: []string{"apps/web/deploy.yaml"}, approvers: []string{"Wendy"}, satisfied: true},
 		{name: "user owner missing", files: []string{"apps/web/deploy.yaml", "apps/web/svc.yaml"}, approvers: []string{"carol"},
-			summary: "1 approval, needs code owners of 2 files",
+			summary: "1 approval, needs a code owner (@wendy) for 2 files",
 			detail:  `approval rule "owners" (everywhere): needs a code owner's approval (@wendy) for apps/web/deploy.yaml, apps/web/svc.yaml`},
 		{name: "team owner approves", files: []string{"main.go"}, approvers: []string{"pat"}, satisfied: true},
 		{name: "team owner missing", files: []string{"main.go"}, approvers: []string{"alice"},

@@ -653,3 +653,38 @@ projects:
 		})
 	}
 }
+
+// Code owners come from the base branch: a pull request that names new owners for its own files
+// still needs the owners the base branch names.
+func TestCodeOwnersComeFromTheBaseBranch(t *testing.T) {
+	for _, fc := range forges {
+		t.Run(fc.name, func(t *testing.T) {
+			ns := "owners-" + fc.name
+			emu, repo, _ := bumpPR(t, ns, "")
+			base := emu.DefaultHead(repo)
+			// The owners file lands on the default branch first.
+			owners := emu.OpenPR(repo, "alice", "owners", base, map[string]string{".github/CODEOWNERS": "/apps/web/ @carol\n"})
+			base = emu.MergePR(repo, owners, "alice")
+			e := start(t, emu, filepath.Join(t.TempDir(), "state.db"), true, func(c *config.Config) {
+				c.Policy.Approvals = []policy.ApprovalRule{{Name: "owners", CodeOwners: true}}
+			})
+			j := &journey{t: t, fc: fc, e: e, emu: emu, repo: repo}
+
+			n := emu.OpenPR(repo, "alice", "new owner", base, map[string]string{
+				".github/CODEOWNERS":   "/apps/web/ @dave\n",
+				"apps/web/deploy.yaml": deployment("nginx:1.31"),
+			})
+			j.pull(n, "opened", "alice")
+			head := emu.PRState(repo, n).HeadSHA
+			j.status(n, head, "kubeplan/plan", forge.Success, "")
+			j.status(n, head, "kubeplan/policy", forge.Pending, "")
+			j.approve(n, "dave")
+			st := j.status(n, head, "kubeplan/policy", forge.Pending, "1 approval")
+			if !strings.Contains(st.Description, "needs a code owner (@carol)") {
+				t.Fatalf("policy after the pull request's own new owner approved: %q (want it to still need @carol)", st.Description)
+			}
+			j.approve(n, "carol")
+			j.status(n, head, "kubeplan/policy", forge.Success, "")
+		})
+	}
+}

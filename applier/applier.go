@@ -263,7 +263,7 @@ func (a *Applier) Apply(ctx context.Context, c *cluster.Client, req Request) (*R
 	superset := prev.union(scopeOf(items, true))
 	parentWritten := true
 	if err := writeParent(ctx, c, inv, superset); err != nil {
-		if !isNamespaceNotFound(err, inv.ParentNamespace) || !rendersNamespace(items, inv.ParentNamespace) {
+		if !cluster.NamespaceNotFound(err, inv.ParentNamespace) || !rendersNamespace(items, inv.ParentNamespace) {
 			return finish(parentErr(err))
 		}
 		parentWritten = false // its namespace is created in phase 1
@@ -322,7 +322,7 @@ func (a *Applier) Apply(ctx context.Context, c *cluster.Client, req Request) (*R
 // member of the inventory, sorted in apply order. crdOf maps the kinds defined by CRDs in the
 // request to those CRDs.
 func (a *Applier) resolve(c *cluster.Client, req Request) ([]*item, map[schema.GroupVersionKind]*item, error) {
-	defined := crdKindsIn(req.Objects)
+	defined := render.CRDKinds(req.Objects)
 	seen := map[string]string{}
 	var items []*item
 	for _, src := range req.Objects {
@@ -346,11 +346,11 @@ func (a *Applier) resolve(c *cluster.Client, req Request) ([]*item, map[schema.G
 				obj.SetNamespace("")
 			}
 		case meta.IsNoMatchError(err):
-			if k, ok := defined[gvk]; ok {
+			if namespaced, ok := defined[gvk]; ok {
 				it.crdPending = true
-				if k.namespaced && obj.GetNamespace() == "" {
+				if namespaced && obj.GetNamespace() == "" {
 					obj.SetNamespace(req.Namespace)
-				} else if !k.namespaced {
+				} else if !namespaced {
 					obj.SetNamespace("")
 				}
 			} else {
@@ -383,40 +383,12 @@ func (a *Applier) resolve(c *cluster.Client, req Request) ([]*item, map[schema.G
 	crdOf := map[schema.GroupVersionKind]*item{}
 	for _, it := range items {
 		if it.isCRD() {
-			for gvk := range crdKindsIn([]render.Object{it.src}) {
+			for gvk := range render.CRDKinds([]render.Object{it.src}) {
 				crdOf[gvk] = it
 			}
 		}
 	}
 	return items, crdOf, nil
-}
-
-type crdKind struct{ namespaced bool }
-
-// crdKindsIn lists the served group/version/kinds defined by CRDs among objs.
-func crdKindsIn(objs []render.Object) map[schema.GroupVersionKind]crdKind {
-	kinds := map[schema.GroupVersionKind]crdKind{}
-	for _, o := range objs {
-		if o.Unstructured == nil || o.GetKind() != "CustomResourceDefinition" || !strings.HasPrefix(o.GetAPIVersion(), "apiextensions.k8s.io/") {
-			continue
-		}
-		group, _, _ := unstructured.NestedString(o.Object, "spec", "group")
-		kind, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
-		scope, _, _ := unstructured.NestedString(o.Object, "spec", "scope")
-		versions, _, _ := unstructured.NestedSlice(o.Object, "spec", "versions")
-		for _, v := range versions {
-			vm, ok := v.(map[string]any)
-			if !ok {
-				continue
-			}
-			if served, ok := vm["served"].(bool); ok && !served {
-				continue
-			}
-			name, _ := vm["name"].(string)
-			kinds[schema.GroupVersionKind{Group: group, Version: name, Kind: kind}] = crdKind{namespaced: scope != "Cluster"}
-		}
-	}
-	return kinds
 }
 
 func key(group, kind, namespace, name string) string {

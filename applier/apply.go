@@ -202,15 +202,6 @@ func isAPIStatus(err error) bool {
 	return errors.As(err, &status)
 }
 
-func isNamespaceNotFound(err error, ns string) bool {
-	var status apierrors.APIStatus
-	if !errors.As(err, &status) || !apierrors.IsNotFound(err) {
-		return false
-	}
-	d := status.Status().Details
-	return d != nil && d.Kind == "namespaces" && d.Name == ns
-}
-
 // describeRejection words an apiserver refusal of an apply on one line.
 func describeRejection(err error, ns string) string {
 	if apierrors.IsConflict(err) {
@@ -220,7 +211,7 @@ func describeRejection(err error, ns string) string {
 	}
 	msg := oneLine(err.Error())
 	switch {
-	case ns != "" && isNamespaceNotFound(err, ns):
+	case ns != "" && cluster.NamespaceNotFound(err, ns):
 		return fmt.Sprintf("namespace %s does not exist (create it in this project or before applying): %s", ns, msg)
 	case strings.Contains(msg, "admission webhook") || strings.Contains(msg, "denied the request") || strings.Contains(msg, "ValidatingAdmissionPolicy"):
 		return "rejected by admission: " + msg
@@ -236,21 +227,13 @@ func describeRejection(err error, ns string) string {
 // conflictMessage turns a server-side apply conflict into
 // `conflict: field manager "hpa-controller" owns .spec.replicas (set force …)`.
 func conflictMessage(err error) string {
-	var status apierrors.APIStatus
-	if !errors.As(err, &status) || status.Status().Details == nil {
-		return ""
-	}
 	var managers []string
 	fields := map[string][]string{}
-	for _, cause := range status.Status().Details.Causes {
-		if cause.Type != metav1.CauseTypeFieldManagerConflict {
-			continue
+	for _, c := range cluster.Conflicts(err) {
+		if _, ok := fields[c.Manager]; !ok {
+			managers = append(managers, c.Manager)
 		}
-		m := managerName(cause.Message)
-		if _, ok := fields[m]; !ok {
-			managers = append(managers, m)
-		}
-		fields[m] = append(fields[m], cause.Field)
+		fields[c.Manager] = append(fields[c.Manager], c.Field)
 	}
 	if len(managers) == 0 {
 		return ""
@@ -260,14 +243,4 @@ func conflictMessage(err error) string {
 		parts = append(parts, fmt.Sprintf("field manager %s owns %s", m, strings.Join(fields[m], ", ")))
 	}
 	return "conflict: " + strings.Join(parts, "; ") + " (set force for this project to take it over)"
-}
-
-// managerName pulls the quoted manager out of `conflict with "hpa-controller" using apps/v1`.
-func managerName(msg string) string {
-	if i := strings.IndexByte(msg, '"'); i >= 0 {
-		if j := strings.IndexByte(msg[i+1:], '"'); j >= 0 {
-			return msg[i : i+j+2]
-		}
-	}
-	return msg
 }

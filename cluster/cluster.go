@@ -1,5 +1,6 @@
 // Package cluster connects to the Kubernetes clusters kubeplan plans against: a registry of
-// names to kubeconfig files and contexts, and clients tuned for many parallel requests.
+// names to kubeconfig files and contexts, clients tuned for many parallel requests, and the
+// reading of what an apiserver's errors mean (unreachable, missing namespace, field conflicts).
 package cluster
 
 import (

@@ -14,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kubeplan/kubeplan/cluster"
 	"github.com/kubeplan/kubeplan/inventory"
@@ -146,7 +145,7 @@ func (p *Planner) Plan(ctx context.Context, c *cluster.Client, req Request) (*pl
 // resolve maps every rendered object to a resource, defaults its namespace and labels it as a
 // member of the inventory. Kinds the cluster does not serve are settled here.
 func (p *Planner) resolve(c *cluster.Client, req Request) ([]*desired, error) {
-	newKinds := crdKindsInRender(req.Objects)
+	newKinds := render.CRDKinds(req.Objects)
 	seen := map[string]string{}
 	var out []*desired
 	for _, src := range req.Objects {
@@ -165,7 +164,7 @@ func (p *Planner) resolve(c *cluster.Client, req Request) ([]*desired, error) {
 				obj.SetNamespace("")
 			}
 		case meta.IsNoMatchError(err):
-			if obj.GetNamespace() == "" && newKinds[gvk].namespaced {
+			if obj.GetNamespace() == "" && newKinds[gvk] {
 				obj.SetNamespace(req.Namespace)
 			}
 		default:
@@ -193,29 +192,6 @@ func (p *Planner) resolve(c *cluster.Client, req Request) ([]*desired, error) {
 		out = append(out, d)
 	}
 	return out, nil
-}
-
-type crdKind struct{ namespaced bool }
-
-// crdKindsInRender lists the group/version/kinds defined by CRDs in the render itself.
-func crdKindsInRender(objs []render.Object) map[schema.GroupVersionKind]crdKind {
-	kinds := map[schema.GroupVersionKind]crdKind{}
-	for _, o := range objs {
-		if o.GetKind() != "CustomResourceDefinition" || !strings.HasPrefix(o.GetAPIVersion(), "apiextensions.k8s.io/") {
-			continue
-		}
-		group, _, _ := unstructured.NestedString(o.Object, "spec", "group")
-		kind, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
-		scope, _, _ := unstructured.NestedString(o.Object, "spec", "scope")
-		versions, _, _ := unstructured.NestedSlice(o.Object, "spec", "versions")
-		for _, v := range versions {
-			if vm, ok := v.(map[string]any); ok {
-				name, _ := vm["name"].(string)
-				kinds[schema.GroupVersionKind{Group: group, Version: name, Kind: kind}] = crdKind{namespaced: scope != "Cluster"}
-			}
-		}
-	}
-	return kinds
 }
 
 func key(r plan.ObjectRef) string {
@@ -255,7 +231,7 @@ func (p *Planner) planObject(ctx context.Context, c *cluster.Client, d *desired,
 		if !errors.As(err, &status) {
 			return ch, nil, fmt.Errorf("cluster %s: dry-run %s: apiserver %s %s", c.Name, d.ref, c.Config.Host, cluster.Describe(err))
 		}
-		if ns := d.obj.GetNamespace(); live == nil && newNamespaces[ns] && isNamespaceNotFound(err, ns) {
+		if ns := d.obj.GetNamespace(); live == nil && newNamespaces[ns] && cluster.NamespaceNotFound(err, ns) {
 			ch.Action = plan.Create
 			ch.Reason = fmt.Sprintf("namespace %s new in this plan, validated at apply", ns)
 			ch.Diff = createDiff(d.ref, d.obj)
@@ -306,42 +282,16 @@ func createDiff(ref plan.ObjectRef, obj *unstructured.Unstructured) string {
 	return objdiff.Unified("/dev/null", "planned/"+ref.String(), "", y)
 }
 
-func isNamespaceNotFound(err error, ns string) bool {
-	var status apierrors.APIStatus
-	if !errors.As(err, &status) || !apierrors.IsNotFound(err) {
-		return false
-	}
-	d := status.Status().Details
-	return d != nil && d.Kind == "namespaces" && d.Name == ns
-}
-
 // takeoverWarnings turns a server-side apply conflict into one line per field and manager.
 func takeoverWarnings(err error) []string {
-	var status apierrors.APIStatus
-	if !errors.As(err, &status) || status.Status().Details == nil {
-		return []string{"takes over fields owned by another field manager: " + err.Error()}
-	}
 	var out []string
-	for _, cause := range status.Status().Details.Causes {
-		if cause.Type != metav1.CauseTypeFieldManagerConflict {
-			continue
-		}
-		out = append(out, fmt.Sprintf("takes over %s from field manager %s", cause.Field, managerName(cause.Message)))
+	for _, c := range cluster.Conflicts(err) {
+		out = append(out, fmt.Sprintf("takes over %s from field manager %s", c.Field, c.Manager))
 	}
 	if len(out) == 0 {
-		out = append(out, "takes over fields owned by another field manager")
+		out = append(out, "takes over fields owned by another field manager: "+err.Error())
 	}
 	return out
-}
-
-// managerName pulls the manager out of `conflict with "hpa-controller" using autoscaling/v2`.
-func managerName(msg string) string {
-	if i := strings.IndexByte(msg, '"'); i >= 0 {
-		if j := strings.IndexByte(msg[i+1:], '"'); j >= 0 {
-			return msg[i : i+j+2]
-		}
-	}
-	return msg
 }
 
 // describeRejection words an apiserver refusal of the dry-run as the plan shows it.

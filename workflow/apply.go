@@ -18,6 +18,18 @@ import (
 	"github.com/kubeplan/kubeplan/store"
 )
 
+// applyRequest is one /apply being checked: the pull request, its checkout and the targets
+// the command selected.
+type applyRequest struct {
+	ev      event.Event
+	f       Forge
+	pr      *forge.PullRequest
+	co      *checkout
+	sel     selection
+	targets []target
+	log     *slog.Logger
+}
+
 // apply runs /apply: every check first, each refusal saying which check and why, then the
 // apply of each selected target with the plan that was reviewed.
 func (w *Workflow) apply(ctx context.Context, f Forge, ev event.Event, sel selection) error {
@@ -33,24 +45,9 @@ func (w *Workflow) apply(ctx context.Context, f Forge, ev event.Event, sel selec
 	if pr.Closed {
 		return refuse("the pull request is closed. Merged changes roll out on merge.")
 	}
-	// An apply a crash interrupted is re-planned and reported, never re-run blindly.
-	interrupted, err := w.State.Interrupted(ctx, prKey(ev))
-	if err != nil {
+	if reported, err := w.reportInterrupted(ctx, f, ev, log); reported || err != nil {
 		return err
 	}
-	if len(interrupted) > 0 {
-		var which []string
-		for _, r := range interrupted {
-			which = append(which, fmt.Sprintf("`%s` on `%s` (at `%s`, by @%s)", r.Project, r.Cluster, short(r.SHA), r.Actor))
-		}
-		log.Warn("interrupted apply found: planning again instead of applying", "applies", strings.Join(which, ", "))
-		if err := w.plan(ctx, ev, selection{}); err != nil {
-			return err
-		}
-		return reply(ctx, f, ev, "kubeplan stopped while applying "+strings.Join(which, ", ")+
-			": some objects may be applied, others not. Nothing was applied again. The plan comment now shows the live state against this pull request; review it and comment `/apply` to finish.")
-	}
-
 	co, err := w.checkout(ctx, f, pr, pr.HeadSHA)
 	var cfgErr *repoconfig.Error
 	if errors.As(err, &cfgErr) {
@@ -64,96 +61,20 @@ func (w *Workflow) apply(ctx context.Context, f Forge, ev event.Event, sel selec
 		all := co.targets(w.Clusters.Registry().Default, selection{}, nil)
 		return refuse(fmt.Sprintf("no project this pull request affects matches %s. Affected: %s.", sel, describeTargets(all)))
 	}
+	req := applyRequest{ev: ev, f: f, pr: pr, co: co, sel: sel, targets: targets, log: log}
 
-	// 1. The commenter's role on each target.
-	var reasons []string
-	perm, err := f.Permission(ctx, ev.Repo, ev.Sender)
+	// 1–4: role, apply before merge allowed, policy, mergeable.
+	reasons, err := w.preconditions(ctx, req)
 	if err != nil {
 		return err
-	}
-	for _, t := range targets {
-		if err := co.policy.AuthorizeRequest(ctx, f, policy.Request{User: ev.Sender, Permission: perm, Repo: ev.Repo,
-			Project: t.project.Name, Cluster: t.cluster, Need: policy.RoleApply, Command: "/apply"}); err != nil {
-			var refusal *policy.Refusal
-			if !errors.As(err, &refusal) {
-				return err
-			}
-			reasons = append(reasons, refusal.Message)
-		}
-	}
-	// 2. The project allows applying before merge.
-	for _, t := range targets {
-		if t.project.BeforeMerge() == "disabled" {
-			reasons = append(reasons, fmt.Sprintf("%s is not applied before merge (apply.before_merge: disabled): merging rolls it out", t))
-		}
-	}
-	// 3. Policy: approvals and deny rules for these targets.
-	stored, err := w.storedTargets(ctx, ev, co, pr.HeadSHA)
-	if err != nil {
-		return err
-	}
-	var chosen []comments.Target
-	for _, t := range stored {
-		if sel.matches(t.Project, t.Cluster) {
-			chosen = append(chosen, t)
-		}
-	}
-	v, err := w.judge(ctx, f, ev, pr, co, chosen)
-	if err != nil {
-		return err
-	}
-	if v.state != forge.Success {
-		reason := "the policy is not satisfied: " + v.summary
-		if len(v.details) > 0 {
-			reason += "\n  - " + strings.Join(v.details, "\n  - ")
-		}
-		reasons = append(reasons, reason)
-	}
-	// 4. The pull request can be merged.
-	mergeable, err := w.mergeable(ctx, f, pr)
-	if err != nil {
-		return err
-	}
-	switch {
-	case mergeable == nil:
-		reasons = append(reasons, "the forge has not worked out yet whether the pull request can be merged; try again in a minute")
-	case !*mergeable:
-		reasons = append(reasons, "the pull request cannot be merged as it is (conflicts, or blocked by the forge): fix that first")
 	}
 	if len(reasons) > 0 {
 		return refuse(reasons...)
 	}
-
-	// 5. The plan is fresh: planned at this head, and planning again now gives the same plan.
-	records, err := w.State.Plans(ctx, prKey(ev))
+	// 5: the plan is fresh; what is applied is exactly what is planned now.
+	fresh, stale, reasons, err := w.freshPlans(ctx, req)
 	if err != nil {
 		return err
-	}
-	reviewed := map[store.Target]store.PlanRecord{}
-	for _, r := range records {
-		reviewed[r.Target] = r
-	}
-	var fresh []planned
-	var stale []string
-	for _, t := range targets {
-		p := w.planTarget(ctx, co, t, prInfo(pr), log)
-		r, ok := reviewed[t.key()]
-		switch {
-		case p.Plan == nil:
-			reasons = append(reasons, fmt.Sprintf("%s cannot be planned now: %s", t, p.Err))
-		case !ok || r.SHA != pr.HeadSHA:
-			stale = append(stale, fmt.Sprintf("%s was not planned at `%s`", t, short(pr.HeadSHA)))
-		case r.Hash != p.Plan.Hash():
-			stale = append(stale, fmt.Sprintf("%s: the live objects changed since the plan", t))
-		case p.Plan.Counts().Fail > 0:
-			reasons = append(reasons, fmt.Sprintf("%s: %d object(s) would fail to apply (see the plan)", t, p.Plan.Counts().Fail))
-		case len(p.Plan.Denials()) > 0:
-			reasons = append(reasons, fmt.Sprintf("%s is denied by policy: %s", t, p.Plan.Denials()[0]))
-		case !t.project.Apply.Force && len(conflicts(p.Plan)) > 0:
-			reasons = append(reasons, fmt.Sprintf("%s would take over fields other field managers own (%s): set `apply.force: true` for project %s in .kubeplan.yaml to take them over, or leave those fields out",
-				t, strings.Join(conflicts(p.Plan), "; "), t.project.Name))
-		}
-		fresh = append(fresh, p)
 	}
 	if len(reasons) > 0 {
 		return refuse(reasons...)
@@ -166,33 +87,11 @@ func (w *Workflow) apply(ctx context.Context, f Forge, ev event.Event, sel selec
 		return reply(ctx, f, ev, "nothing was applied: the plan that was reviewed is not the plan now.\n\n- "+strings.Join(stale, "\n- ")+
 			"\n\nThe plan comment shows the new plan; review it and comment `/apply` again.")
 	}
-
-	// 6. The locks: free, or already this pull request's.
-	var taken []store.Target
-	for _, t := range targets {
-		_, heldBefore, err := w.State.LockOf(ctx, repoKey(ev), t.key())
-		if err != nil {
-			return err
-		}
-		held, acquired, err := w.State.Acquire(ctx, store.Lock{Repo: repoKey(ev), Target: t.key(), PR: prKey(ev), Number: ev.Number, Holder: ev.Sender})
-		if err != nil {
-			return err
-		}
-		if !acquired {
-			reasons = append(reasons, fmt.Sprintf("%s is locked by #%d (applied by @%s on %s): it stays locked until #%d is merged or closed, or an admin runs `/unlock`",
-				t, held.Number, held.Holder, held.LockedAt.UTC().Format("2006-01-02 15:04 MST"), held.Number))
-			continue
-		}
-		if !heldBefore {
-			taken = append(taken, t.key())
-		}
+	// 6: the locks.
+	if reasons, err = w.takeLocks(ctx, req); err != nil {
+		return err
 	}
 	if len(reasons) > 0 {
-		for _, k := range taken { // leave no lock behind for an apply that did not happen
-			if _, err := w.State.Unlock(ctx, repoKey(ev), k); err != nil {
-				return err
-			}
-		}
 		return refuse(reasons...)
 	}
 
@@ -206,6 +105,149 @@ func (w *Workflow) apply(ctx context.Context, f Forge, ev event.Event, sel selec
 	}
 	// Plan again so the plan comment and the statuses describe the state after the apply.
 	return w.plan(ctx, ev, selection{})
+}
+
+// reportInterrupted finds applies a crash left running: they are re-planned and reported,
+// never re-run blindly. reported is true when there were some.
+func (w *Workflow) reportInterrupted(ctx context.Context, f Forge, ev event.Event, log *slog.Logger) (reported bool, err error) {
+	interrupted, err := w.State.Interrupted(ctx, prKey(ev))
+	if err != nil || len(interrupted) == 0 {
+		return false, err
+	}
+	var which []string
+	for _, r := range interrupted {
+		which = append(which, fmt.Sprintf("`%s` on `%s` (at `%s`, by @%s)", r.Project, r.Cluster, short(r.SHA), r.Actor))
+	}
+	log.Warn("interrupted apply found: planning again instead of applying", "applies", strings.Join(which, ", "))
+	if err := w.plan(ctx, ev, selection{}); err != nil {
+		return true, err
+	}
+	return true, reply(ctx, f, ev, "kubeplan stopped while applying "+strings.Join(which, ", ")+
+		": some objects may be applied, others not. Nothing was applied again. The plan comment now shows the live state against this pull request; review it and comment `/apply` to finish.")
+}
+
+// preconditions checks the commenter's role, the projects' before-merge mode, the policy and
+// mergeability, and returns every reason to refuse.
+func (w *Workflow) preconditions(ctx context.Context, r applyRequest) ([]string, error) {
+	var reasons []string
+	perm, err := r.f.Permission(ctx, r.ev.Repo, r.ev.Sender)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range r.targets {
+		err := r.co.policy.AuthorizeRequest(ctx, r.f, policy.Request{User: r.ev.Sender, Permission: perm, Repo: r.ev.Repo,
+			Project: t.project.Name, Cluster: t.cluster, Need: policy.RoleApply, Command: "/apply"})
+		if refusal, ok := policy.IsRefusal(err); ok {
+			reasons = append(reasons, refusal.Message)
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	for _, t := range r.targets {
+		if t.project.BeforeMerge() == "disabled" {
+			reasons = append(reasons, fmt.Sprintf("%s is not applied before merge (apply.before_merge: disabled): merging rolls it out", t))
+		}
+	}
+	stored, err := w.storedTargets(ctx, r.ev, r.co, r.pr.HeadSHA)
+	if err != nil {
+		return nil, err
+	}
+	var chosen []comments.Target
+	for _, t := range stored {
+		if r.sel.matches(t.Project, t.Cluster) {
+			chosen = append(chosen, t)
+		}
+	}
+	v, err := w.judge(ctx, r.f, r.ev, r.pr, r.co, chosen)
+	if err != nil {
+		return nil, err
+	}
+	if v.state != forge.Success {
+		reason := "the policy is not satisfied: " + v.summary
+		if len(v.details) > 0 {
+			reason += "\n  - " + strings.Join(v.details, "\n  - ")
+		}
+		reasons = append(reasons, reason)
+	}
+	mergeable, err := w.mergeable(ctx, r.f, r.pr)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case mergeable == nil:
+		reasons = append(reasons, "the forge has not worked out yet whether the pull request can be merged; try again in a minute")
+	case !*mergeable:
+		reasons = append(reasons, "the pull request cannot be merged as it is (conflicts, or blocked by the forge): fix that first")
+	}
+	return reasons, nil
+}
+
+// freshPlans plans every target again now. A target whose plan was not made at this head or
+// differs from the reviewed one is stale; one that would fail, break a deny rule or take over
+// other managers' fields without force is refused.
+func (w *Workflow) freshPlans(ctx context.Context, r applyRequest) (fresh []planned, stale, reasons []string, err error) {
+	records, err := w.State.Plans(ctx, prKey(r.ev))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	reviewed := map[store.Target]store.PlanRecord{}
+	for _, rec := range records {
+		reviewed[rec.Target] = rec
+	}
+	for _, t := range r.targets {
+		p := w.planTarget(ctx, r.co, t, prInfo(r.pr), r.log)
+		rec, ok := reviewed[t.key()]
+		switch {
+		case p.Plan == nil:
+			reasons = append(reasons, fmt.Sprintf("%s cannot be planned now: %s", t, p.Err))
+		case !ok || rec.SHA != r.pr.HeadSHA:
+			stale = append(stale, fmt.Sprintf("%s was not planned at `%s`", t, short(r.pr.HeadSHA)))
+		case rec.Hash != p.Plan.Hash():
+			stale = append(stale, fmt.Sprintf("%s: the live objects changed since the plan", t))
+		case p.Plan.Counts().Fail > 0:
+			reasons = append(reasons, fmt.Sprintf("%s: %d object(s) would fail to apply (see the plan)", t, p.Plan.Counts().Fail))
+		case len(p.Plan.Denials()) > 0:
+			reasons = append(reasons, fmt.Sprintf("%s is denied by policy: %s", t, p.Plan.Denials()[0]))
+		case !t.project.Apply.Force && len(conflicts(p.Plan)) > 0:
+			reasons = append(reasons, fmt.Sprintf("%s would take over fields other field managers own (%s): set `apply.force: true` for project %s in .kubeplan.yaml to take them over, or leave those fields out",
+				t, strings.Join(conflicts(p.Plan), "; "), t.project.Name))
+		}
+		fresh = append(fresh, p)
+	}
+	return fresh, stale, reasons, nil
+}
+
+// takeLocks takes each target's lock for the pull request. When another pull request holds
+// one, the locks taken here are released again and the holders named.
+func (w *Workflow) takeLocks(ctx context.Context, r applyRequest) ([]string, error) {
+	var reasons []string
+	var taken []store.Target
+	for _, t := range r.targets {
+		_, heldBefore, err := w.State.LockOf(ctx, repoKey(r.ev), t.key())
+		if err != nil {
+			return nil, err
+		}
+		held, acquired, err := w.State.Acquire(ctx, store.Lock{Repo: repoKey(r.ev), Target: t.key(), PR: prKey(r.ev), Number: r.ev.Number, Holder: r.ev.Sender})
+		if err != nil {
+			return nil, err
+		}
+		if !acquired {
+			reasons = append(reasons, fmt.Sprintf("%s is locked by #%d (applied by @%s on %s): it stays locked until #%d is merged or closed, or an admin runs `/unlock`",
+				t, held.Number, held.Holder, held.LockedAt.UTC().Format("2006-01-02 15:04 MST"), held.Number))
+			continue
+		}
+		if !heldBefore {
+			taken = append(taken, t.key())
+		}
+	}
+	if len(reasons) > 0 {
+		for _, k := range taken { // leave no lock behind for an apply that did not happen
+			if _, err := w.State.Unlock(ctx, repoKey(r.ev), k); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return reasons, nil
 }
 
 // applyTarget applies one planned target, records it in the history and posts its result.

@@ -23,8 +23,15 @@ type Enqueuer interface {
 // DefaultMaxBody is the largest webhook body accepted: GitHub caps payloads at 25 MB.
 const DefaultMaxBody = 25 << 20
 
-// JobKind is the queue's job kind for webhook events.
-const JobKind = "event"
+// The queue's job kinds for webhook events. Only jobs of one kind coalesce.
+const (
+	// JobKind is every event whose work must happen as it came: commands, reviews (GitLab's
+	// record the approved commit), merges and closes (roll-out, locks).
+	JobKind = "event"
+	// PlanJobKind is a pull-request event that only asks for a plan of the newest head: a burst
+	// of them coalesces into the newest.
+	PlanJobKind = "plan"
+)
 
 // bodyLimit is the configured limit, or DefaultMaxBody.
 func bodyLimit(configured int64) int64 {
@@ -65,9 +72,13 @@ func enqueue(w http.ResponseWriter, r *http.Request, q Enqueuer, log *slog.Logge
 		http.Error(w, "cannot encode event", http.StatusInternalServerError)
 		return
 	}
-	// Pull-request events coalesce (only the newest head matters); commands never do.
-	coalesce := ev.Kind != event.Comment
-	accepted, err := q.Enqueue(r.Context(), string(ev.Forge)+":"+ev.Delivery, store.Job{Key: ev.Key(), Kind: JobKind, Payload: payload}, coalesce)
+	// Pushes and the like coalesce (only the newest head matters); a merge, a close, a review
+	// or a command never does, and is never swallowed by one that does.
+	kind, coalesce := JobKind, false
+	if ev.Kind == event.PullRequest && !ev.Closed && !ev.Merged {
+		kind, coalesce = PlanJobKind, true
+	}
+	accepted, err := q.Enqueue(r.Context(), string(ev.Forge)+":"+ev.Delivery, store.Job{Key: ev.Key(), Kind: kind, Payload: payload}, coalesce)
 	if err != nil {
 		log.Error("queue webhook event", "forge", ev.Forge, "delivery", ev.Delivery, "repo", ev.Repo, "number", ev.Number, "err", err)
 		http.Error(w, "cannot queue event", http.StatusServiceUnavailable)

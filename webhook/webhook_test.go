@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -256,5 +257,29 @@ func TestGitLabEventsAreVerifiedParsedAndQueued(t *testing.T) {
 				t.Fatal("a request with the wrong token was queued")
 			}
 		})
+	}
+}
+
+// Pushes coalesce into one plan of the newest head, but a merge or a review queued among them
+// is never swallowed: its work (roll-out, recording the approved commit) must happen.
+func TestMergesAndReviewsAreNeverCoalescedAway(t *testing.T) {
+	srv, q := receiver(t)
+	for i, name := range []struct{ kind, file string }{
+		{"pull_request", "pull_request.synchronize.json"},
+		{"pull_request", "pull_request.closed-merged.json"},
+		{"pull_request_review", "pull_request_review.submitted.json"},
+		{"pull_request", "pull_request.synchronize.json"},
+	} {
+		body := fixture(t, "github", name.file)
+		if code, _ := post(t, srv.URL+"/webhooks/github", bytes.NewReader(body), githubHeaders(name.kind, fmt.Sprintf("d-%d", i), body)); code != http.StatusAccepted {
+			t.Fatalf("%s answered %d", name.file, code)
+		}
+	}
+	var got []string
+	for _, ev := range queued(t, q) {
+		got = append(got, string(ev.Kind)+"/"+ev.Action)
+	}
+	if want := "pull_request/synchronize,pull_request/closed,review/submitted"; strings.Join(got, ",") != want {
+		t.Fatalf("queued %s, want %s", strings.Join(got, ","), want)
 	}
 }

@@ -630,14 +630,28 @@ projects:
 				t.Fatalf("/apply of an unmergeable pull request: %q", r)
 			}
 			emu.SetMergeable(repo, n, forgeemu.Bool(true))
+			// The forge fails while kubeplan posts (the 👀 reaction, then the result): the job
+			// runs again, posts the stored result once and does not apply again.
+			path := map[string]string{"github": "/comments", "gitlab": "/notes"}[fc.name]
+			emu.FailRequests(http.MethodPost, path, 2, http.StatusBadGateway)
 			before := j.lastCommentID(n)
 			j.post(n, "dave", "/apply -p web")
 			j.comment(n, before, "Applied prod / web")
 			j.status(n, head, "kubeplan/apply", forge.Success, "Applied: web on prod")
+			results := 0
+			for _, c := range emu.PRState(repo, n).Comments {
+				if strings.Contains(c.Body, "Applied prod / web") {
+					results++
+				}
+			}
+			if results != 1 {
+				t.Fatalf("%d apply result comments after the outage, want 1", results)
+			}
 			if got := liveValue(t, prod, ns, "jobs"); got != "" {
 				t.Fatalf("jobs was applied before merge: %q", got)
 			}
 			metrics := get(t, e.url+"/metrics")
+			// One apply, though its job ran twice.
 			for _, want := range []string{`kubeplan_applies_total{outcome="succeeded",trigger="before_merge"} 1`, "kubeplan_locks_held 1", "kubeplan_apply_duration_seconds_count 1"} {
 				if !strings.Contains(metrics, want) {
 					t.Errorf("/metrics lacks %s", want)

@@ -52,6 +52,9 @@ CREATE TABLE IF NOT EXISTS applies (
 	actor       TEXT NOT NULL,
 	state       TEXT NOT NULL, -- running | succeeded | failed | interrupted
 	summary     TEXT NOT NULL DEFAULT '',
+	delivery    TEXT NOT NULL DEFAULT '', -- the webhook delivery that asked for it
+	report      TEXT NOT NULL DEFAULT '', -- the result comment, kept until it is posted
+	reported    INTEGER NOT NULL DEFAULT 0,
 	started_at  INTEGER NOT NULL,
 	finished_at INTEGER NOT NULL DEFAULT 0
 );
@@ -263,35 +266,50 @@ type ApplyRecord struct {
 	SHA, PlanHash string
 	Trigger       string
 	Actor         string
-	State         string
-	Summary       string
-	StartedAt     time.Time
-	FinishedAt    time.Time
+	// Delivery is the webhook delivery (the /apply comment, the merge) that asked for it: a
+	// job run again for the same delivery finds what it already did.
+	Delivery string
+	State    string
+	Summary  string
+	// Report is the result comment; Reported says it is on the pull request.
+	Report     string
+	Reported   bool
+	StartedAt  time.Time
+	FinishedAt time.Time
 }
 
 // StartApply records an apply as running before it touches the cluster, so that a crash
 // leaves a trace the next attempt finds (and reports) instead of applying again blindly.
 func (s *State) StartApply(ctx context.Context, r ApplyRecord) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `INSERT INTO applies(pr, project, cluster, sha, plan_hash, trigger, actor, state, started_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.PR, r.Project, r.Cluster, r.SHA, r.PlanHash, r.Trigger, r.Actor, ApplyRunning, s.now().UnixMilli())
+	res, err := s.db.ExecContext(ctx, `INSERT INTO applies(pr, project, cluster, sha, plan_hash, trigger, actor, delivery, state, started_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.PR, r.Project, r.Cluster, r.SHA, r.PlanHash, r.Trigger, r.Actor, r.Delivery, ApplyRunning, s.now().UnixMilli())
 	if err != nil {
 		return 0, fmt.Errorf("record apply of %s %s on %s: %w", r.PR, r.Project, r.Cluster, err)
 	}
 	return res.LastInsertId()
 }
 
-// FinishApply records an apply's outcome.
-func (s *State) FinishApply(ctx context.Context, id int64, state, summary string) error {
-	if _, err := s.db.ExecContext(ctx, `UPDATE applies SET state = ?, summary = ?, finished_at = ? WHERE id = ?`,
-		state, summary, s.now().UnixMilli(), id); err != nil {
+// FinishApply records an apply's outcome and its result comment, before the comment is posted:
+// a forge outage then delays the comment but does not lose it.
+func (s *State) FinishApply(ctx context.Context, id int64, state, summary, report string) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE applies SET state = ?, summary = ?, report = ?, finished_at = ? WHERE id = ?`,
+		state, summary, report, s.now().UnixMilli(), id); err != nil {
 		return fmt.Errorf("record outcome of apply %d: %w", id, err)
+	}
+	return nil
+}
+
+// MarkReported records that an apply's result comment is on the pull request.
+func (s *State) MarkReported(ctx context.Context, id int64) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE applies SET reported = 1 WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("record apply %d as reported: %w", id, err)
 	}
 	return nil
 }
 
 // Applies lists a pull request's applies, oldest first.
 func (s *State) Applies(ctx context.Context, pr string) ([]ApplyRecord, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, pr, project, cluster, sha, plan_hash, trigger, actor, state, summary, started_at, finished_at
+	rows, err := s.db.QueryContext(ctx, `SELECT id, pr, project, cluster, sha, plan_hash, trigger, actor, delivery, state, summary, report, reported, started_at, finished_at
 		FROM applies WHERE pr = ? ORDER BY id`, pr)
 	if err != nil {
 		return nil, fmt.Errorf("read applies of %s: %w", pr, err)
@@ -301,7 +319,7 @@ func (s *State) Applies(ctx context.Context, pr string) ([]ApplyRecord, error) {
 	for rows.Next() {
 		var r ApplyRecord
 		var started, finished int64
-		if err := rows.Scan(&r.ID, &r.PR, &r.Project, &r.Cluster, &r.SHA, &r.PlanHash, &r.Trigger, &r.Actor, &r.State, &r.Summary, &started, &finished); err != nil {
+		if err := rows.Scan(&r.ID, &r.PR, &r.Project, &r.Cluster, &r.SHA, &r.PlanHash, &r.Trigger, &r.Actor, &r.Delivery, &r.State, &r.Summary, &r.Report, &r.Reported, &started, &finished); err != nil {
 			return nil, fmt.Errorf("read applies of %s: %w", pr, err)
 		}
 		r.StartedAt = time.UnixMilli(started)
@@ -326,7 +344,7 @@ func (s *State) Interrupted(ctx context.Context, pr string) ([]ApplyRecord, erro
 		if r.State != ApplyRunning {
 			continue
 		}
-		if err := s.FinishApply(ctx, r.ID, ApplyInterrupted, "interrupted: kubeplan stopped during the apply"); err != nil {
+		if err := s.FinishApply(ctx, r.ID, ApplyInterrupted, "interrupted: kubeplan stopped during the apply", ""); err != nil {
 			return nil, err
 		}
 		r.State = ApplyInterrupted

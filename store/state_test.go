@@ -96,11 +96,11 @@ func TestApplyHistoryShowsInterruptedApplies(t *testing.T) {
 	clock := time.Unix(1_800_000_000, 0)
 	s := openAt(t, filepath.Join(t.TempDir(), "state.db"), &clock).State()
 	pr := "github:acme/shop#1"
-	done, err := s.StartApply(ctx, ApplyRecord{PR: pr, Target: Target{"web", "staging"}, SHA: "a1", PlanHash: "h", Trigger: BeforeMerge, Actor: "alice"})
+	done, err := s.StartApply(ctx, ApplyRecord{PR: pr, Target: Target{"web", "staging"}, SHA: "a1", PlanHash: "h", Trigger: BeforeMerge, Actor: "alice", Delivery: "d-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.FinishApply(ctx, done, ApplySucceeded, "2 created"); err != nil {
+	if err := s.FinishApply(ctx, done, ApplySucceeded, "2 created", "### ✅ Applied"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.StartApply(ctx, ApplyRecord{PR: pr, Target: Target{"web", "prod"}, SHA: "a1", PlanHash: "h", Trigger: BeforeMerge, Actor: "alice"}); err != nil {
@@ -117,6 +117,16 @@ func TestApplyHistoryShowsInterruptedApplies(t *testing.T) {
 	history, err := s.Applies(ctx, pr)
 	if err != nil || len(history) != 2 || history[0].State != ApplySucceeded || history[0].Summary != "2 created" || history[1].State != ApplyInterrupted {
 		t.Fatalf("Applies = %+v, %v", history, err)
+	}
+	// The result comment waits in the history until it is posted.
+	if h := history[0]; h.Delivery != "d-1" || h.Report != "### ✅ Applied" || h.Reported {
+		t.Fatalf("first apply = %+v; want its delivery and unposted report", h)
+	}
+	if err := s.MarkReported(ctx, done); err != nil {
+		t.Fatal(err)
+	}
+	if history, _ = s.Applies(ctx, pr); !history[0].Reported {
+		t.Fatal("MarkReported did not stick")
 	}
 }
 

@@ -48,6 +48,18 @@ func (w *Workflow) apply(ctx context.Context, f Forge, ev event.Event, sel selec
 	if reported, err := w.reportInterrupted(ctx, f, ev, log); reported || err != nil {
 		return err
 	}
+	// This /apply ran before and the job is running again (its result comment or the re-plan
+	// after it hit a forge outage): finish what is left, never apply twice.
+	if ran, err := w.ranBefore(ctx, ev); ran || err != nil {
+		if err != nil {
+			return err
+		}
+		log.Info("this /apply already ran: posting what is left of it")
+		if err := w.postReports(ctx, f, ev); err != nil {
+			return err
+		}
+		return w.plan(ctx, ev, selection{})
+	}
 	co, err := w.checkout(ctx, f, pr, pr.HeadSHA)
 	var cfgErr *repoconfig.Error
 	if errors.As(err, &cfgErr) {
@@ -252,54 +264,84 @@ func (w *Workflow) takeLocks(ctx context.Context, r applyRequest) ([]string, err
 
 // applyTarget applies one planned target, records it in the history and posts its result.
 // The record is written before the cluster is touched: a crash leaves it running, and the
-// next job reports it instead of applying again blindly.
+// next job reports it instead of applying again blindly. The result comment is stored with the
+// outcome before it is posted, so a forge outage delays it but does not lose it.
 func (w *Workflow) applyTarget(ctx context.Context, f Forge, ev event.Event, sha string, t target, p planned, trigger, actor string, notes []string, log *slog.Logger) error {
-	post := func(a comments.Apply) error {
-		a.Project, a.Cluster, a.SHA, a.Actor, a.OnMerge, a.Limit = t.project.Name, t.cluster, sha, actor, trigger == store.OnMerge, f.MaxCommentLength()
-		a.Notes = append(notes, a.Notes...)
-		_, err := f.CreateComment(ctx, ev.Repo, ev.Number, comments.RenderApply(a))
-		return err
-	}
-	client, err := w.Clusters.Get(ctx, t.cluster)
-	if err != nil {
-		return post(comments.Apply{Err: err.Error()})
-	}
-	id, err := w.State.StartApply(ctx, store.ApplyRecord{PR: prKey(ev), Target: t.key(), SHA: sha, PlanHash: p.Plan.Hash(), Trigger: trigger, Actor: actor})
+	report := comments.Apply{Project: t.project.Name, Cluster: t.cluster, SHA: sha, Actor: actor, OnMerge: trigger == store.OnMerge,
+		Notes: notes, Limit: f.MaxCommentLength()}
+	id, err := w.State.StartApply(ctx, store.ApplyRecord{PR: prKey(ev), Target: t.key(), SHA: sha, PlanHash: p.Plan.Hash(), Trigger: trigger, Actor: actor, Delivery: ev.Delivery})
 	if err != nil {
 		return err
 	}
 	started := time.Now()
-	observe := func(outcome string) {
-		if w.ObserveApply != nil {
-			w.ObserveApply(trigger, outcome, time.Since(started))
-		}
+	state, summary := store.ApplyFailed, ""
+	client, err := w.Clusters.Get(ctx, t.cluster)
+	if err == nil {
+		report.Result, err = w.Applier.Apply(ctx, client, applier.Request{Project: t.project.Name, Namespace: p.namespace, Objects: p.objects,
+			Prune: t.project.Prune(), Force: t.project.Apply.Force, HealthTimeout: w.HealthTimeout})
 	}
-	res, err := w.Applier.Apply(ctx, client, applier.Request{Project: t.project.Name, Namespace: p.namespace, Objects: p.objects,
-		Prune: t.project.Prune(), Force: t.project.Apply.Force, HealthTimeout: w.HealthTimeout})
-	if err != nil {
-		if ctx.Err() != nil {
-			return err // stopped (timeout, shutdown): the record stays running and is reported next time
-		}
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return err // stopped (timeout, shutdown): the record stays running and is reported next time
+	case err != nil:
 		log.Warn("apply failed", "project", t.project.Name, "cluster", t.cluster, "err", err)
-		observe(store.ApplyFailed)
-		if ferr := w.State.FinishApply(ctx, id, store.ApplyFailed, err.Error()); ferr != nil {
-			return ferr
+		report.Result, report.Err, summary = nil, err.Error(), err.Error()
+	default:
+		for _, o := range report.Result.Objects {
+			log.Info("applied object", "project", t.project.Name, "cluster", t.cluster, "object", o.Object.String(), "result", o.Action, "health", o.Health, "error", o.Error)
 		}
-		return post(comments.Apply{Err: err.Error()})
-	}
-	state, summary := store.ApplySucceeded, summarizeApply(res)
-	if res.Failed() {
-		state = store.ApplyFailed
-	}
-	for _, o := range res.Objects {
-		log.Info("applied object", "project", t.project.Name, "cluster", t.cluster, "object", o.Object.String(), "result", o.Action, "health", o.Health, "error", o.Error)
+		summary = summarizeApply(report.Result)
+		if !report.Result.Failed() {
+			state = store.ApplySucceeded
+		}
 	}
 	log.Info("apply finished", "project", t.project.Name, "cluster", t.cluster, "state", state, "summary", summary)
-	observe(state)
-	if err := w.State.FinishApply(ctx, id, state, summary); err != nil {
+	if w.ObserveApply != nil {
+		w.ObserveApply(trigger, state, time.Since(started))
+	}
+	if err := w.State.FinishApply(ctx, id, state, summary, comments.RenderApply(report)); err != nil {
 		return err
 	}
-	return post(comments.Apply{Result: res})
+	return w.postReports(ctx, f, ev)
+}
+
+// postReports posts the result comments of the pull request's finished applies that are not on
+// it yet, oldest first.
+func (w *Workflow) postReports(ctx context.Context, f Forge, ev event.Event) error {
+	history, err := w.State.Applies(ctx, prKey(ev))
+	if err != nil {
+		return err
+	}
+	for _, r := range history {
+		if r.Reported || r.Report == "" || r.State == store.ApplyRunning {
+			continue
+		}
+		if _, err := f.CreateComment(ctx, ev.Repo, ev.Number, r.Report); err != nil {
+			return err
+		}
+		if err := w.State.MarkReported(ctx, r.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ranBefore reports whether this delivery (an /apply comment, a merge) already applied
+// something: its job is running again.
+func (w *Workflow) ranBefore(ctx context.Context, ev event.Event) (bool, error) {
+	if ev.Delivery == "" {
+		return false, nil
+	}
+	history, err := w.State.Applies(ctx, prKey(ev))
+	if err != nil {
+		return false, err
+	}
+	for _, r := range history {
+		if r.Delivery == ev.Delivery {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // conflicts lists the plan's field takeovers, object first.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/kubeplan/kubeplan/event"
@@ -77,6 +78,21 @@ func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *for
 	for _, r := range interrupted {
 		notes = append(notes, fmt.Sprintf("kubeplan stopped during an earlier apply of this project (`%s`, %s): it planned again against the live state and applied what is left.", short(r.SHA), strings.ReplaceAll(r.Trigger, "_", " ")))
 	}
+	// A roll-out that ran before for this merge (the job is running again): post what it could
+	// not, and do not apply again what it finished.
+	if err := w.postReports(ctx, f, ev); err != nil {
+		return err
+	}
+	history, err := w.State.Applies(ctx, prKey(ev))
+	if err != nil {
+		return err
+	}
+	finished := map[store.Target]bool{}
+	for _, r := range history {
+		if r.Delivery == ev.Delivery && ev.Delivery != "" && (r.State == store.ApplySucceeded || r.State == store.ApplyFailed) {
+			finished[r.Target] = true
+		}
+	}
 	status := func(state forge.State, desc string) error {
 		return f.SetStatus(ctx, pr.Repo, sha, forge.Status{Context: StatusApply, State: state, Description: clip(desc, 140)})
 	}
@@ -98,6 +114,9 @@ func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *for
 	}
 	var failed []string
 	for _, t := range targets {
+		if finished[t.key()] {
+			continue
+		}
 		tlog := log.With("project", t.project.Name, "cluster", t.cluster)
 		// Hold the lock while rolling out, so no other pull request's /apply runs beside it.
 		lock, acquired, err := w.State.Acquire(ctx, store.Lock{Repo: repoKey(ev), Target: t.key(), PR: prKey(ev), Number: ev.Number, Holder: ev.Sender})
@@ -135,13 +154,18 @@ func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *for
 			return err
 		}
 	}
-	history, err := w.State.Applies(ctx, prKey(ev))
-	if err != nil {
+	if history, err = w.State.Applies(ctx, prKey(ev)); err != nil {
 		return err
 	}
+	latest := map[store.Target]store.ApplyRecord{} // an interrupted apply run again counts by its rerun
 	for _, r := range history {
-		if r.SHA == sha && r.Trigger == store.OnMerge && r.State != store.ApplySucceeded {
-			failed = append(failed, r.Project+" on "+r.Cluster)
+		if r.SHA == sha && r.Trigger == store.OnMerge {
+			latest[r.Target] = r
+		}
+	}
+	for _, t := range targets {
+		if r, ok := latest[t.key()]; ok && r.State != store.ApplySucceeded && !slices.Contains(failed, t.project.Name+" on "+t.cluster) {
+			failed = append(failed, t.project.Name+" on "+t.cluster)
 		}
 	}
 	released, err := w.State.ReleasePR(ctx, prKey(ev))

@@ -56,7 +56,8 @@ type State interface {
 	Unlock(ctx context.Context, repo string, t store.Target) (bool, error)
 	ReleasePR(ctx context.Context, pr string) ([]store.Lock, error)
 	StartApply(ctx context.Context, r store.ApplyRecord) (int64, error)
-	FinishApply(ctx context.Context, id int64, state, summary string) error
+	FinishApply(ctx context.Context, id int64, state, summary, report string) error
+	MarkReported(ctx context.Context, id int64) error
 	Applies(ctx context.Context, pr string) ([]store.ApplyRecord, error)
 	Interrupted(ctx context.Context, pr string) ([]store.ApplyRecord, error)
 	RecordApproval(ctx context.Context, pr, reviewer, sha string) error

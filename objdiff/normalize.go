@@ -66,6 +66,17 @@ func IsSecret(u *unstructured.Unstructured) bool {
 	return u != nil && u.GetKind() == "Secret" && (u.GetAPIVersion() == "v1")
 }
 
+// Masked returns obj as anyone but the cluster may see it: for a Secret, a copy whose data and
+// stringData values are "(hidden)"; any other object as it is.
+func Masked(obj *unstructured.Unstructured) *unstructured.Unstructured {
+	if !IsSecret(obj) {
+		return obj
+	}
+	c := obj.DeepCopy()
+	maskSecret(c, nil)
+	return c
+}
+
 // maskSecret replaces every value in data and stringData with a marker. Given the live
 // values, a value that differs from its live twin is marked changed. stringData is folded
 // into data first, as the apiserver does on write.

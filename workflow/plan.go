@@ -15,6 +15,7 @@ import (
 	"github.com/kubeplan/kubeplan/comments"
 	"github.com/kubeplan/kubeplan/event"
 	"github.com/kubeplan/kubeplan/forge"
+	"github.com/kubeplan/kubeplan/objdiff"
 	"github.com/kubeplan/kubeplan/plan"
 	"github.com/kubeplan/kubeplan/planner"
 	"github.com/kubeplan/kubeplan/policy"
@@ -165,11 +166,13 @@ func (w *Workflow) planTarget(ctx context.Context, co *checkout, t target, pr po
 	return out
 }
 
+// content is an object as policy rules see it: Secret values hidden, so that no rule (a
+// repository's included) can carry them into a message or a log.
 func content(u *unstructured.Unstructured) map[string]any {
 	if u == nil {
 		return nil
 	}
-	return u.Object
+	return objdiff.Masked(u).Object
 }
 
 var errDraftSkipped = errors.New("draft skipped by repository configuration")

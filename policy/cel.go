@@ -12,7 +12,9 @@ import (
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/ext"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/kubeplan/kubeplan/objdiff"
 	"github.com/kubeplan/kubeplan/plan"
 )
 
@@ -249,9 +251,19 @@ func (r *manifestRule) eval(ctx context.Context, vars map[string]any) (bool, err
 }
 
 // objectValue is the object as CEL sees it: a map, or null.
+// objectValue is an object as rules see it: null when absent, and a Secret with its values
+// hidden, so that no rule (a repository's included) can carry them into a message or a log.
 func objectValue(m map[string]any) any {
 	if m == nil {
 		return types.NullValue
 	}
-	return m
+	return objdiff.Masked(&unstructured.Unstructured{Object: m}).Object
+}
+
+// Content is the map Check takes for an object; nil for none.
+func Content(u *unstructured.Unstructured) map[string]any {
+	if u == nil {
+		return nil
+	}
+	return u.Object
 }

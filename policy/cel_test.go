@@ -222,3 +222,21 @@ func TestCheckWithoutRules(t *testing.T) {
 		t.Errorf("nil policy: %+v", f)
 	}
 }
+
+// Rules never see a Secret's values: not even a rule written to fish for one.
+func TestRulesSeeSecretsWithTheirValuesHidden(t *testing.T) {
+	p, err := Compile(Config{Rules: []ManifestRule{{Name: "fish", Kinds: []string{"Secret"}, Message: "found it",
+		Expr: "!(has(object.data) && object.data.exists(k, object.data[k] == 'czNjcjN0' || object.data[k] == '(hidden)' && false))"},
+		{Name: "keys-visible", Kinds: []string{"Secret"}, Message: "keys", Expr: "!('password' in object.data)"}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := map[string]any{"apiVersion": "v1", "kind": "Secret", "metadata": map[string]any{"name": "db"}, "data": map[string]any{"password": "czNjcjN0"}}
+	got := p.Check(context.Background(), "p", "c", change("v1", "Secret", plan.Create), secret, nil, PRInfo{})
+	if len(got) != 1 || got[0].Rule != "keys-visible" {
+		t.Fatalf("findings %+v: want only keys-visible (keys are visible, values are not)", got)
+	}
+	if v := secret["data"].(map[string]any)["password"]; v != "czNjcjN0" {
+		t.Fatal("Check changed the object it was given")
+	}
+}

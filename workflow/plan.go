@@ -15,7 +15,6 @@ import (
 	"github.com/kubeplan/kubeplan/comments"
 	"github.com/kubeplan/kubeplan/event"
 	"github.com/kubeplan/kubeplan/forge"
-	"github.com/kubeplan/kubeplan/objdiff"
 	"github.com/kubeplan/kubeplan/plan"
 	"github.com/kubeplan/kubeplan/planner"
 	"github.com/kubeplan/kubeplan/policy"
@@ -153,7 +152,7 @@ func (w *Workflow) planTarget(ctx context.Context, co *checkout, t target, pr po
 		return out
 	}
 	inspect := func(ch *plan.Change, plannedObj, live *unstructured.Unstructured) {
-		ch.Findings = co.policy.Check(ctx, t.project.Name, t.cluster, *ch, content(plannedObj), content(live), pr)
+		ch.Findings = co.policy.Check(ctx, t.project.Name, t.cluster, *ch, policy.Content(plannedObj), policy.Content(live), pr)
 	}
 	pl, err := w.Planner.Plan(ctx, client, planner.Request{Project: t.project.Name, Objects: res.Objects, Notes: res.Notes,
 		Renderer: string(res.Renderer), Namespace: out.namespace, Inspect: inspect})
@@ -164,15 +163,6 @@ func (w *Workflow) planTarget(ctx context.Context, co *checkout, t target, pr po
 	}
 	out.Plan, out.objects = pl, res.Objects
 	return out
-}
-
-// content is an object as policy rules see it: Secret values hidden, so that no rule (a
-// repository's included) can carry them into a message or a log.
-func content(u *unstructured.Unstructured) map[string]any {
-	if u == nil {
-		return nil
-	}
-	return objdiff.Masked(u).Object
 }
 
 var errDraftSkipped = errors.New("draft skipped by repository configuration")

@@ -8,9 +8,12 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
 	"github.com/kubeplan/kubeplan/cluster"
 	"github.com/kubeplan/kubeplan/plan"
 	"github.com/kubeplan/kubeplan/planner"
+	"github.com/kubeplan/kubeplan/policy"
 	"github.com/kubeplan/kubeplan/render"
 	"github.com/kubeplan/kubeplan/report"
 )
@@ -20,6 +23,7 @@ type planFlags struct {
 	output, color                string
 	project, namespace, renderer string
 	release, repoRoot            string
+	policyFile                   string
 	values                       []string
 	workers                      int
 	showUnchanged                bool
@@ -33,7 +37,11 @@ func newPlanCommand() *cobra.Command {
 		Long: `Render DIR (plain YAML, Kustomize or a Helm chart) and compare it with the live cluster
 through a server-side apply dry-run. Nothing is changed on the cluster.
 
-Exit code: 0 no changes, 2 changes, 1 error (including objects that would fail to apply).`,
+With --policy FILE, the manifest rules of a policy section (the server's policy: on its own)
+are checked on every change, as kubeplan does in pull requests.
+
+Exit code: 0 no changes, 2 changes, 1 error (including objects that would fail to apply and
+changes a deny rule stops).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runPlan(cmd, args[0], f) },
 	}
@@ -51,6 +59,7 @@ Exit code: 0 no changes, 2 changes, 1 error (including objects that would fail t
 	fl.StringVar(&f.repoRoot, "repo-root", "", "nothing outside this directory is read (default: the git checkout holding DIR, else DIR)")
 	fl.IntVar(&f.workers, "workers", planner.DefaultOptions().Workers, "requests in flight against the cluster")
 	fl.BoolVar(&f.showUnchanged, "show-unchanged", false, "list unchanged objects too")
+	fl.StringVar(&f.policyFile, "policy", "", "YAML policy section whose manifest rules (CEL) every change is checked against")
 	return cmd
 }
 
@@ -74,6 +83,10 @@ func runPlan(cmd *cobra.Command, dir string, f planFlags) error {
 		project = filepath.Base(filepath.Join(root, rel))
 	}
 
+	rules, err := loadPolicy(f.policyFile)
+	if err != nil {
+		return err
+	}
 	target, err := resolveTarget(f)
 	if err != nil {
 		return err
@@ -89,10 +102,14 @@ func runPlan(cmd *cobra.Command, dir string, f planFlags) error {
 	if err != nil {
 		return fmt.Errorf("render %s: %w", dir, err)
 	}
-	p, err := planner.New(planner.Options{Workers: f.workers}).Plan(ctx, client, planner.Request{
-		Project: project, Objects: rendered.Objects, Notes: rendered.Notes,
-		Renderer: string(rendered.Renderer), Namespace: f.namespace,
-	})
+	req := planner.Request{Project: project, Objects: rendered.Objects, Notes: rendered.Notes,
+		Renderer: string(rendered.Renderer), Namespace: f.namespace}
+	if rules != nil {
+		req.Inspect = func(ch *plan.Change, planned, live *unstructured.Unstructured) {
+			ch.Findings = rules.Check(ctx, project, client.Name, *ch, policy.Content(planned), policy.Content(live), policy.PRInfo{})
+		}
+	}
+	p, err := planner.New(planner.Options{Workers: f.workers}).Plan(ctx, client, req)
 	if err != nil {
 		return err
 	}
@@ -112,11 +129,32 @@ func runPlan(cmd *cobra.Command, dir string, f planFlags) error {
 	return exitFor(p)
 }
 
-// exitFor maps a plan to the exit code: 1 when an object would fail, 2 on changes, else 0.
+// loadPolicy compiles the manifest rules of a policy file; nil without one.
+func loadPolicy(path string) (*policy.Policy, error) {
+	if path == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	cfg, err := policy.ParseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	pol, err := policy.Compile(cfg, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return pol, nil
+}
+
+// exitFor maps a plan to the exit code: 1 when an object would fail or a deny rule stops a
+// change, 2 on changes, else 0.
 func exitFor(p *plan.Plan) error {
 	c := p.Counts()
 	switch {
-	case c.Fail > 0:
+	case c.Fail > 0 || len(p.Denials()) > 0:
 		return exitError{1}
 	case c.HasChanges():
 		return exitError{2}

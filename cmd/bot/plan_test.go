@@ -96,6 +96,10 @@ func TestPlanErrorsAreOneClearLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	shop := filepath.Join(projects, "shop-v2")
+	badPolicy := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(badPolicy, []byte("rules:\n- {name: broken, expr: 'object.spec.', message: x}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	cases := []struct {
 		name string
@@ -110,6 +114,8 @@ func TestPlanErrorsAreOneClearLine(t *testing.T) {
 		{"bad yaml", []string{"plan", badYAML, "--kubeconfig", testCluster.Kubeconfig, "--repo-root", dir}, "kubeplan: render " + badYAML + ": bad/x.yaml: document 1: "},
 		{"bad output", []string{"plan", shop, "-o", "xml"}, `kubeplan: unknown output format "xml"`},
 		{"bad renderer", []string{"plan", shop, "--renderer", "jsonnet"}, `kubeplan: unknown renderer "jsonnet"`},
+		{"bad policy rule", []string{"plan", shop, "--policy", badPolicy}, `policy rule "broken"`},
+		{"missing policy", []string{"plan", shop, "--policy", filepath.Join(dir, "nope.yaml")}, "kubeplan: policy: open "},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -132,5 +138,44 @@ func TestPlanWithFailingObjectExitsOne(t *testing.T) {
 	code, out, _ := kubeplan("plan", dir, "--kubeconfig", testCluster.Kubeconfig, "--color", "never")
 	if code != 1 || !strings.Contains(out, "! fail      Phantom p") || !strings.Contains(out, "unknown kind Phantom") {
 		t.Fatalf("exit %d, output:\n%s", code, out)
+	}
+}
+
+// Rule authors try their manifest rules locally: a deny finding is shown and exits 1, a warn
+// finding is shown and keeps exit 2.
+func TestPlanChecksAPolicyFile(t *testing.T) {
+	dir := t.TempDir()
+	deploy := `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: "nginx:latest", securityContext: {privileged: true}}]}
+`
+	if err := os.WriteFile(filepath.Join(dir, "deploy.yaml"), []byte(deploy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rules := map[string]string{
+		"deny.yaml": "rules:\n- name: no-privileged\n  kinds: [Deployment]\n  message: privileged containers are not allowed\n" +
+			"  expr: object.spec.template.spec.containers.all(c, c.?securityContext.?privileged.orValue(false) == false)\n",
+		"warn.yaml": "rules:\n- name: pin-tags\n  severity: warn\n  message: pin image tags\n" +
+			"  expr: object.spec.template.spec.containers.all(c, !c.image.endsWith(':latest'))\n",
+	}
+	for name, body := range rules {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kubectl(t, "", "create", "namespace", "policy-cli")
+	args := []string{"plan", dir, "-n", "policy-cli", "--kubeconfig", testCluster.Kubeconfig, "--color", "never", "--repo-root", dir}
+	code, out, _ := kubeplan(append(args, "--policy", filepath.Join(dir, "deny.yaml"))...)
+	if code != 1 || !strings.Contains(out, `is denied by policy rule "no-privileged": privileged containers are not allowed`) {
+		t.Fatalf("deny rule: exit %d, output:\n%s", code, out)
+	}
+	code, out, _ = kubeplan(append(args, "--policy", filepath.Join(dir, "warn.yaml"))...)
+	if code != 2 || !strings.Contains(out, `policy rule "pin-tags" warns: pin image tags`) {
+		t.Fatalf("warn rule: exit %d, output:\n%s", code, out)
 	}
 }

@@ -209,19 +209,10 @@ func describeRejection(err error, ns string) string {
 			return msg
 		}
 	}
-	msg := oneLine(err.Error())
-	switch {
-	case ns != "" && cluster.NamespaceNotFound(err, ns):
-		return fmt.Sprintf("namespace %s does not exist (create it in this project or before applying): %s", ns, msg)
-	case strings.Contains(msg, "admission webhook") || strings.Contains(msg, "denied the request") || strings.Contains(msg, "ValidatingAdmissionPolicy"):
-		return "rejected by admission: " + msg
-	case apierrors.IsInvalid(err):
-		return "invalid: " + msg
-	case apierrors.IsForbidden(err):
-		return "forbidden: " + msg
-	default:
-		return "rejected: " + msg
+	if ns != "" && cluster.NamespaceNotFound(err, ns) {
+		return fmt.Sprintf("namespace %s does not exist (create it in this project or before applying): %s", ns, oneLine(err.Error()))
 	}
+	return oneLine(cluster.DescribeRejection(err, "rejected"))
 }
 
 // conflictMessage turns a server-side apply conflict into

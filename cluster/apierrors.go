@@ -50,3 +50,18 @@ func managerName(msg string) string {
 	}
 	return msg
 }
+
+// DescribeRejection words an apiserver's refusal of a write to one object: what kind of
+// refusal, then the apiserver's own message; otherwise prefixes refusals of no known kind.
+func DescribeRejection(err error, otherwise string) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "admission webhook") || strings.Contains(msg, "denied the request") || strings.Contains(msg, "ValidatingAdmissionPolicy"):
+		return "rejected by admission: " + msg
+	case apierrors.IsInvalid(err):
+		return "invalid: " + msg
+	case apierrors.IsForbidden(err):
+		return "forbidden: " + msg
+	}
+	return otherwise + ": " + msg
+}

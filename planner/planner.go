@@ -296,17 +296,8 @@ func takeoverWarnings(err error) []string {
 
 // describeRejection words an apiserver refusal of the dry-run as the plan shows it.
 func describeRejection(err error) string {
-	msg := err.Error()
-	switch {
-	case strings.Contains(msg, "field is immutable") || strings.Contains(msg, "is immutable"):
+	if msg := err.Error(); strings.Contains(msg, "field is immutable") || strings.Contains(msg, "is immutable") {
 		return "will fail: " + msg
-	case strings.Contains(msg, "admission webhook") || strings.Contains(msg, "denied the request"):
-		return "rejected by admission: " + msg
-	case apierrors.IsInvalid(err):
-		return "invalid: " + msg
-	case apierrors.IsForbidden(err):
-		return "forbidden: " + msg
-	default:
-		return "dry-run failed: " + msg
 	}
+	return cluster.DescribeRejection(err, "dry-run failed")
 }

@@ -165,8 +165,6 @@ func (w *Workflow) planTarget(ctx context.Context, co *checkout, t target, pr po
 	return out
 }
 
-var errDraftSkipped = errors.New("draft skipped by repository configuration")
-
 // plan plans the projects a pull request touches (those sel names afresh, the others too
 // unless their plan for this head is stored) and updates the plan comment and the statuses.
 func (w *Workflow) plan(ctx context.Context, ev event.Event, sel selection) error {
@@ -227,6 +225,7 @@ func (w *Workflow) plan(ctx context.Context, ev event.Event, sel selection) erro
 	}
 	notes, err := w.lockNotes(ctx, ev, all)
 	if err != nil {
+		_ = status(StatusPlan, forge.Error, "kubeplan could not read its locks: "+err.Error())
 		return err
 	}
 	in.Notes = append(in.Notes, notes...)

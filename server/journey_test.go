@@ -443,6 +443,12 @@ func TestPullRequestJourneyOnTwoClusters(t *testing.T) {
 			if p := planComments(emu.PRState(repo, pr3)); !strings.Contains(p[0].Body, "privileged containers are not allowed") {
 				t.Fatalf("plan comment does not show the denial:\n%s", p[0].Body)
 			}
+			// Merged anyway (branch protection off): the denied change is not rolled out.
+			merge3 := emu.MergePR(repo, pr3, "erin")
+			before = j.lastCommentID(pr3)
+			j.pull(pr3, "merged", "erin")
+			j.comment(pr3, before, "kubeplan did not roll out `web` on `prod`")
+			j.status(pr3, merge3, "kubeplan/apply", forge.Failure, "Roll-out incomplete")
 		})
 	}
 }

@@ -510,6 +510,7 @@ func TestCommandsInComments(t *testing.T) {
 	for _, fc := range forges {
 		t.Run(fc.name, func(t *testing.T) {
 			emu, repo, n := bumpPR(t, "commands-"+fc.name, "")
+			emu.SetPermission(repo, "bob", forge.PermRead)
 			e := start(t, emu, filepath.Join(t.TempDir(), "state.db"), true)
 			fc.send(e, "opened", repo, n, "c-open", secret)
 			head := emu.PRState(repo, n).HeadSHA
@@ -548,9 +549,12 @@ func TestCommandsInComments(t *testing.T) {
 			if _, reply = say("bob", "/help", true); !strings.Contains(reply, "`/plan [-p PROJECT] [-c CLUSTER]` plans again") {
 				t.Errorf("reply to /help: %q", reply)
 			}
-			// bob has no access to the repository: he may not apply.
+			// bob may read the repository: he may not apply, and a stranger may not even plan.
 			if _, reply = say("bob", "/apply", true); !strings.HasPrefix(reply, "@bob `/apply` refused:") || !strings.Contains(reply, "/apply needs write") {
 				t.Errorf("reply to /apply: %q", reply)
+			}
+			if _, reply = say("mallory", "/plan", true); !strings.HasPrefix(reply, "@mallory `/plan` refused: ") || !strings.Contains(reply, "permission on "+repo+" is none") {
+				t.Errorf("reply to /plan by a stranger: %q", reply)
 			}
 			statuses := len(planStatuses(emu.PRState(repo, n), head))
 			c, _ := say("bob", "/plan", false)

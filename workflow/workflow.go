@@ -172,6 +172,13 @@ func (w *Workflow) command(ctx context.Context, ev event.Event) error {
 		return reply(ctx, f, ev, "kubeplan commands:\n\n"+commands.Help+"\n\nEvery push also plans the pull request again; merging rolls out the projects that roll out on merge.")
 	case cmd.Name == "plan":
 		log.Info("plan requested", "selection", sel)
+		if refusal, err := w.mayPlan(ctx, f, ev, sel); err != nil || refusal != "" {
+			if err != nil {
+				return err
+			}
+			log.Info("plan refused", "reason", refusal)
+			return reply(ctx, f, ev, "`/plan` refused: "+refusal)
+		}
 		return w.plan(ctx, ev, sel)
 	case cmd.Name == "apply":
 		log.Info("apply requested", "selection", sel)
@@ -194,6 +201,26 @@ func (w *Workflow) pullRequest(ctx context.Context, ev event.Event) (Forge, *for
 		return nil, nil, err
 	}
 	return f, pr, nil
+}
+
+// mayPlan checks that the commenter has the read role (every push plans anyway; this keeps
+// strangers on a public repository from making kubeplan work for them). Roles come from the
+// server's policy only.
+func (w *Workflow) mayPlan(ctx context.Context, f Forge, ev event.Event, sel selection) (refusal string, err error) {
+	pol, err := policy.Compile(w.Policy, nil)
+	if err != nil {
+		return "", err
+	}
+	perm, err := f.Permission(ctx, ev.Repo, ev.Sender)
+	if err != nil {
+		return "", err
+	}
+	err = pol.AuthorizeRequest(ctx, f, policy.Request{User: ev.Sender, Permission: perm, Repo: ev.Repo,
+		Project: sel.project, Cluster: sel.cluster, Need: policy.RoleRead, Command: "/plan"})
+	if r, ok := policy.IsRefusal(err); ok {
+		return r.Message, nil
+	}
+	return "", err
 }
 
 // reply answers the sender of an event in a new comment.

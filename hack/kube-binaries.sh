@@ -21,12 +21,18 @@ fi
 staging="${KUBE_VERSION/v1./v0.}" # v1.37.2 -> v0.37.2
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 work="$cache/kube-$KUBE_VERSION/src"
-mkdir -p "$work/kube" "$work/etcd" "$bin"
+mkdir -p "$bin"
 log() { echo "kube-binaries: $*" >&2; }
 start=$(date +%s)
 
-# --- Kubernetes: kube-apiserver and kubectl -------------------------------------------
-cd "$work/kube"
+# --- One wrapper module for kube-apiserver, kubectl and etcd ---------------------------
+# One module and one `go build`: kube-apiserver's etcd client and the etcd server then share
+# grpc, protobuf, otel… at the same versions, each compiled once, and the build keeps both
+# cores busy instead of finishing three separate links one after another.
+rm -rf "$work/kube" "$work/etcd" # layouts of earlier versions of this script
+mod="$work/module"
+mkdir -p "$mod/etcd"
+cd "$mod"
 go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" >/dev/null
 kmod="$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/$KUBE_VERSION.mod"
 {
@@ -34,7 +40,10 @@ kmod="$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/$KUBE_VERSION.mod
   echo
   echo "go 1.26"
   echo
-  echo "require k8s.io/kubernetes $KUBE_VERSION"
+  echo "require ("
+  echo "	k8s.io/kubernetes $KUBE_VERSION"
+  echo "	go.etcd.io/etcd/server/v3 $ETCD_VERSION"
+  echo ")"
   echo
   # Every staging module kubernetes replaces locally, pinned to its published twin.
   sed -nE 's#^[[:space:]]*(k8s\.io/[a-z0-9-]+) => \./staging/.*#replace \1 => \1 '"$staging"'#p' "$kmod"
@@ -43,7 +52,7 @@ kmod="$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/$KUBE_VERSION.mod
   # into the Go build cache and serve both builds.
   if [[ -f "$repo/go.mod" ]]; then
     echo
-    sed -n '/^require (/,/^)/p' "$repo/go.mod" | grep -vE '^\s*k8s\.io/kubernetes ' || true
+    sed -n '/^require (/,/^)/p' "$repo/go.mod" | grep -vE '^\s*(k8s\.io/kubernetes|go\.etcd\.io/etcd/server/v3) ' || true
   fi
 } >go.mod
 cat >tools.go <<'GO'
@@ -56,28 +65,8 @@ import (
 	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
-log "resolving k8s.io/kubernetes $KUBE_VERSION (staging modules at $staging)"
-GOFLAGS=-mod=mod go mod tidy -e >/dev/null 2>&1 || true
-ldflags="-s -w"
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=$(cut -d. -f1 <<<"${KUBE_VERSION#v}") -X $pkg.gitMinor=$(cut -d. -f2 <<<"$KUBE_VERSION") -X $pkg.gitTreeState=clean"
-done
-log "building kube-apiserver and kubectl (cold: several minutes)"
-# No -trimpath and cgo as the default: the same flags as kubeplan's own build, so shared
-# packages hit the same build cache entries.
-GOFLAGS=-mod=mod go build -ldflags "$ldflags" -o "$bin/" \
-  k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl
-
-# --- etcd -----------------------------------------------------------------------------
-cd "$work/etcd"
-cat >go.mod <<GOMOD
-module kubeplan.local/etcd-binary
-
-go 1.26
-
-require go.etcd.io/etcd/server/v3 $ETCD_VERSION
-GOMOD
-cat >main.go <<'GO'
+cat >etcd/main.go <<'GO'
+// Command etcd is etcd's own server entry point, built beside kube-apiserver.
 package main
 
 import (
@@ -88,9 +77,17 @@ import (
 
 func main() { etcdmain.Main(os.Args) }
 GO
-log "building etcd $ETCD_VERSION"
-GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1
-GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$bin/etcd" .
+log "resolving k8s.io/kubernetes $KUBE_VERSION (staging modules at $staging) and etcd $ETCD_VERSION"
+GOFLAGS=-mod=mod go mod tidy -e >/dev/null 2>&1 || true
+ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=$(cut -d. -f1 <<<"${KUBE_VERSION#v}") -X $pkg.gitMinor=$(cut -d. -f2 <<<"$KUBE_VERSION") -X $pkg.gitTreeState=clean"
+done
+log "building kube-apiserver, kubectl and etcd (cold: several minutes)"
+# No -trimpath and cgo as the default: the same flags as kubeplan's own build, so shared
+# packages hit the same build cache entries.
+GOFLAGS=-mod=mod go build -ldflags "$ldflags" -o "$bin/" \
+  k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl ./etcd
 
 log "done in $(($(date +%s) - start))s"
 echo "$bin"

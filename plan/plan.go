@@ -67,6 +67,9 @@ type Change struct {
 	// Conflicts is true when the change takes over fields another field manager owns: an
 	// apply without force fails on it (Warnings say which fields and managers).
 	Conflicts bool `json:"conflicts,omitempty"`
+	// LiveSecretVersion is the live Secret's resourceVersion. Its values are hidden from Diff,
+	// so a value someone changes after planning would not move the plan's hash; this does.
+	LiveSecretVersion string `json:"-"`
 }
 
 // Severity says what a broken manifest rule does.
@@ -178,12 +181,19 @@ func ApplyPhase(r ObjectRef) int {
 
 // Hash identifies the plan's content: the same inputs against the same live state give the
 // same hash, so an apply can check that it applies what was reviewed. Notes and the cluster
-// version are not part of it.
+// version are not part of it; the versions of live Secrets are, as their values are not.
 func (p *Plan) Hash() string {
+	var secretVersions []string
+	for _, ch := range p.Changes {
+		if ch.LiveSecretVersion != "" {
+			secretVersions = append(secretVersions, ch.Object.String()+"@"+ch.LiveSecretVersion)
+		}
+	}
 	content := struct {
 		Project, Cluster string
 		Changes          []Change
-	}{p.Project, p.Cluster, p.Changes}
+		SecretVersions   []string `json:",omitempty"`
+	}{p.Project, p.Cluster, p.Changes, secretVersions}
 	b, err := json.Marshal(content)
 	if err != nil {
 		// Only strings and slices of strings: marshalling cannot fail.

@@ -249,6 +249,9 @@ func (p *Planner) planObject(ctx context.Context, c *cluster.Client, d *desired,
 		}
 		return ch, planned, nil
 	}
+	if objdiff.IsSecret(live) {
+		ch.LiveSecretVersion = live.GetResourceVersion()
+	}
 	l, pl := objdiff.Pair(live, planned)
 	ly, err := objdiff.YAML(l)
 	if err != nil {

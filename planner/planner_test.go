@@ -377,6 +377,26 @@ func TestSecretValuesNeverAppearInAnyOutput(t *testing.T) {
 	expectAction(t, p, "Secret "+ns+"/fresh", plan.Create)
 	expectAction(t, p, "Secret "+ns+"/legacy", plan.Update)
 
+	files := map[string]string{
+		"db.yaml":     fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {password: %s, user: %s, api-key: %s}\n", newValue, keptValue, addedValue),
+		"new.yaml":    fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata: {name: fresh}\ndata: {token: %s}\n", b64(newValue)),
+		"legacy.yaml": fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata: {name: legacy}\nstringData: {token: %s}\n", newValue),
+	}
+	if planFiles(t, "secrets", ns, files).Hash() != p.Hash() {
+		t.Error("the same Secrets against the same live state gave a different plan hash")
+	}
+	// Someone rotates the password by hand after the plan was reviewed. The plan reads the
+	// same (the password still changes, values hidden), but it is not the plan that was
+	// reviewed: the hash must move, so that /apply re-plans instead of undoing the rotation.
+	kubectl(t, "", "-n", ns, "patch", "secret", "db", "--type=merge", "-p", `{"stringData":{"password":"r0tated-by-hand"}}`)
+	rotated := planFiles(t, "secrets", ns, files)
+	if got := expectAction(t, rotated, "Secret "+ns+"/db", plan.Update); got.Diff != db.Diff {
+		t.Errorf("the diff changed with a hidden value:\n%s\nwas\n%s", got.Diff, db.Diff)
+	}
+	if rotated.Hash() == p.Hash() {
+		t.Error("a Secret value changed live after planning left the plan hash as it was")
+	}
+
 	var outputs bytes.Buffer
 	if err := report.Text(&outputs, p, report.TextOptions{ShowUnchanged: true}); err != nil {
 		t.Fatal(err)

@@ -708,3 +708,69 @@ func TestCodeOwnersComeFromTheBaseBranch(t *testing.T) {
 		})
 	}
 }
+
+// A roll-out to several clusters applies them side by side: a deployment still rolling out
+// on one cluster does not hold up the others, and the merge is done when all are healthy.
+// (The scheduling is the workflow's and the same for both forges: GitHub drives it here.)
+func TestRollOutAppliesClustersSideBySide(t *testing.T) {
+	staging, err := kubetest.Start("staging")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = staging.Stop() })
+	const ns = "side-by-side"
+	for _, c := range []*kubetest.Cluster{prod, staging} {
+		if _, err := c.Kubectl(context.Background(), "", "create", "namespace", ns); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// prod's deployment controller runs from the start; staging's only when the test says.
+	ctx, cancel := context.WithCancel(context.Background())
+	var controllers sync.WaitGroup
+	controllers.Add(1)
+	go func() { defer controllers.Done(); rollOut(ctx, t, prod, ns) }()
+	t.Cleanup(func() { cancel(); controllers.Wait() })
+
+	emu := forgeemu.New(token, bot)
+	t.Cleanup(emu.Close)
+	repo := "acme/" + ns
+	base := emu.CreateRepo(repo, map[string]string{
+		// staging first: applied one after another, staging's wait would hold up prod.
+		".kubeplan.yaml":       fmt.Sprintf("version: 1\nprojects:\n  - name: web\n    dir: apps/web\n    namespace: %s\n    clusters: [staging, prod]\n", ns),
+		"apps/web/deploy.yaml": deployment("nginx:1.27"),
+	})
+	emu.SetPermission(repo, "alice", forge.PermWrite)
+	e := start(t, emu, filepath.Join(t.TempDir(), "state.db"), true, func(c *config.Config) {
+		c.Clusters = append(c.Clusters, cluster.Target{Name: "staging", Kubeconfig: staging.Kubeconfig, Context: "staging"})
+		c.Apply.HealthTimeout.Duration = time.Minute
+		c.JobTimeout.Duration = 2 * time.Minute
+	})
+	j := &journey{t: t, fc: forges[0], e: e, emu: emu, repo: repo}
+
+	n := emu.OpenPR(repo, "alice", "web: nginx 1.28", base, map[string]string{"apps/web/deploy.yaml": deployment("nginx:1.28")})
+	j.pull(n, "opened", "alice")
+	j.status(n, emu.PRState(repo, n).HeadSHA, "kubeplan/plan", forge.Success, "")
+	before := j.lastCommentID(n)
+	mergeSHA := emu.MergePR(repo, n, "alice")
+	j.pull(n, "merged", "alice")
+
+	// prod is rolled out and reported while staging still waits for its deployment.
+	j.comment(n, before, "Rolled out on merge: prod / web")
+	for _, c := range emu.PRState(repo, n).Comments {
+		if c.ID > before && strings.Contains(c.Body, "staging / web") {
+			t.Fatalf("staging was reported before its deployment became healthy:\n%s", c.Body)
+		}
+	}
+	if st, _ := emu.PRState(repo, n).LatestStatus(mergeSHA, "kubeplan/apply"); st.State != forge.Pending {
+		t.Fatalf("kubeplan/apply is %s (%q) while staging is still rolling out, want pending", st.State, st.Description)
+	}
+
+	// staging's controller catches up: its result follows and the roll-out is complete.
+	controllers.Add(1)
+	go func() { defer controllers.Done(); rollOut(ctx, t, staging, ns) }()
+	result := j.comment(n, before, "Rolled out on merge: staging / web")
+	if !strings.Contains(result, "| created | Current |") {
+		t.Errorf("staging's result does not show its deployment created and healthy:\n%s", result)
+	}
+	j.status(n, mergeSHA, "kubeplan/apply", forge.Success, "Rolled out 2 project")
+}

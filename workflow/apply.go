@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/kubeplan/kubeplan/applier"
 	"github.com/kubeplan/kubeplan/comments"
@@ -110,10 +113,17 @@ func (w *Workflow) apply(ctx context.Context, f Forge, ev event.Event, sel selec
 	if err := f.SetStatus(ctx, ev.Repo, pr.HeadSHA, forge.Status{Context: StatusApply, State: forge.Pending, Description: "Applying…"}); err != nil {
 		return err
 	}
-	for i, t := range targets {
+	var posting sync.Mutex
+	err = byCluster(targets, func(i int, t target) error {
 		if err := w.applyTarget(ctx, f, ev, pr.HeadSHA, t, fresh[i], store.BeforeMerge, ev.Sender, nil, log); err != nil {
 			return err
 		}
+		posting.Lock() // one poster at a time, or two could post the same result
+		defer posting.Unlock()
+		return w.postReports(ctx, f, ev)
+	})
+	if err != nil {
+		return err
 	}
 	// Plan again so the plan comment and the statuses describe the state after the apply.
 	return w.plan(ctx, ev, selection{})
@@ -262,10 +272,38 @@ func (w *Workflow) takeLocks(ctx context.Context, r applyRequest) ([]string, err
 	return reasons, nil
 }
 
-// applyTarget applies one planned target, records it in the history and posts its result.
-// The record is written before the cluster is touched: a crash leaves it running, and the
-// next job reports it instead of applying again blindly. The result comment is stored with the
-// outcome before it is posted, so a forge outage delays it but does not lose it.
+// byCluster runs do for each target: the targets of one cluster one after another, in order
+// (a project may need what an earlier one installs there), different clusters side by side,
+// so that a slow health wait on one cluster does not hold up the others or the job's time.
+// Every cluster runs to its end; the first error is returned.
+func byCluster(targets []target, do func(i int, t target) error) error {
+	var order []string
+	of := map[string][]int{}
+	for i, t := range targets {
+		if _, seen := of[t.cluster]; !seen {
+			order = append(order, t.cluster)
+		}
+		of[t.cluster] = append(of[t.cluster], i)
+	}
+	var g errgroup.Group
+	for _, c := range order {
+		g.Go(func() error {
+			for _, i := range of[c] {
+				if err := do(i, targets[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// applyTarget applies one planned target and records it in the history; the caller posts
+// the result (postReports). The record is written before the cluster is touched: a crash
+// leaves it running, and the next job reports it instead of applying again blindly. The
+// result comment is stored with the outcome before it is posted, so a forge outage delays it
+// but does not lose it.
 func (w *Workflow) applyTarget(ctx context.Context, f Forge, ev event.Event, sha string, t target, p planned, trigger, actor string, notes []string, log *slog.Logger) error {
 	report := comments.Apply{Project: t.project.Name, Cluster: t.cluster, SHA: sha, Actor: actor, OnMerge: trigger == store.OnMerge,
 		Notes: notes, Limit: f.MaxCommentLength()}
@@ -299,10 +337,7 @@ func (w *Workflow) applyTarget(ctx context.Context, f Forge, ev event.Event, sha
 	if w.ObserveApply != nil {
 		w.ObserveApply(trigger, state, time.Since(started))
 	}
-	if err := w.State.FinishApply(ctx, id, state, summary, comments.RenderApply(report)); err != nil {
-		return err
-	}
-	return w.postReports(ctx, f, ev)
+	return w.State.FinishApply(ctx, id, state, summary, comments.RenderApply(report))
 }
 
 // postReports posts the result comments of the pull request's finished applies that are not on

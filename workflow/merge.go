@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/kubeplan/kubeplan/event"
 	"github.com/kubeplan/kubeplan/forge"
@@ -112,10 +113,18 @@ func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *for
 			return err
 		}
 	}
-	var failed []string
-	for _, t := range targets {
+	var (
+		mu     sync.Mutex // guards failed and posting results
+		failed []string
+	)
+	fail := func(t target) {
+		mu.Lock()
+		defer mu.Unlock()
+		failed = append(failed, t.project.Name+" on "+t.cluster)
+	}
+	err = byCluster(targets, func(_ int, t target) error {
 		if finished[t.key()] {
-			continue
+			return nil
 		}
 		tlog := log.With("project", t.project.Name, "cluster", t.cluster)
 		// Hold the lock while rolling out, so no other pull request's /apply runs beside it.
@@ -127,32 +136,32 @@ func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *for
 			// Another pull request's pre-merge apply is live there: rolling out now would undo it.
 			// Its own merge rolls out a commit that contains this one.
 			tlog.Info("not rolled out: locked by another pull request", "holder", lock.Number)
-			failed = append(failed, t.project.Name+" on "+t.cluster)
-			if _, err := f.CreateComment(ctx, ev.Repo, ev.Number, fmt.Sprintf("### ⏸ kubeplan did not roll out %s\n\n#%d holds the lock there (applied before merge by @%s): rolling out now would undo that apply. "+
+			fail(t)
+			_, err := f.CreateComment(ctx, ev.Repo, ev.Number, fmt.Sprintf("### ⏸ kubeplan did not roll out %s\n\n#%d holds the lock there (applied before merge by @%s): rolling out now would undo that apply. "+
 				"When #%d merges, its roll-out includes this change; if it is closed instead, `/unlock` it and push or comment `/plan` on a pull request for this project.",
-				t, lock.Number, lock.Holder, lock.Number)); err != nil {
-				return err
-			}
-			continue
+				t, lock.Number, lock.Holder, lock.Number))
+			return err
 		}
 		p := w.planTarget(ctx, co, t, prInfo(pr), tlog)
 		if p.Plan == nil {
-			failed = append(failed, t.project.Name+" on "+t.cluster)
-			if _, err := f.CreateComment(ctx, ev.Repo, ev.Number, fmt.Sprintf("### ❌ kubeplan could not roll out %s at `%s`\n\n```text\n%s\n```\n", t, short(sha), p.Err)); err != nil {
-				return err
-			}
-			continue
+			fail(t)
+			_, err := f.CreateComment(ctx, ev.Repo, ev.Number, fmt.Sprintf("### ❌ kubeplan could not roll out %s at `%s`\n\n```text\n%s\n```\n", t, short(sha), p.Err))
+			return err
 		}
 		if d := p.Plan.Denials(); len(d) > 0 {
-			failed = append(failed, t.project.Name+" on "+t.cluster)
-			if _, err := f.CreateComment(ctx, ev.Repo, ev.Number, fmt.Sprintf("### ⛔ kubeplan did not roll out %s at `%s`\n\nThe merged manifests break deny rules:\n\n- %s\n", t, short(sha), strings.Join(d, "\n- "))); err != nil {
-				return err
-			}
-			continue
+			fail(t)
+			_, err := f.CreateComment(ctx, ev.Repo, ev.Number, fmt.Sprintf("### ⛔ kubeplan did not roll out %s at `%s`\n\nThe merged manifests break deny rules:\n\n- %s\n", t, short(sha), strings.Join(d, "\n- ")))
+			return err
 		}
 		if err := w.applyTarget(ctx, f, ev, sha, t, p, store.OnMerge, ev.Sender, notes, log); err != nil {
 			return err
 		}
+		mu.Lock() // one poster at a time, or two could post the same result
+		defer mu.Unlock()
+		return w.postReports(ctx, f, ev)
+	})
+	if err != nil {
+		return err
 	}
 	if history, err = w.State.Applies(ctx, prKey(ev)); err != nil {
 		return err

@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/kubeplan/kubeplan/applier"
 	"github.com/kubeplan/kubeplan/comments"
 	"github.com/kubeplan/kubeplan/event"
@@ -216,8 +214,9 @@ func (w *Workflow) freshPlans(ctx context.Context, r applyRequest) (fresh []plan
 	for _, rec := range records {
 		reviewed[rec.Target] = rec
 	}
-	for _, t := range r.targets {
-		p := w.planTarget(ctx, r.co, t, prInfo(r.pr), r.log)
+	fresh = w.planTargets(ctx, r.co, r.targets, prInfo(r.pr), r.log)
+	for i, t := range r.targets {
+		p := fresh[i]
 		rec, ok := reviewed[t.key()]
 		switch {
 		case p.Plan == nil:
@@ -234,7 +233,6 @@ func (w *Workflow) freshPlans(ctx context.Context, r applyRequest) (fresh []plan
 			reasons = append(reasons, fmt.Sprintf("%s would take over fields other field managers own (%s): set `apply.force: true` for project %s in .kubeplan.yaml to take them over, or leave those fields out",
 				t, strings.Join(conflicts(p.Plan), "; "), t.project.Name))
 		}
-		fresh = append(fresh, p)
 	}
 	return fresh, stale, reasons, nil
 }
@@ -270,33 +268,6 @@ func (w *Workflow) takeLocks(ctx context.Context, r applyRequest) ([]string, err
 		}
 	}
 	return reasons, nil
-}
-
-// byCluster runs do for each target: the targets of one cluster one after another, in order
-// (a project may need what an earlier one installs there), different clusters side by side,
-// so that a slow health wait on one cluster does not hold up the others or the job's time.
-// Every cluster runs to its end; the first error is returned.
-func byCluster(targets []target, do func(i int, t target) error) error {
-	var order []string
-	of := map[string][]int{}
-	for i, t := range targets {
-		if _, seen := of[t.cluster]; !seen {
-			order = append(order, t.cluster)
-		}
-		of[t.cluster] = append(of[t.cluster], i)
-	}
-	var g errgroup.Group
-	for _, c := range order {
-		g.Go(func() error {
-			for _, i := range of[c] {
-				if err := do(i, targets[i]); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	}
-	return g.Wait()
 }
 
 // applyTarget applies one planned target and records it in the history; the caller posts

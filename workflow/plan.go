@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 
+	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/kubeplan/kubeplan/comments"
@@ -42,6 +43,29 @@ type target struct {
 func (t target) key() store.Target { return store.Target{Project: t.project.Name, Cluster: t.cluster} }
 
 func (t target) String() string { return fmt.Sprintf("`%s` on `%s`", t.project.Name, t.cluster) }
+
+// byCluster runs do for each target: the targets of one cluster one after another, in order
+// (a project may need what an earlier one installs there), different clusters side by side,
+// so that a slow health wait on one cluster does not hold up the others or the job's time.
+// Every cluster runs to its end; the first error is returned.
+func byCluster(targets []target, do func(i int, t target) error) error {
+	of := map[string][]int{} // cluster → its targets' indexes, in order
+	for i, t := range targets {
+		of[t.cluster] = append(of[t.cluster], i)
+	}
+	var g errgroup.Group
+	for _, indexes := range of {
+		g.Go(func() error {
+			for _, i := range indexes {
+				if err := do(i, targets[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
 
 // checkout fetches the repository at sha and reads its configuration and policy. Problems the
 // repository's authors must fix come back as *repoconfig.Error.
@@ -270,30 +294,44 @@ func (w *Workflow) planAll(ctx context.Context, ev event.Event, co *checkout, pr
 			stored[r.Target] = r
 		}
 	}
-	var out []planned
+	out := make([]planned, len(all))
 	var keep []store.Target
-	for _, t := range all {
+	var todo []target
+	var todoAt []int // todo[k] is all[todoAt[k]]
+	for i, t := range all {
 		keep = append(keep, t.key())
 		if r, ok := stored[t.key()]; ok && !sel.matches(t.project.Name, t.cluster) && r.SHA == pr.HeadSHA {
 			var p plan.Plan
 			if err := json.Unmarshal(r.Body, &p); err == nil {
-				out = append(out, planned{Target: comments.Target{Project: t.project.Name, Cluster: t.cluster, Plan: &p}})
+				out[i] = planned{Target: comments.Target{Project: t.project.Name, Cluster: t.cluster, Plan: &p}}
 				continue
 			}
 		}
-		res := w.planTarget(ctx, co, t, prInfo(pr), log)
+		todo, todoAt = append(todo, t), append(todoAt, i)
+	}
+	for k, res := range w.planTargets(ctx, co, todo, prInfo(pr), log) {
 		if res.Plan != nil {
 			body, err := json.Marshal(res.Plan)
 			if err != nil {
-				return nil, fmt.Errorf("store plan of %s: %w", t, err)
+				return nil, fmt.Errorf("store plan of %s: %w", todo[k], err)
 			}
-			if err := w.State.SavePlan(ctx, prKey(ev), store.PlanRecord{Target: t.key(), SHA: pr.HeadSHA, Hash: res.Plan.Hash(), Body: body}); err != nil {
+			if err := w.State.SavePlan(ctx, prKey(ev), store.PlanRecord{Target: todo[k].key(), SHA: pr.HeadSHA, Hash: res.Plan.Hash(), Body: body}); err != nil {
 				return nil, err
 			}
 		}
-		out = append(out, res)
+		out[todoAt[k]] = res
 	}
 	return out, w.State.DeletePlans(ctx, prKey(ev), keep)
+}
+
+// planTargets plans each target, in the order given; clusters side by side (see byCluster).
+func (w *Workflow) planTargets(ctx context.Context, co *checkout, targets []target, pr policy.PRInfo, log *slog.Logger) []planned {
+	out := make([]planned, len(targets))
+	_ = byCluster(targets, func(i int, t target) error { // planTarget reports failures in its result
+		out[i] = w.planTarget(ctx, co, t, pr, log)
+		return nil
+	})
+	return out
 }
 
 func describeTargets(ts []target) string {

@@ -47,15 +47,21 @@ func (t target) String() string { return fmt.Sprintf("`%s` on `%s`", t.project.N
 // byCluster runs do for each target: the targets of one cluster one after another, in order
 // (a project may need what an earlier one installs there), different clusters side by side,
 // so that a slow health wait on one cluster does not hold up the others or the job's time.
-// Every cluster runs to its end; the first error is returned.
+// Every cluster runs to its end; the first error is returned. A panic becomes that cluster's
+// error, as it would have been the job's: the worker recovers only its own goroutine.
 func byCluster(targets []target, do func(i int, t target) error) error {
 	of := map[string][]int{} // cluster → its targets' indexes, in order
 	for i, t := range targets {
 		of[t.cluster] = append(of[t.cluster], i)
 	}
 	var g errgroup.Group
-	for _, indexes := range of {
-		g.Go(func() error {
+	for cluster, indexes := range of {
+		g.Go(func() (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					err = fmt.Errorf("cluster %s: panicked: %v", cluster, r)
+				}
+			}()
 			for _, i := range indexes {
 				if err := do(i, targets[i]); err != nil {
 					return err

@@ -3,6 +3,8 @@ SHELL := bash
 GO ?= go
 # Kubernetes test binaries (kube-apiserver, etcd, kubectl), built once into a cache.
 KUBE_ASSETS = $(shell hack/kube-binaries.sh)
+# A PostgreSQL server on loopback for the store's tests (installed and started where it can be).
+KUBEPLAN_TEST_POSTGRES ?= $(shell hack/postgres.sh)
 TEST_FLAGS ?= -count=1 -timeout 20m
 
 .PHONY: build test bench demo lint kube-binaries clean
@@ -16,7 +18,7 @@ kube-binaries:
 	@hack/kube-binaries.sh
 
 test: lint
-	KUBEBUILDER_ASSETS="$(KUBE_ASSETS)" $(GO) test $(TEST_FLAGS) ./...
+	KUBEBUILDER_ASSETS="$(KUBE_ASSETS)" KUBEPLAN_TEST_POSTGRES="$(KUBEPLAN_TEST_POSTGRES)" $(GO) test $(TEST_FLAGS) ./...
 
 # Go micro-benchmarks, then kubeplan vs kubectl diff vs the raw floor on a local apiserver.
 bench: build

@@ -1,6 +1,8 @@
-// Package store keeps kubeplan's durable state: accepted webhook deliveries and the job queue
-// (embedded SQLite by default). Work survives restarts; work for one pull request runs in
-// order, one job at a time, and a burst of events for it coalesces into the newest.
+// Package store keeps kubeplan's durable state: accepted webhook deliveries and the job queue,
+// plans, locks and apply history. An embedded SQLite file serves one replica; a PostgreSQL
+// database serves several sharing the work. Work survives restarts; work for one pull request
+// runs in order, one job at a time (across replicas too), and a burst of events for it
+// coalesces into the newest.
 package store
 
 import (
@@ -8,9 +10,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // database/sql driver "sqlite", pure Go
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	_ "modernc.org/sqlite"             // database/sql driver "sqlite", pure Go
 )
 
 // Job is one unit of work: what to do (Kind) for which pull request (Key), with its payload.
@@ -23,9 +28,12 @@ type Job struct {
 	Created  time.Time
 }
 
-// Queue is the SQLite-backed job queue.
+// Queue is the job queue, in SQLite or PostgreSQL. Queries are written once, in the SQL both
+// understand, with $N parameters.
 type Queue struct {
 	db *sql.DB
+	// shared is true for PostgreSQL: other replicas may be using the same store right now.
+	shared bool
 	// Lease is how long a claimed job may run before it is considered stuck and reclaimed.
 	Lease time.Duration
 	// MaxAttempts bounds retries of a job that keeps getting stuck or failing.
@@ -35,22 +43,77 @@ type Queue struct {
 	now          func() time.Time
 }
 
-// Open opens (creating if needed) the SQLite database at path.
-func Open(ctx context.Context, path string) (*Queue, error) {
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
+// Open opens the state store, creating its tables if needed: a PostgreSQL database when
+// location is a postgres:// or postgresql:// URL, otherwise the SQLite file at that path.
+func Open(ctx context.Context, location string) (*Queue, error) {
+	if IsPostgres(location) {
+		return openPostgres(ctx, location)
+	}
+	db, err := sql.Open("sqlite", "file:"+location+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
 	if err != nil {
-		return nil, fmt.Errorf("open state store %s: %w", path, err)
+		return nil, fmt.Errorf("open state store %s: %w", location, err)
 	}
 	// One connection: SQLite serialises writers anyway, and this avoids SQLITE_BUSY entirely.
 	db.SetMaxOpenConns(1)
-	if _, err := db.ExecContext(ctx, schema+stateSchema); err != nil {
+	if _, err := db.ExecContext(ctx, sqliteSchema); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("create state store schema in %s: %w", path, err)
+		return nil, fmt.Errorf("create state store schema in %s: %w", location, err)
 	}
-	return &Queue{db: db, Lease: 10 * time.Minute, MaxAttempts: 3, RetryBackoff: 10 * time.Second, now: time.Now}, nil
+	return newQueue(db, false), nil
 }
 
-const schema = `
+// IsPostgres reports whether a state store location names a PostgreSQL database.
+func IsPostgres(location string) bool {
+	return strings.HasPrefix(location, "postgres://") || strings.HasPrefix(location, "postgresql://")
+}
+
+func openPostgres(ctx context.Context, dsn string) (*Queue, error) {
+	where := redact(dsn)
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open state store %s: %w", where, err)
+	}
+	db.SetMaxOpenConns(8)
+	// Replicas starting together would race to create the tables: one at a time.
+	tx, err := db.BeginTx(ctx, nil)
+	if err == nil {
+		if _, err = tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, schemaLockKey); err == nil {
+			if _, err = tx.ExecContext(ctx, postgresSchema); err == nil {
+				err = tx.Commit()
+			}
+		}
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("create state store schema in %s: %w", where, err)
+	}
+	return newQueue(db, true), nil
+}
+
+// redact drops the password from a database URL, for messages.
+func redact(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "(unparsable PostgreSQL URL)"
+	}
+	return u.Redacted()
+}
+
+// Advisory lock keys (PostgreSQL): arbitrary constants, the same in every replica.
+const (
+	schemaLockKey = 0x6b75626570 // "kubep"
+	claimLockKey  = 0x6b75626571
+)
+
+func newQueue(db *sql.DB, shared bool) *Queue {
+	return &Queue{db: db, shared: shared, Lease: 10 * time.Minute, MaxAttempts: 3, RetryBackoff: 10 * time.Second, now: time.Now}
+}
+
+// The tables, in each dialect: only the column types differ (times are Unix milliseconds).
+const sqliteQueueSchema = `
 CREATE TABLE IF NOT EXISTS deliveries (
 	id          TEXT PRIMARY KEY,
 	received_at INTEGER NOT NULL
@@ -72,6 +135,28 @@ CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, id);
 CREATE INDEX IF NOT EXISTS jobs_key ON jobs(key, state);
 `
 
+const postgresQueueSchema = `
+CREATE TABLE IF NOT EXISTS deliveries (
+	id          TEXT PRIMARY KEY,
+	received_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+	id          BIGSERIAL PRIMARY KEY,
+	key         TEXT NOT NULL,
+	kind        TEXT NOT NULL,
+	payload     BYTEA NOT NULL,
+	state       TEXT NOT NULL DEFAULT 'queued',
+	attempts    INTEGER NOT NULL DEFAULT 0,
+	lease_until BIGINT NOT NULL DEFAULT 0,
+	not_before  BIGINT NOT NULL DEFAULT 0,
+	error       TEXT NOT NULL DEFAULT '',
+	created_at  BIGINT NOT NULL,
+	updated_at  BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, id);
+CREATE INDEX IF NOT EXISTS jobs_key ON jobs(key, state);
+`
+
 // Close closes the database.
 func (q *Queue) Close() error { return q.db.Close() }
 
@@ -87,7 +172,7 @@ func (q *Queue) Enqueue(ctx context.Context, delivery string, job Job, coalesce 
 	defer tx.Rollback()
 	now := q.now().UnixMilli()
 	if delivery != "" {
-		res, err := tx.ExecContext(ctx, `INSERT INTO deliveries(id, received_at) VALUES(?, ?) ON CONFLICT(id) DO NOTHING`, delivery, now)
+		res, err := tx.ExecContext(ctx, `INSERT INTO deliveries(id, received_at) VALUES($1, $2) ON CONFLICT(id) DO NOTHING`, delivery, now)
 		if err != nil {
 			return false, fmt.Errorf("record delivery %s: %w", delivery, err)
 		}
@@ -96,8 +181,9 @@ func (q *Queue) Enqueue(ctx context.Context, delivery string, job Job, coalesce 
 		}
 	}
 	if coalesce {
-		res, err := tx.ExecContext(ctx, `UPDATE jobs SET payload = ?, updated_at = ? WHERE id = (
-			SELECT id FROM jobs WHERE key = ? AND kind = ? AND state = 'queued' ORDER BY id DESC LIMIT 1)`,
+		// state = 'queued' again outside: a job another replica claims meanwhile keeps its payload.
+		res, err := tx.ExecContext(ctx, `UPDATE jobs SET payload = $1, updated_at = $2 WHERE state = 'queued' AND id = (
+			SELECT id FROM jobs WHERE key = $3 AND kind = $4 AND state = 'queued' ORDER BY id DESC LIMIT 1)`,
 			job.Payload, now, job.Key, job.Kind)
 		if err != nil {
 			return false, fmt.Errorf("coalesce %s: %w", job.Key, err)
@@ -106,7 +192,7 @@ func (q *Queue) Enqueue(ctx context.Context, delivery string, job Job, coalesce 
 			return true, tx.Commit()
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO jobs(key, kind, payload, created_at, updated_at) VALUES(?, ?, ?, ?, ?)`,
+	if _, err := tx.ExecContext(ctx, `INSERT INTO jobs(key, kind, payload, created_at, updated_at) VALUES($1, $2, $3, $4, $5)`,
 		job.Key, job.Kind, job.Payload, now, now); err != nil {
 		return false, fmt.Errorf("enqueue %s: %w", job.Key, err)
 	}
@@ -125,16 +211,22 @@ func (q *Queue) Claim(ctx context.Context) (*Job, error) {
 		return nil, fmt.Errorf("claim job: %w", err)
 	}
 	defer tx.Rollback()
+	if q.shared {
+		// Replicas claim one at a time, or two could each start a job of the same pull request.
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, claimLockKey); err != nil {
+			return nil, fmt.Errorf("claim job: %w", err)
+		}
+	}
 	now := q.now().UnixMilli()
-	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = CASE WHEN attempts >= ? THEN 'failed' ELSE 'queued' END,
-		error = CASE WHEN attempts >= ? THEN 'timed out' ELSE error END, updated_at = ?
-		WHERE state = 'running' AND lease_until < ?`, q.MaxAttempts, q.MaxAttempts, now, now); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = CASE WHEN attempts >= $1 THEN 'failed' ELSE 'queued' END,
+		error = CASE WHEN attempts >= $1 THEN 'timed out' ELSE error END, updated_at = $2
+		WHERE state = 'running' AND lease_until < $2`, q.MaxAttempts, now); err != nil {
 		return nil, fmt.Errorf("reclaim stuck jobs: %w", err)
 	}
 	var j Job
 	var created int64
 	err = tx.QueryRowContext(ctx, `SELECT id, key, kind, payload, attempts, created_at FROM jobs j
-		WHERE state = 'queued' AND not_before <= ? AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.key = j.key AND r.state = 'running')
+		WHERE state = 'queued' AND not_before <= $1 AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.key = j.key AND r.state = 'running')
 		AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.key = j.key AND e.state = 'queued' AND e.id < j.id)
 		ORDER BY id LIMIT 1`, now).Scan(&j.ID, &j.Key, &j.Kind, &j.Payload, &j.Attempts, &created)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -145,7 +237,7 @@ func (q *Queue) Claim(ctx context.Context) (*Job, error) {
 	}
 	j.Attempts++
 	j.Created = time.UnixMilli(created)
-	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'running', attempts = ?, lease_until = ?, updated_at = ? WHERE id = ?`,
+	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'running', attempts = $1, lease_until = $2, updated_at = $3 WHERE id = $4`,
 		j.Attempts, now+q.Lease.Milliseconds(), now, j.ID); err != nil {
 		return nil, fmt.Errorf("claim job %d: %w", j.ID, err)
 	}
@@ -159,15 +251,15 @@ func (q *Queue) Done(ctx context.Context, id int64, jobErr error) error {
 	now := q.now()
 	var err error
 	if jobErr == nil {
-		_, err = q.db.ExecContext(ctx, `UPDATE jobs SET state = 'done', error = '', updated_at = ? WHERE id = ?`, now.UnixMilli(), id)
+		_, err = q.db.ExecContext(ctx, `UPDATE jobs SET state = 'done', error = '', updated_at = $1 WHERE id = $2`, now.UnixMilli(), id)
 	} else {
 		var attempts int
-		if err = q.db.QueryRowContext(ctx, `SELECT attempts FROM jobs WHERE id = ?`, id).Scan(&attempts); err == nil {
+		if err = q.db.QueryRowContext(ctx, `SELECT attempts FROM jobs WHERE id = $1`, id).Scan(&attempts); err == nil {
 			state, notBefore := "failed", int64(0)
 			if attempts < q.MaxAttempts {
 				state, notBefore = "queued", now.Add(q.RetryBackoff<<(attempts-1)).UnixMilli()
 			}
-			_, err = q.db.ExecContext(ctx, `UPDATE jobs SET state = ?, error = ?, not_before = ?, updated_at = ? WHERE id = ?`,
+			_, err = q.db.ExecContext(ctx, `UPDATE jobs SET state = $1, error = $2, not_before = $3, updated_at = $4 WHERE id = $5`,
 				state, jobErr.Error(), notBefore, now.UnixMilli(), id)
 		}
 	}
@@ -184,11 +276,14 @@ func (q *Queue) Pending(ctx context.Context) (int, error) {
 	return n, err
 }
 
-// RecoverInterrupted returns jobs left running by a previous process to the queue. Only for a
-// store one process owns (embedded SQLite serves a single replica): with several replicas, a
-// running job may belong to a live one, and the lease decides instead.
+// RecoverInterrupted returns jobs left running by a previous process to the queue. Only a
+// store one process owns (SQLite) does so: in a shared one (PostgreSQL), a running job may
+// belong to a live replica, and its lease decides instead.
 func (q *Queue) RecoverInterrupted(ctx context.Context) (int, error) {
-	res, err := q.db.ExecContext(ctx, `UPDATE jobs SET state = 'queued', updated_at = ? WHERE state = 'running'`, q.now().UnixMilli())
+	if q.shared {
+		return 0, nil
+	}
+	res, err := q.db.ExecContext(ctx, `UPDATE jobs SET state = 'queued', updated_at = $1 WHERE state = 'running'`, q.now().UnixMilli())
 	if err != nil {
 		return 0, fmt.Errorf("recover interrupted jobs: %w", err)
 	}

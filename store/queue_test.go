@@ -3,9 +3,14 @@ package store
 import (
 	"context"
 	"errors"
-	"path/filepath"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/kubeplan/kubeplan/internal/pgtest"
 )
 
 func openAt(t *testing.T, path string, clock *time.Time) *Queue {
@@ -38,134 +43,227 @@ func claim(t *testing.T, q *Queue) *Job {
 }
 
 func TestRedeliveredEventIsQueuedOnce(t *testing.T) {
-	clock := time.Unix(1000, 0)
-	q := openAt(t, filepath.Join(t.TempDir(), "state.db"), &clock)
-	if !enqueue(t, q, "d-1", "gh:o/r#1", "plan", "a", false) {
-		t.Fatal("first delivery refused")
-	}
-	if enqueue(t, q, "d-1", "gh:o/r#1", "plan", "a", false) {
-		t.Fatal("redelivery accepted")
-	}
-	if n, _ := q.Pending(context.Background()); n != 1 {
-		t.Fatalf("%d jobs pending, want 1", n)
-	}
+	eachBackend(t, func(t *testing.T, open opener) {
+		clock := time.Unix(1000, 0)
+		q := open(&clock)
+		if !enqueue(t, q, "d-1", "gh:o/r#1", "plan", "a", false) {
+			t.Fatal("first delivery refused")
+		}
+		if enqueue(t, q, "d-1", "gh:o/r#1", "plan", "a", false) {
+			t.Fatal("redelivery accepted")
+		}
+		if n, _ := q.Pending(context.Background()); n != 1 {
+			t.Fatalf("%d jobs pending, want 1", n)
+		}
+	})
 }
 
 func TestQuickPushesCoalesceIntoTheNewest(t *testing.T) {
-	clock := time.Unix(1000, 0)
-	q := openAt(t, filepath.Join(t.TempDir(), "state.db"), &clock)
-	for _, head := range []string{"sha1", "sha2", "sha3", "sha4"} {
-		enqueue(t, q, "push-"+head, "gh:o/r#1", "plan", head, true)
-	}
-	j := claim(t, q)
-	if string(j.Payload) != "sha4" {
-		t.Fatalf("planned %s, want the newest head sha4", j.Payload)
-	}
-	if next := claim(t, q); next != nil {
-		t.Fatalf("a second plan job was queued: %s", next.Payload)
-	}
+	eachBackend(t, func(t *testing.T, open opener) {
+		clock := time.Unix(1000, 0)
+		q := open(&clock)
+		for _, head := range []string{"sha1", "sha2", "sha3", "sha4"} {
+			enqueue(t, q, "push-"+head, "gh:o/r#1", "plan", head, true)
+		}
+		j := claim(t, q)
+		if string(j.Payload) != "sha4" {
+			t.Fatalf("planned %s, want the newest head sha4", j.Payload)
+		}
+		if next := claim(t, q); next != nil {
+			t.Fatalf("a second plan job was queued: %s", next.Payload)
+		}
+	})
 }
 
 func TestWorkForOnePullRequestRunsInOrder(t *testing.T) {
-	clock := time.Unix(1000, 0)
-	q := openAt(t, filepath.Join(t.TempDir(), "state.db"), &clock)
-	enqueue(t, q, "1", "gh:o/r#1", "plan", "first", false)
-	enqueue(t, q, "2", "gh:o/r#1", "command", "second", false)
-	enqueue(t, q, "3", "gh:o/r#2", "plan", "other-pr", false)
+	eachBackend(t, func(t *testing.T, open opener) {
+		clock := time.Unix(1000, 0)
+		q := open(&clock)
+		enqueue(t, q, "1", "gh:o/r#1", "plan", "first", false)
+		enqueue(t, q, "2", "gh:o/r#1", "command", "second", false)
+		enqueue(t, q, "3", "gh:o/r#2", "plan", "other-pr", false)
 
-	first := claim(t, q)
-	if string(first.Payload) != "first" {
-		t.Fatalf("claimed %s first", first.Payload)
-	}
-	// PR 1 is busy: the next claim serves PR 2, not PR 1's second job.
-	if other := claim(t, q); other == nil || string(other.Payload) != "other-pr" {
-		t.Fatalf("claimed %v, want PR 2's job", other)
-	}
-	if none := claim(t, q); none != nil {
-		t.Fatalf("claimed %s while PR 1's first job runs", none.Payload)
-	}
-	if err := q.Done(context.Background(), first.ID, nil); err != nil {
-		t.Fatal(err)
-	}
-	if second := claim(t, q); second == nil || string(second.Payload) != "second" {
-		t.Fatalf("claimed %v, want PR 1's second job", second)
-	}
+		first := claim(t, q)
+		if string(first.Payload) != "first" {
+			t.Fatalf("claimed %s first", first.Payload)
+		}
+		// PR 1 is busy: the next claim serves PR 2, not PR 1's second job.
+		if other := claim(t, q); other == nil || string(other.Payload) != "other-pr" {
+			t.Fatalf("claimed %v, want PR 2's job", other)
+		}
+		if none := claim(t, q); none != nil {
+			t.Fatalf("claimed %s while PR 1's first job runs", none.Payload)
+		}
+		if err := q.Done(context.Background(), first.ID, nil); err != nil {
+			t.Fatal(err)
+		}
+		if second := claim(t, q); second == nil || string(second.Payload) != "second" {
+			t.Fatalf("claimed %v, want PR 1's second job", second)
+		}
+	})
 }
 
 func TestQueuedAndRunningWorkSurvivesARestart(t *testing.T) {
-	clock := time.Unix(1000, 0)
-	path := filepath.Join(t.TempDir(), "state.db")
-	q := openAt(t, path, &clock)
-	enqueue(t, q, "1", "gh:o/r#1", "plan", "interrupted", false)
-	enqueue(t, q, "2", "gh:o/r#2", "plan", "waiting", false)
-	if j := claim(t, q); string(j.Payload) != "interrupted" {
-		t.Fatal("unexpected job")
-	}
-	q.Close() // the process dies while the job runs
+	eachBackend(t, func(t *testing.T, open opener) {
+		clock := time.Unix(1000, 0)
+		q := open(&clock)
+		enqueue(t, q, "1", "gh:o/r#1", "plan", "interrupted", false)
+		enqueue(t, q, "2", "gh:o/r#2", "plan", "waiting", false)
+		if j := claim(t, q); string(j.Payload) != "interrupted" {
+			t.Fatal("unexpected job")
+		}
+		q.Close() // the process dies while the job runs
 
-	q2 := openAt(t, path, &clock)
-	if j := claim(t, q2); j == nil || string(j.Payload) != "waiting" {
-		t.Fatalf("after restart claimed %v, want the waiting job", j)
-	}
-	// Once the dead process's lease runs out, its job runs again.
-	clock = clock.Add(q2.Lease + time.Second)
-	j := claim(t, q2)
-	if j == nil || string(j.Payload) != "interrupted" || j.Attempts != 2 {
-		t.Fatalf("after the lease claimed %+v, want the interrupted job on attempt 2", j)
-	}
+		q2 := open(&clock)
+		if j := claim(t, q2); j == nil || string(j.Payload) != "waiting" {
+			t.Fatalf("after restart claimed %v, want the waiting job", j)
+		}
+		// Once the dead process's lease runs out, its job runs again.
+		clock = clock.Add(q2.Lease + time.Second)
+		j := claim(t, q2)
+		if j == nil || string(j.Payload) != "interrupted" || j.Attempts != 2 {
+			t.Fatalf("after the lease claimed %+v, want the interrupted job on attempt 2", j)
+		}
+	})
 }
 
 func TestStuckJobTimesOutAndFailsAfterMaxAttempts(t *testing.T) {
-	clock := time.Unix(1000, 0)
-	q := openAt(t, filepath.Join(t.TempDir(), "state.db"), &clock)
-	q.MaxAttempts = 2
-	enqueue(t, q, "1", "k", "plan", "stuck", false)
-	for attempt := 1; attempt <= 2; attempt++ {
-		j := claim(t, q)
-		if j == nil || j.Attempts != attempt {
-			t.Fatalf("attempt %d: claimed %+v", attempt, j)
+	eachBackend(t, func(t *testing.T, open opener) {
+		clock := time.Unix(1000, 0)
+		q := open(&clock)
+		q.MaxAttempts = 2
+		enqueue(t, q, "1", "k", "plan", "stuck", false)
+		for attempt := 1; attempt <= 2; attempt++ {
+			j := claim(t, q)
+			if j == nil || j.Attempts != attempt {
+				t.Fatalf("attempt %d: claimed %+v", attempt, j)
+			}
+			clock = clock.Add(q.Lease + time.Second)
 		}
-		clock = clock.Add(q.Lease + time.Second)
-	}
-	if j := claim(t, q); j != nil {
-		t.Fatalf("a job stuck %d times was claimed again", q.MaxAttempts)
-	}
-	var state, msg string
-	if err := q.db.QueryRow(`SELECT state, error FROM jobs`).Scan(&state, &msg); err != nil {
-		t.Fatal(err)
-	}
-	if state != "failed" || msg != "timed out" {
-		t.Fatalf("state %s error %q", state, msg)
-	}
+		if j := claim(t, q); j != nil {
+			t.Fatalf("a job stuck %d times was claimed again", q.MaxAttempts)
+		}
+		var state, msg string
+		if err := q.db.QueryRow(`SELECT state, error FROM jobs`).Scan(&state, &msg); err != nil {
+			t.Fatal(err)
+		}
+		if state != "failed" || msg != "timed out" {
+			t.Fatalf("state %s error %q", state, msg)
+		}
+	})
 }
 
 func TestFailedJobIsRetriedWithBackoffThenRecorded(t *testing.T) {
+	eachBackend(t, func(t *testing.T, open opener) {
+		clock := time.Unix(1000, 0)
+		q := open(&clock)
+		q.MaxAttempts, q.RetryBackoff = 3, 10*time.Second
+		enqueue(t, q, "1", "k", "plan", "x", false)
+		for attempt, wait := range []time.Duration{10 * time.Second, 20 * time.Second, 0} {
+			j := claim(t, q)
+			if j == nil || j.Attempts != attempt+1 {
+				t.Fatalf("attempt %d: claimed %+v", attempt+1, j)
+			}
+			if err := q.Done(context.Background(), j.ID, errors.New("forge answered 502")); err != nil {
+				t.Fatal(err)
+			}
+			if wait == 0 {
+				break
+			}
+			clock = clock.Add(wait - time.Second)
+			if early := claim(t, q); early != nil {
+				t.Fatalf("retried %s before its backoff", wait-time.Second)
+			}
+			clock = clock.Add(time.Second)
+		}
+		if n, _ := q.Pending(context.Background()); n != 0 {
+			t.Fatalf("%d pending after the last attempt", n)
+		}
+		var state, msg string
+		if err := q.db.QueryRow(`SELECT state, error FROM jobs`).Scan(&state, &msg); err != nil || state != "failed" || msg != "forge answered 502" {
+			t.Fatalf("state %s error %q %v", state, msg, err)
+		}
+	})
+}
+
+// Several replicas share one PostgreSQL store: every job runs once, and never beside another
+// job of the same pull request, however the replicas' claims interleave.
+func TestReplicasSharingAStoreRunEachJobOnceAndEachPullRequestInOrder(t *testing.T) {
+	dsn := pgtest.Database(t)
 	clock := time.Unix(1000, 0)
-	q := openAt(t, filepath.Join(t.TempDir(), "state.db"), &clock)
-	q.MaxAttempts, q.RetryBackoff = 3, 10*time.Second
-	enqueue(t, q, "1", "k", "plan", "x", false)
-	for attempt, wait := range []time.Duration{10 * time.Second, 20 * time.Second, 0} {
-		j := claim(t, q)
-		if j == nil || j.Attempts != attempt+1 {
-			t.Fatalf("attempt %d: claimed %+v", attempt+1, j)
+	replicas := []*Queue{openAt(t, dsn, &clock), openAt(t, dsn, &clock), openAt(t, dsn, &clock)}
+	const prs, jobsPerPR = 5, 8
+	for n := 0; n < prs; n++ {
+		for k := 0; k < jobsPerPR; k++ {
+			enqueue(t, replicas[0], fmt.Sprintf("d-%d-%d", n, k), fmt.Sprintf("gh:o/r#%d", n), "command", fmt.Sprint(k), false)
 		}
-		if err := q.Done(context.Background(), j.ID, errors.New("forge answered 502")); err != nil {
-			t.Fatal(err)
-		}
-		if wait == 0 {
-			break
-		}
-		clock = clock.Add(wait - time.Second)
-		if early := claim(t, q); early != nil {
-			t.Fatalf("retried %s before its backoff", wait-time.Second)
-		}
-		clock = clock.Add(time.Second)
 	}
-	if n, _ := q.Pending(context.Background()); n != 0 {
-		t.Fatalf("%d pending after the last attempt", n)
+	var (
+		mu      sync.Mutex
+		running = map[string]bool{}     // pull requests with a job running now
+		order   = map[string][]string{} // payloads as run, per pull request
+		wg      sync.WaitGroup
+	)
+	for _, q := range replicas {
+		for worker := 0; worker < 3; worker++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for idle := 0; idle < 20; {
+					j, err := q.Claim(context.Background())
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if j == nil {
+						idle++
+						time.Sleep(5 * time.Millisecond)
+						continue
+					}
+					idle = 0
+					mu.Lock()
+					if running[j.Key] {
+						t.Errorf("two jobs of %s run at once", j.Key)
+					}
+					running[j.Key] = true
+					order[j.Key] = append(order[j.Key], string(j.Payload))
+					mu.Unlock()
+					time.Sleep(time.Millisecond) // the work
+					mu.Lock()
+					running[j.Key] = false
+					mu.Unlock()
+					if err := q.Done(context.Background(), j.ID, nil); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
 	}
-	var state, msg string
-	if err := q.db.QueryRow(`SELECT state, error FROM jobs`).Scan(&state, &msg); err != nil || state != "failed" || msg != "forge answered 502" {
-		t.Fatalf("state %s error %q %v", state, msg, err)
+	wg.Wait()
+	want := []string{"0", "1", "2", "3", "4", "5", "6", "7"}
+	for n := 0; n < prs; n++ {
+		key := fmt.Sprintf("gh:o/r#%d", n)
+		if !slices.Equal(order[key], want) {
+			t.Errorf("%s ran %v, want each job once, in order", key, order[key])
+		}
+	}
+}
+
+// A PostgreSQL server that cannot be reached is one clear error at start, and the password in
+// the URL is not in it.
+func TestUnreachablePostgreSQLIsAClearErrorWithoutThePassword(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := Open(ctx, "postgres://kubeplan:s3cret-pw@127.0.0.1:1/kubeplan?sslmode=disable&connect_timeout=5")
+	if err == nil {
+		t.Fatal("opened a store on a port where nothing listens")
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "s3cret-pw") {
+		t.Fatalf("the error shows the password: %s", msg)
+	}
+	if !strings.Contains(msg, "create state store schema in postgres://kubeplan:xxxxx@127.0.0.1:1/kubeplan") || !strings.Contains(msg, "connect") {
+		t.Fatalf("error does not say which store could not be reached: %s", msg)
 	}
 }

@@ -10,7 +10,8 @@ import (
 
 // State is what kubeplan remembers about pull requests beyond the queue: the latest plan of
 // each target, project × cluster locks, apply history and the commits approvals were given
-// on. It shares the queue's database, so one file (one replica) holds everything.
+// on. It shares the queue's database: one SQLite file, or one PostgreSQL database for all
+// replicas.
 type State struct {
 	db  *sql.DB
 	now func() time.Time
@@ -19,7 +20,7 @@ type State struct {
 // State returns the state kept in the queue's database.
 func (q *Queue) State() *State { return &State{db: q.db, now: q.now} }
 
-const stateSchema = `
+const sqliteStateSchema = `
 CREATE TABLE IF NOT EXISTS plans (
 	pr         TEXT NOT NULL, -- forge:repo#number
 	project    TEXT NOT NULL,
@@ -68,6 +69,61 @@ CREATE TABLE IF NOT EXISTS approvals (
 );
 `
 
+const postgresStateSchema = `
+CREATE TABLE IF NOT EXISTS plans (
+	pr         TEXT NOT NULL, -- forge:repo#number
+	project    TEXT NOT NULL,
+	cluster    TEXT NOT NULL,
+	sha        TEXT NOT NULL,
+	hash       TEXT NOT NULL,
+	body       BYTEA NOT NULL, -- the plan as JSON (Secret values are never in it)
+	planned_at BIGINT NOT NULL,
+	PRIMARY KEY (pr, project, cluster)
+);
+CREATE TABLE IF NOT EXISTS locks (
+	repo      TEXT NOT NULL, -- forge:repo
+	project   TEXT NOT NULL,
+	cluster   TEXT NOT NULL,
+	pr        TEXT NOT NULL,
+	number    INTEGER NOT NULL,
+	holder    TEXT NOT NULL, -- who applied
+	locked_at BIGINT NOT NULL,
+	PRIMARY KEY (repo, project, cluster)
+);
+CREATE INDEX IF NOT EXISTS locks_pr ON locks(pr);
+CREATE TABLE IF NOT EXISTS applies (
+	id          BIGSERIAL PRIMARY KEY,
+	pr          TEXT NOT NULL,
+	project     TEXT NOT NULL,
+	cluster     TEXT NOT NULL,
+	sha         TEXT NOT NULL,
+	plan_hash   TEXT NOT NULL,
+	trigger     TEXT NOT NULL, -- before_merge | on_merge
+	actor       TEXT NOT NULL,
+	state       TEXT NOT NULL, -- running | succeeded | failed | interrupted
+	summary     TEXT NOT NULL DEFAULT '',
+	delivery    TEXT NOT NULL DEFAULT '', -- the webhook delivery that asked for it
+	report      TEXT NOT NULL DEFAULT '', -- the result comment, kept until it is posted
+	reported    INTEGER NOT NULL DEFAULT 0,
+	started_at  BIGINT NOT NULL,
+	finished_at BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS applies_pr ON applies(pr, id);
+CREATE TABLE IF NOT EXISTS approvals (
+	pr          TEXT NOT NULL,
+	reviewer    TEXT NOT NULL,
+	sha         TEXT NOT NULL,
+	approved_at BIGINT NOT NULL,
+	PRIMARY KEY (pr, reviewer)
+);
+`
+
+// The whole schema in each dialect.
+const (
+	sqliteSchema   = sqliteQueueSchema + sqliteStateSchema
+	postgresSchema = postgresQueueSchema + postgresStateSchema
+)
+
 // Target is one project on one cluster of a pull request.
 type Target struct {
 	Project, Cluster string
@@ -83,7 +139,7 @@ type PlanRecord struct {
 
 // SavePlan records the latest plan of a target, replacing the one before.
 func (s *State) SavePlan(ctx context.Context, pr string, r PlanRecord) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO plans(pr, project, cluster, sha, hash, body, planned_at) VALUES(?, ?, ?, ?, ?, ?, ?)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO plans(pr, project, cluster, sha, hash, body, planned_at) VALUES($1, $2, $3, $4, $5, $6, $7)
 		ON CONFLICT(pr, project, cluster) DO UPDATE SET sha = excluded.sha, hash = excluded.hash, body = excluded.body, planned_at = excluded.planned_at`,
 		pr, r.Project, r.Cluster, r.SHA, r.Hash, r.Body, s.now().UnixMilli())
 	if err != nil {
@@ -94,7 +150,7 @@ func (s *State) SavePlan(ctx context.Context, pr string, r PlanRecord) error {
 
 // Plans returns the latest plan of every target of a pull request, by project then cluster.
 func (s *State) Plans(ctx context.Context, pr string) ([]PlanRecord, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT project, cluster, sha, hash, body, planned_at FROM plans WHERE pr = ? ORDER BY project, cluster`, pr)
+	rows, err := s.db.QueryContext(ctx, `SELECT project, cluster, sha, hash, body, planned_at FROM plans WHERE pr = $1 ORDER BY project, cluster`, pr)
 	if err != nil {
 		return nil, fmt.Errorf("read plans of %s: %w", pr, err)
 	}
@@ -126,7 +182,7 @@ func (s *State) DeletePlans(ctx context.Context, pr string, keep []Target) error
 		if kept[r.Target] {
 			continue
 		}
-		if _, err := s.db.ExecContext(ctx, `DELETE FROM plans WHERE pr = ? AND project = ? AND cluster = ?`, pr, r.Project, r.Cluster); err != nil {
+		if _, err := s.db.ExecContext(ctx, `DELETE FROM plans WHERE pr = $1 AND project = $2 AND cluster = $3`, pr, r.Project, r.Cluster); err != nil {
 			return fmt.Errorf("forget plan of %s %s on %s: %w", pr, r.Project, r.Cluster, err)
 		}
 	}
@@ -145,23 +201,15 @@ type Lock struct {
 
 // Acquire takes the lock of a project × cluster for a pull request. When another pull request
 // holds it, acquired is false and held says who; taking a lock the pull request already holds
-// succeeds and keeps the first holder.
+// succeeds and keeps the first holder. Replicas racing for one lock: one insert wins.
 func (s *State) Acquire(ctx context.Context, l Lock) (held Lock, acquired bool, err error) {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO locks(repo, project, cluster, pr, number, holder, locked_at) VALUES($1, $2, $3, $4, $5, $6, $7)
+		ON CONFLICT(repo, project, cluster) DO NOTHING`,
+		l.Repo, l.Project, l.Cluster, l.PR, l.Number, l.Holder, s.now().UnixMilli()); err != nil {
 		return Lock{}, false, fmt.Errorf("lock %s %s on %s: %w", l.Repo, l.Project, l.Cluster, err)
 	}
-	defer tx.Rollback()
-	cur, err := lockOf(ctx, tx, l.Repo, l.Target)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		if _, err := tx.ExecContext(ctx, `INSERT INTO locks(repo, project, cluster, pr, number, holder, locked_at) VALUES(?, ?, ?, ?, ?, ?, ?)`,
-			l.Repo, l.Project, l.Cluster, l.PR, l.Number, l.Holder, s.now().UnixMilli()); err != nil {
-			return Lock{}, false, fmt.Errorf("lock %s %s on %s: %w", l.Repo, l.Project, l.Cluster, err)
-		}
-		l.LockedAt = s.now()
-		return l, true, tx.Commit()
-	case err != nil:
+	cur, err := lockOf(ctx, s.db, l.Repo, l.Target)
+	if err != nil {
 		return Lock{}, false, fmt.Errorf("lock %s %s on %s: %w", l.Repo, l.Project, l.Cluster, err)
 	}
 	return cur, cur.PR == l.PR, nil
@@ -174,7 +222,7 @@ type queryer interface {
 func lockOf(ctx context.Context, q queryer, repo string, t Target) (Lock, error) {
 	l := Lock{Repo: repo, Target: t}
 	var at int64
-	err := q.QueryRowContext(ctx, `SELECT pr, number, holder, locked_at FROM locks WHERE repo = ? AND project = ? AND cluster = ?`,
+	err := q.QueryRowContext(ctx, `SELECT pr, number, holder, locked_at FROM locks WHERE repo = $1 AND project = $2 AND cluster = $3`,
 		repo, t.Project, t.Cluster).Scan(&l.PR, &l.Number, &l.Holder, &at)
 	l.LockedAt = time.UnixMilli(at)
 	return l, err
@@ -195,7 +243,7 @@ func (s *State) LockOf(ctx context.Context, repo string, t Target) (Lock, bool, 
 // Locks lists the locks in a repository ("" for every repository), oldest first.
 func (s *State) Locks(ctx context.Context, repo string) ([]Lock, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT repo, project, cluster, pr, number, holder, locked_at FROM locks
-		WHERE ? = '' OR repo = ? ORDER BY locked_at, project, cluster`, repo, repo)
+		WHERE $1 = '' OR repo = $1 ORDER BY locked_at, project, cluster`, repo)
 	if err != nil {
 		return nil, fmt.Errorf("list locks: %w", err)
 	}
@@ -223,7 +271,7 @@ func scanLocks(rows *sql.Rows) ([]Lock, error) {
 
 // Unlock releases the lock of a project × cluster whoever holds it; it reports whether one was held.
 func (s *State) Unlock(ctx context.Context, repo string, t Target) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM locks WHERE repo = ? AND project = ? AND cluster = ?`, repo, t.Project, t.Cluster)
+	res, err := s.db.ExecContext(ctx, `DELETE FROM locks WHERE repo = $1 AND project = $2 AND cluster = $3`, repo, t.Project, t.Cluster)
 	if err != nil {
 		return false, fmt.Errorf("unlock %s %s on %s: %w", repo, t.Project, t.Cluster, err)
 	}
@@ -233,7 +281,7 @@ func (s *State) Unlock(ctx context.Context, repo string, t Target) (bool, error)
 
 // ReleasePR releases every lock a pull request holds and returns them.
 func (s *State) ReleasePR(ctx context.Context, pr string) ([]Lock, error) {
-	rows, err := s.db.QueryContext(ctx, `DELETE FROM locks WHERE pr = ? RETURNING repo, project, cluster, pr, number, holder, locked_at`, pr)
+	rows, err := s.db.QueryContext(ctx, `DELETE FROM locks WHERE pr = $1 RETURNING repo, project, cluster, pr, number, holder, locked_at`, pr)
 	if err != nil {
 		return nil, fmt.Errorf("release locks of %s: %w", pr, err)
 	}
@@ -281,18 +329,20 @@ type ApplyRecord struct {
 // StartApply records an apply as running before it touches the cluster, so that a crash
 // leaves a trace the next attempt finds (and reports) instead of applying again blindly.
 func (s *State) StartApply(ctx context.Context, r ApplyRecord) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `INSERT INTO applies(pr, project, cluster, sha, plan_hash, trigger, actor, delivery, state, started_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.PR, r.Project, r.Cluster, r.SHA, r.PlanHash, r.Trigger, r.Actor, r.Delivery, ApplyRunning, s.now().UnixMilli())
+	var id int64
+	err := s.db.QueryRowContext(ctx, `INSERT INTO applies(pr, project, cluster, sha, plan_hash, trigger, actor, delivery, state, started_at) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		RETURNING id`,
+		r.PR, r.Project, r.Cluster, r.SHA, r.PlanHash, r.Trigger, r.Actor, r.Delivery, ApplyRunning, s.now().UnixMilli()).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("record apply of %s %s on %s: %w", r.PR, r.Project, r.Cluster, err)
 	}
-	return res.LastInsertId()
+	return id, nil
 }
 
 // FinishApply records an apply's outcome and its result comment, before the comment is posted:
 // a forge outage then delays the comment but does not lose it.
 func (s *State) FinishApply(ctx context.Context, id int64, state, summary, report string) error {
-	if _, err := s.db.ExecContext(ctx, `UPDATE applies SET state = ?, summary = ?, report = ?, finished_at = ? WHERE id = ?`,
+	if _, err := s.db.ExecContext(ctx, `UPDATE applies SET state = $1, summary = $2, report = $3, finished_at = $4 WHERE id = $5`,
 		state, summary, report, s.now().UnixMilli(), id); err != nil {
 		return fmt.Errorf("record outcome of apply %d: %w", id, err)
 	}
@@ -301,7 +351,7 @@ func (s *State) FinishApply(ctx context.Context, id int64, state, summary, repor
 
 // MarkReported records that an apply's result comment is on the pull request.
 func (s *State) MarkReported(ctx context.Context, id int64) error {
-	if _, err := s.db.ExecContext(ctx, `UPDATE applies SET reported = 1 WHERE id = ?`, id); err != nil {
+	if _, err := s.db.ExecContext(ctx, `UPDATE applies SET reported = 1 WHERE id = $1`, id); err != nil {
 		return fmt.Errorf("record apply %d as reported: %w", id, err)
 	}
 	return nil
@@ -310,7 +360,7 @@ func (s *State) MarkReported(ctx context.Context, id int64) error {
 // Applies lists a pull request's applies, oldest first.
 func (s *State) Applies(ctx context.Context, pr string) ([]ApplyRecord, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, pr, project, cluster, sha, plan_hash, trigger, actor, delivery, state, summary, report, reported, started_at, finished_at
-		FROM applies WHERE pr = ? ORDER BY id`, pr)
+		FROM applies WHERE pr = $1 ORDER BY id`, pr)
 	if err != nil {
 		return nil, fmt.Errorf("read applies of %s: %w", pr, err)
 	}
@@ -355,7 +405,7 @@ func (s *State) Interrupted(ctx context.Context, pr string) ([]ApplyRecord, erro
 
 // RecordApproval remembers the head an approval was given on (GitLab's API does not say).
 func (s *State) RecordApproval(ctx context.Context, pr, reviewer, sha string) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO approvals(pr, reviewer, sha, approved_at) VALUES(?, ?, ?, ?)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO approvals(pr, reviewer, sha, approved_at) VALUES($1, $2, $3, $4)
 		ON CONFLICT(pr, reviewer) DO UPDATE SET sha = excluded.sha, approved_at = excluded.approved_at`, pr, reviewer, sha, s.now().UnixMilli())
 	if err != nil {
 		return fmt.Errorf("record approval of %s by %s: %w", pr, reviewer, err)
@@ -365,7 +415,7 @@ func (s *State) RecordApproval(ctx context.Context, pr, reviewer, sha string) er
 
 // ForgetApproval drops a withdrawn approval.
 func (s *State) ForgetApproval(ctx context.Context, pr, reviewer string) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM approvals WHERE pr = ? AND reviewer = ?`, pr, reviewer); err != nil {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM approvals WHERE pr = $1 AND reviewer = $2`, pr, reviewer); err != nil {
 		return fmt.Errorf("forget approval of %s by %s: %w", pr, reviewer, err)
 	}
 	return nil
@@ -373,7 +423,7 @@ func (s *State) ForgetApproval(ctx context.Context, pr, reviewer string) error {
 
 // ApprovalSHAs returns the head each reviewer's approval was recorded on.
 func (s *State) ApprovalSHAs(ctx context.Context, pr string) (map[string]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT reviewer, sha FROM approvals WHERE pr = ?`, pr)
+	rows, err := s.db.QueryContext(ctx, `SELECT reviewer, sha FROM approvals WHERE pr = $1`, pr)
 	if err != nil {
 		return nil, fmt.Errorf("read approvals of %s: %w", pr, err)
 	}

@@ -21,7 +21,8 @@ import (
 type Config struct {
 	// Listen is the HTTP address for webhooks, health and metrics.
 	Listen string `json:"listen"`
-	// State is the embedded SQLite file (one replica).
+	// State is the embedded SQLite file (one replica), or a postgres:// URL of the PostgreSQL
+	// database several replicas share.
 	State string `json:"state"`
 	// WorkDir holds repository checkouts.
 	WorkDir string `json:"workDir"`

@@ -20,6 +20,7 @@ import (
 	"github.com/kubeplan/kubeplan/internal/forgeemu"
 	"github.com/kubeplan/kubeplan/internal/kubetest"
 	"github.com/kubeplan/kubeplan/server"
+	"github.com/kubeplan/kubeplan/store"
 )
 
 const (
@@ -72,6 +73,9 @@ func start(t *testing.T, emu *forgeemu.Emulator, state string, workers bool, adj
 	cfg := config.Default()
 	cfg.State = state
 	cfg.WorkDir = filepath.Join(filepath.Dir(state), "work")
+	if store.IsPostgres(state) {
+		cfg.WorkDir = filepath.Join(t.TempDir(), "work") // each replica has its own disk
+	}
 	cfg.Workers = 2
 	cfg.JobTimeout.Duration = time.Minute
 	cfg.RetryBackoff.Duration = 100 * time.Millisecond

@@ -53,7 +53,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if err != nil {
 		return nil, err
 	}
-	if dir := filepath.Dir(cfg.State); dir != "" {
+	if dir := filepath.Dir(cfg.State); dir != "" && !store.IsPostgres(cfg.State) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("state directory: %w", err)
 		}

@@ -56,7 +56,7 @@ KUBEPLAN_GITLAB_TOKEN, KUBEPLAN_GITLAB_WEBHOOK_SECRET), then flags. See docs/con
 	}
 	cmd.Flags().StringVar(&configFile, "config", "", "YAML configuration file")
 	cmd.Flags().StringVar(&listen, "listen", config.Default().Listen, "HTTP listen address")
-	cmd.Flags().StringVar(&state, "state", config.Default().State, "state store (SQLite file)")
+	cmd.Flags().StringVar(&state, "state", config.Default().State, "state store: an SQLite file, or a postgres:// URL shared by several replicas")
 	cmd.Flags().BoolVar(&logJSON, "log-json", false, "log JSON lines instead of text")
 	cmd.Flags().StringVar(&debugListen, "debug-listen", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default")
 	return cmd

@@ -2,7 +2,8 @@
 # Makes sure a PostgreSQL server runs on loopback for the store's tests and prints its URL
 # (use it as KUBEPLAN_TEST_POSTGRES). Installs Debian's postgresql package when it is missing
 # and this runs as root; where no server can run, prints nothing and says why on stderr, and
-# the PostgreSQL tests skip saying so. The server keeps running for later test runs.
+# the PostgreSQL tests skip saying so. The server keeps running for later test runs;
+# `hack/postgres.sh stop` stops it.
 set -uo pipefail
 
 port="${KUBEPLAN_PG_PORT:-54329}"
@@ -12,6 +13,18 @@ log() { echo "postgres: $*" >&2; }
 
 bindir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 bin="$(bindir)"
+# PostgreSQL refuses to run as root: root runs it as the package's postgres user.
+as=()
+if [[ $(id -u) == 0 ]]; then
+  as=(runuser -u postgres --)
+fi
+# `hack/postgres.sh stop` stops the server (CI does, so that no process outlives its run).
+if [[ "${1:-}" == stop ]]; then
+  if [[ -n "$bin" && -f "$data/postmaster.pid" ]]; then
+    "${as[@]}" "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null
+  fi
+  exit 0
+fi
 if [[ -z "$bin" && $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
   log "installing Debian's postgresql package"
   export DEBIAN_FRONTEND=noninteractive
@@ -27,12 +40,6 @@ fi
 if "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"; then
   echo "$url"
   exit 0
-fi
-
-# PostgreSQL refuses to run as root: root runs it as the package's postgres user.
-as=()
-if [[ $(id -u) == 0 ]]; then
-  as=(runuser -u postgres --)
 fi
 if [[ ! -f "$data/PG_VERSION" ]]; then
   rm -rf "$data" && mkdir -p "$data"

@@ -55,7 +55,7 @@ func Open(ctx context.Context, location string) (*Queue, error) {
 	}
 	// One connection: SQLite serialises writers anyway, and this avoids SQLITE_BUSY entirely.
 	db.SetMaxOpenConns(1)
-	if _, err := db.ExecContext(ctx, sqliteSchema); err != nil {
+	if _, err := db.ExecContext(ctx, schemaFor(false)); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("create state store schema in %s: %w", location, err)
 	}
@@ -78,7 +78,7 @@ func openPostgres(ctx context.Context, dsn string) (*Queue, error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err == nil {
 		if _, err = tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, schemaLockKey); err == nil {
-			if _, err = tx.ExecContext(ctx, postgresSchema); err == nil {
+			if _, err = tx.ExecContext(ctx, schemaFor(true)); err == nil {
 				err = tx.Commit()
 			}
 		}
@@ -112,46 +112,25 @@ func newQueue(db *sql.DB, shared bool) *Queue {
 	return &Queue{db: db, shared: shared, Lease: 10 * time.Minute, MaxAttempts: 3, RetryBackoff: 10 * time.Second, now: time.Now}
 }
 
-// The tables, in each dialect: only the column types differ (times are Unix milliseconds).
-const sqliteQueueSchema = `
+// The tables, written once: the dialects differ only in the types that SERIAL_ID, MILLIS (Unix
+// milliseconds) and BYTES stand for (see schemaFor).
+const queueTables = `
 CREATE TABLE IF NOT EXISTS deliveries (
 	id          TEXT PRIMARY KEY,
-	received_at INTEGER NOT NULL
+	received_at MILLIS NOT NULL
 );
 CREATE TABLE IF NOT EXISTS jobs (
-	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	id          SERIAL_ID,
 	key         TEXT NOT NULL,
 	kind        TEXT NOT NULL,
-	payload     BLOB NOT NULL,
+	payload     BYTES NOT NULL,
 	state       TEXT NOT NULL DEFAULT 'queued', -- queued | running | done | failed
 	attempts    INTEGER NOT NULL DEFAULT 0,
-	lease_until INTEGER NOT NULL DEFAULT 0,
-	not_before  INTEGER NOT NULL DEFAULT 0, -- a retried job waits until then
+	lease_until MILLIS NOT NULL DEFAULT 0,
+	not_before  MILLIS NOT NULL DEFAULT 0, -- a retried job waits until then
 	error       TEXT NOT NULL DEFAULT '',
-	created_at  INTEGER NOT NULL,
-	updated_at  INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, id);
-CREATE INDEX IF NOT EXISTS jobs_key ON jobs(key, state);
-`
-
-const postgresQueueSchema = `
-CREATE TABLE IF NOT EXISTS deliveries (
-	id          TEXT PRIMARY KEY,
-	received_at BIGINT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS jobs (
-	id          BIGSERIAL PRIMARY KEY,
-	key         TEXT NOT NULL,
-	kind        TEXT NOT NULL,
-	payload     BYTEA NOT NULL,
-	state       TEXT NOT NULL DEFAULT 'queued',
-	attempts    INTEGER NOT NULL DEFAULT 0,
-	lease_until BIGINT NOT NULL DEFAULT 0,
-	not_before  BIGINT NOT NULL DEFAULT 0,
-	error       TEXT NOT NULL DEFAULT '',
-	created_at  BIGINT NOT NULL,
-	updated_at  BIGINT NOT NULL
+	created_at  MILLIS NOT NULL,
+	updated_at  MILLIS NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, id);
 CREATE INDEX IF NOT EXISTS jobs_key ON jobs(key, state);

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -20,15 +21,15 @@ type State struct {
 // State returns the state kept in the queue's database.
 func (q *Queue) State() *State { return &State{db: q.db, now: q.now} }
 
-const sqliteStateSchema = `
+const stateTables = `
 CREATE TABLE IF NOT EXISTS plans (
 	pr         TEXT NOT NULL, -- forge:repo#number
 	project    TEXT NOT NULL,
 	cluster    TEXT NOT NULL,
 	sha        TEXT NOT NULL,
 	hash       TEXT NOT NULL,
-	body       BLOB NOT NULL, -- the plan as JSON (Secret values are never in it)
-	planned_at INTEGER NOT NULL,
+	body       BYTES NOT NULL, -- the plan as JSON (Secret values are never in it)
+	planned_at MILLIS NOT NULL,
 	PRIMARY KEY (pr, project, cluster)
 );
 CREATE TABLE IF NOT EXISTS locks (
@@ -38,12 +39,12 @@ CREATE TABLE IF NOT EXISTS locks (
 	pr        TEXT NOT NULL,
 	number    INTEGER NOT NULL,
 	holder    TEXT NOT NULL, -- who applied
-	locked_at INTEGER NOT NULL,
+	locked_at MILLIS NOT NULL,
 	PRIMARY KEY (repo, project, cluster)
 );
 CREATE INDEX IF NOT EXISTS locks_pr ON locks(pr);
 CREATE TABLE IF NOT EXISTS applies (
-	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	id          SERIAL_ID,
 	pr          TEXT NOT NULL,
 	project     TEXT NOT NULL,
 	cluster     TEXT NOT NULL,
@@ -56,73 +57,27 @@ CREATE TABLE IF NOT EXISTS applies (
 	delivery    TEXT NOT NULL DEFAULT '', -- the webhook delivery that asked for it
 	report      TEXT NOT NULL DEFAULT '', -- the result comment, kept until it is posted
 	reported    INTEGER NOT NULL DEFAULT 0,
-	started_at  INTEGER NOT NULL,
-	finished_at INTEGER NOT NULL DEFAULT 0
+	started_at  MILLIS NOT NULL,
+	finished_at MILLIS NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS applies_pr ON applies(pr, id);
 CREATE TABLE IF NOT EXISTS approvals (
 	pr          TEXT NOT NULL,
 	reviewer    TEXT NOT NULL,
 	sha         TEXT NOT NULL,
-	approved_at INTEGER NOT NULL,
+	approved_at MILLIS NOT NULL,
 	PRIMARY KEY (pr, reviewer)
 );
 `
 
-const postgresStateSchema = `
-CREATE TABLE IF NOT EXISTS plans (
-	pr         TEXT NOT NULL, -- forge:repo#number
-	project    TEXT NOT NULL,
-	cluster    TEXT NOT NULL,
-	sha        TEXT NOT NULL,
-	hash       TEXT NOT NULL,
-	body       BYTEA NOT NULL, -- the plan as JSON (Secret values are never in it)
-	planned_at BIGINT NOT NULL,
-	PRIMARY KEY (pr, project, cluster)
-);
-CREATE TABLE IF NOT EXISTS locks (
-	repo      TEXT NOT NULL, -- forge:repo
-	project   TEXT NOT NULL,
-	cluster   TEXT NOT NULL,
-	pr        TEXT NOT NULL,
-	number    INTEGER NOT NULL,
-	holder    TEXT NOT NULL, -- who applied
-	locked_at BIGINT NOT NULL,
-	PRIMARY KEY (repo, project, cluster)
-);
-CREATE INDEX IF NOT EXISTS locks_pr ON locks(pr);
-CREATE TABLE IF NOT EXISTS applies (
-	id          BIGSERIAL PRIMARY KEY,
-	pr          TEXT NOT NULL,
-	project     TEXT NOT NULL,
-	cluster     TEXT NOT NULL,
-	sha         TEXT NOT NULL,
-	plan_hash   TEXT NOT NULL,
-	trigger     TEXT NOT NULL, -- before_merge | on_merge
-	actor       TEXT NOT NULL,
-	state       TEXT NOT NULL, -- running | succeeded | failed | interrupted
-	summary     TEXT NOT NULL DEFAULT '',
-	delivery    TEXT NOT NULL DEFAULT '', -- the webhook delivery that asked for it
-	report      TEXT NOT NULL DEFAULT '', -- the result comment, kept until it is posted
-	reported    INTEGER NOT NULL DEFAULT 0,
-	started_at  BIGINT NOT NULL,
-	finished_at BIGINT NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS applies_pr ON applies(pr, id);
-CREATE TABLE IF NOT EXISTS approvals (
-	pr          TEXT NOT NULL,
-	reviewer    TEXT NOT NULL,
-	sha         TEXT NOT NULL,
-	approved_at BIGINT NOT NULL,
-	PRIMARY KEY (pr, reviewer)
-);
-`
-
-// The whole schema in each dialect.
-const (
-	sqliteSchema   = sqliteQueueSchema + sqliteStateSchema
-	postgresSchema = postgresQueueSchema + postgresStateSchema
-)
+// schemaFor returns every table in SQLite's types, or PostgreSQL's.
+func schemaFor(postgres bool) string {
+	types := strings.NewReplacer("SERIAL_ID", "INTEGER PRIMARY KEY AUTOINCREMENT", "MILLIS", "INTEGER", "BYTES", "BLOB")
+	if postgres {
+		types = strings.NewReplacer("SERIAL_ID", "BIGSERIAL PRIMARY KEY", "MILLIS", "BIGINT", "BYTES", "BYTEA")
+	}
+	return types.Replace(queueTables + stateTables)
+}
 
 // Target is one project on one cluster of a pull request.
 type Target struct {

@@ -68,7 +68,7 @@ func githubEvent(parsed any) (event.Event, string) {
 			Sender: e.GetSender().GetLogin(), SenderIsBot: e.GetSender().GetType() == "Bot", InstallationID: e.GetInstallation().GetID(),
 		}, ""
 	case *github.IssueCommentEvent:
-		if !e.GetIssue().IsPullRequest() {
+		if e.GetIssue() == nil || !e.GetIssue().IsPullRequest() { // go-github's IsPullRequest panics on nil
 			return event.Event{}, "comment on an issue, not a pull request"
 		}
 		if e.GetAction() != "created" {

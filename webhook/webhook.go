@@ -65,8 +65,15 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, bool) 
 	return body, true
 }
 
-// enqueue queues ev and answers 202, or 200 for a delivery already seen.
+// enqueue queues ev and answers 202, or 200 for a delivery already seen. A payload of a kind
+// kubeplan uses that names no repository or pull request is malformed: refused, not queued
+// to fail later in a worker.
 func enqueue(w http.ResponseWriter, r *http.Request, q Enqueuer, log *slog.Logger, ev event.Event) {
+	if ev.Repo == "" || ev.Number <= 0 {
+		log.Warn("webhook refused: no repository or pull request in the payload", "forge", ev.Forge, "delivery", ev.Delivery, "kind", ev.Kind)
+		http.Error(w, "malformed payload: no repository or pull request", http.StatusBadRequest)
+		return
+	}
 	payload, err := json.Marshal(ev)
 	if err != nil {
 		http.Error(w, "cannot encode event", http.StatusInternalServerError)

@@ -157,6 +157,36 @@ func TestForgedOrUnsignedGitHubWebhooksAreRefused(t *testing.T) {
 	}
 }
 
+// A correctly signed payload of a kind kubeplan uses but without the repository or the pull
+// request (a broken proxy, a changed payload shape) is refused with a reason, not queued.
+func TestSignedPayloadsWithoutAPullRequestAreRefused(t *testing.T) {
+	srv, q := receiver(t)
+	noRepo := bytes.Replace(fixture(t, "github", "pull_request.opened.json"), []byte(`"repository":`), []byte(`"repository_was":`), 1)
+	const refused = "malformed payload: no repository or pull request"
+	for _, c := range []struct {
+		forge, kind string
+		body        []byte
+		code        int
+		want        string
+	}{
+		{"github", "issue_comment", []byte(`{}`), http.StatusOK, "ignored: comment on an issue, not a pull request"},
+		{"github", "issue_comment", []byte(`{"action":"created","issue":{"number":1,"pull_request":{"url":"x"}},"comment":{"body":"/apply"}}`), http.StatusBadRequest, refused},
+		{"github", "pull_request", noRepo, http.StatusBadRequest, refused},
+		{"gitlab", "Merge Request Hook", []byte(`{"object_kind":"merge_request","object_attributes":{"iid":0,"action":"open"}}`), http.StatusBadRequest, refused},
+	} {
+		headers := githubHeaders(c.kind, "d-"+c.kind, c.body)
+		if c.forge == "gitlab" {
+			headers = map[string]string{"X-Gitlab-Token": secret, "X-Gitlab-Event": c.kind, "Content-Type": "application/json"}
+		}
+		if code, msg := post(t, srv.URL+"/webhooks/"+c.forge, bytes.NewReader(c.body), headers); code != c.code || strings.TrimSpace(msg) != c.want {
+			t.Errorf("%s %s %.60s: %d %q, want %d %q", c.forge, c.kind, c.body, code, msg, c.code, c.want)
+		}
+	}
+	if got := queued(t, q); len(got) != 0 {
+		t.Fatalf("payloads without a pull request were queued: %+v", got)
+	}
+}
+
 func TestRedeliveredGitHubEventIsProcessedOnce(t *testing.T) {
 	srv, q := receiver(t)
 	body := fixture(t, "github", "issue_comment.created.json")

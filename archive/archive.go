@@ -153,6 +153,14 @@ func Extract(r io.Reader, dest string, l Limits) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("not a gzipped tarball: %w", err)
 	}
+	// Every write goes through an os.Root: the names are checked below, but a path may still
+	// pass through a link the archive made earlier (s -> ., then s/s/l -> ../..), and only
+	// the kernel-side resolution of os.Root sees where it really lands.
+	root, err := os.OpenRoot(dest)
+	if err != nil {
+		return 0, fmt.Errorf("open checkout directory: %w", err)
+	}
+	defer root.Close()
 	tr := tar.NewReader(gz)
 	var total int64
 	files := 0
@@ -171,11 +179,11 @@ func Extract(r io.Reader, dest string, l Limits) (int64, error) {
 		if strings.HasPrefix(h.Name, "/") || !filepath.IsLocal(filepath.FromSlash(name)) {
 			return total, fmt.Errorf("entry %q points outside the checkout", h.Name)
 		}
-		target := filepath.Join(dest, filepath.FromSlash(name))
+		target := filepath.FromSlash(name) // inside root
 		switch h.Typeflag {
 		case tar.TypeDir:
-			if err := os.MkdirAll(target, 0o755); err != nil {
-				return total, err
+			if err := root.MkdirAll(target, 0o755); err != nil {
+				return total, fmt.Errorf("directory %s: %w", name, err)
 			}
 		case tar.TypeReg:
 			files++
@@ -189,10 +197,10 @@ func Extract(r io.Reader, dest string, l Limits) (int64, error) {
 			if total > l.MaxBytes {
 				return total, fmt.Errorf("archive unpacks to more than %d bytes", l.MaxBytes)
 			}
-			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-				return total, err
+			if err := root.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+				return total, fmt.Errorf("write %s: %w", name, err)
 			}
-			f, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+			f, err := root.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 			if err != nil {
 				return total, fmt.Errorf("write %s: %w", name, err)
 			}
@@ -209,10 +217,10 @@ func Extract(r io.Reader, dest string, l Limits) (int64, error) {
 			if path.IsAbs(h.Linkname) || !filepath.IsLocal(filepath.FromSlash(path.Join(path.Dir(name), h.Linkname))) {
 				return total, fmt.Errorf("link %s -> %s points outside the checkout", name, h.Linkname)
 			}
-			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-				return total, err
+			if err := root.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+				return total, fmt.Errorf("link %s: %w", name, err)
 			}
-			if err := os.Symlink(h.Linkname, target); err != nil {
+			if err := root.Symlink(h.Linkname, target); err != nil {
 				return total, fmt.Errorf("link %s: %w", name, err)
 			}
 		case tar.TypeXGlobalHeader:

@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,7 +23,15 @@ type entry struct {
 func tarball(t *testing.T, entries ...entry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
+	if !writeTarball(&buf, entries) {
+		t.Fatal("cannot write the test tarball")
+	}
+	return buf.Bytes()
+}
+
+// writeTarball writes entries as a gzipped tarball; false when tar cannot encode one.
+func writeTarball(buf *bytes.Buffer, entries []entry) bool {
+	gz := gzip.NewWriter(buf)
 	tw := tar.NewWriter(gz)
 	for _, e := range entries {
 		h := &tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.body)), Typeflag: e.typ, Linkname: e.link}
@@ -36,15 +45,13 @@ func tarball(t *testing.T, entries ...entry) []byte {
 			h.Size = 0
 		}
 		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
+			return false
 		}
 		if h.Typeflag == tar.TypeReg {
 			_, _ = tw.Write([]byte(e.body))
 		}
 	}
-	tw.Close()
-	gz.Close()
-	return buf.Bytes()
+	return tw.Close() == nil && gz.Close() == nil
 }
 
 func TestExtractStripsTheTopDirectory(t *testing.T) {
@@ -80,14 +87,23 @@ func TestExtractRefusesHostileArchives(t *testing.T) {
 		"too many files":    {[]entry{{name: "top/a", body: "1"}, {name: "top/b", body: "2"}, {name: "top/c", body: "3"}}, "more than 2 files"},
 		"too many bytes":    {[]entry{{name: "top/a", body: "123456789"}, {name: "top/b", body: "123456789"}}, "more than 15 bytes"},
 		"hard link refused": {[]entry{{name: "top/h", typ: tar.TypeLink, link: "/etc/shadow"}}, "unsupported type"},
+		// Each name and link looks local, but s -> . makes s/s/s/l land at l, three levels
+		// above which is outside: the write through it must not leave the checkout.
+		"write through a link chain": {[]entry{{name: "top/s", typ: tar.TypeSymlink, link: "."},
+			{name: "top/s/s/s/l", typ: tar.TypeSymlink, link: "../../.."}, {name: "top/l/escaped", body: "x"}}, "escapes"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			dest := t.TempDir()
+			parent := t.TempDir()
+			dest := filepath.Join(parent, "a", "b", "c", "checkout")
+			if err := os.MkdirAll(dest, 0o755); err != nil {
+				t.Fatal(err)
+			}
 			_, err := Extract(bytes.NewReader(tarball(t, c.entries...)), dest, small)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("got %v, want %q", err, c.want)
 			}
+			assertOnlyInside(t, parent, dest)
 		})
 	}
 	if _, err := Extract(strings.NewReader("not gzip"), t.TempDir(), small); err == nil {
@@ -133,5 +149,24 @@ func TestCheckoutDownloadsEachCommitOnce(t *testing.T) {
 		return io.NopCloser(bytes.NewReader(tarball(t, entry{name: "top/../x", body: "x"}))), nil
 	}); err == nil || !strings.Contains(err.Error(), "unpack acme/platform@bad") {
 		t.Fatalf("hostile archive: %v", err)
+	}
+}
+
+// assertOnlyInside fails t when anything under parent lies outside dest (and the
+// directories leading to it).
+func assertOnlyInside(t *testing.T, parent, dest string) {
+	t.Helper()
+	err := filepath.WalkDir(parent, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == dest || strings.HasPrefix(p, dest+string(filepath.Separator)) || strings.HasPrefix(dest, p+string(filepath.Separator)) || p == parent {
+			return nil
+		}
+		t.Errorf("the archive wrote %s, outside the checkout", p)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/spf13/pflag"
 )
@@ -54,7 +55,7 @@ func Parse(body string) (cmd Command, ok bool, err error) {
 		if s := closest(name); s != "" {
 			hint = fmt.Sprintf(" Did you mean `/%s`?", s)
 		}
-		return Command{}, true, &Error{Reason: fmt.Sprintf("`/%s` is not a kubeplan command.%s", name, hint)}
+		return Command{}, true, &Error{Reason: fmt.Sprintf("`/%s` is not a kubeplan command.%s", clip(name), hint)}
 	}
 	cmd.Name = name
 	fs := pflag.NewFlagSet("/"+name, pflag.ContinueOnError)
@@ -63,15 +64,32 @@ func Parse(body string) (cmd Command, ok bool, err error) {
 	fs.StringVarP(&cmd.Project, "project", "p", "", "project")
 	fs.StringVarP(&cmd.Cluster, "cluster", "c", "", "cluster")
 	if err := fs.Parse(fields[1:]); err != nil {
-		return Command{}, true, &Error{Reason: fmt.Sprintf("`%s`: %v.", line, err)}
+		return Command{}, true, &Error{Reason: fmt.Sprintf("`%s`: %s.", clip(line), clip(err.Error()))}
 	}
 	if fs.NArg() > 0 {
-		return Command{}, true, &Error{Reason: fmt.Sprintf("`%s`: unexpected %q (flags are -p PROJECT and -c CLUSTER).", line, strings.Join(fs.Args(), " "))}
+		return Command{}, true, &Error{Reason: fmt.Sprintf("`%s`: unexpected %q (flags are -p PROJECT and -c CLUSTER).", clip(line), clip(strings.Join(fs.Args(), " ")))}
 	}
 	if name == "help" && (cmd.Project != "" || cmd.Cluster != "") {
 		return Command{}, true, &Error{Reason: "`/help` takes no flags."}
 	}
 	return cmd, true, nil
+}
+
+// maxReason bounds an error's reason: it is quoted back in a reply, which must fit a forge
+// comment however long the comment it answers.
+const maxReason = 600
+
+// clip shortens what a reply quotes from a comment.
+func clip(s string) string {
+	const keep = 200
+	if len(s) <= keep {
+		return s
+	}
+	cut := keep
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 func isLetter(b byte) bool { return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' }

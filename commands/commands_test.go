@@ -45,3 +45,17 @@ func TestParse(t *testing.T) {
 		}
 	}
 }
+
+// A reply quotes a little of a bad command, never the whole of a huge comment: it must fit
+// in a forge comment itself.
+func TestErrorsQuoteLittleOfAHugeComment(t *testing.T) {
+	for _, body := range []string{"/plan " + strings.Repeat("web ", 20000), "/plan -p " + strings.Repeat("x", 80000) + " -q", "/" + strings.Repeat("deploy", 20000)} {
+		_, ok, err := Parse(body)
+		if !ok || err == nil {
+			t.Fatalf("Parse(%.40q…): %v %v, want a refusal", body, ok, err)
+		}
+		if n := len(err.Error()); n > maxReason || !strings.Contains(err.Error(), "…") {
+			t.Errorf("Parse(%.40q…): a reason of %d bytes: %.300q", body, n, err.Error())
+		}
+	}
+}

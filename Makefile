@@ -7,7 +7,7 @@ KUBE_ASSETS = $(shell hack/kube-binaries.sh)
 KUBEPLAN_TEST_POSTGRES ?= $(shell hack/postgres.sh)
 TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: build test bench demo lint kube-binaries clean
+.PHONY: build test bench demo lint fuzz kube-binaries clean
 
 # One `go build` for the three binaries: their packages compile once, in parallel.
 build:
@@ -25,6 +25,15 @@ bench: build
 	KUBEPLAN_TEST_POSTGRES="$(KUBEPLAN_TEST_POSTGRES)" $(GO) test -run '^$$' -bench . -benchmem ./objdiff ./render ./store
 	KUBEBUILDER_ASSETS="$(KUBE_ASSETS)" $(GO) run ./bench/plancompare
 	KUBEBUILDER_ASSETS="$(KUBE_ASSETS)" $(GO) run ./bench/webhookload
+
+# Every fuzz target for FUZZTIME each (their seeds also run in `make test`).
+FUZZTIME ?= 30s
+FUZZ_TARGETS = ./webhook:FuzzGitHubWebhook ./webhook:FuzzGitLabWebhook ./archive:FuzzExtract \
+	./commands:FuzzParse ./repoconfig:FuzzParse ./render:FuzzRenderManifests
+fuzz:
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
+	  echo "== $$name ($$pkg) for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done
 
 demo: build
 	KUBEBUILDER_ASSETS="$(KUBE_ASSETS)" hack/demo.sh

@@ -68,6 +68,12 @@ type Config struct {
 		// HealthTimeout bounds the wait for applied objects to become healthy (kstatus).
 		HealthTimeout metav1.Duration `json:"healthTimeout"`
 	} `json:"apply"`
+	// Render bounds each render of a project, done in a child process so that a hostile
+	// template (a Helm loop of a billion turns) fails its own render, not the service.
+	Render struct {
+		Timeout  metav1.Duration `json:"timeout"`
+		MemoryMB int64           `json:"memoryMB"`
+	} `json:"render"`
 }
 
 const defaultHealthTimeout = 5 * time.Minute
@@ -76,6 +82,7 @@ const defaultHealthTimeout = 5 * time.Minute
 func Default() Config {
 	c := Config{Listen: ":8080", State: "kubeplan.db", WorkDir: "kubeplan-work", CheckoutCacheMB: 2048, Workers: 2, JobTimeout: metav1.Duration{Duration: 15 * time.Minute}, JobAttempts: 3, RetryBackoff: metav1.Duration{Duration: 10 * time.Second}, PlanDrafts: true}
 	c.Apply.HealthTimeout = metav1.Duration{Duration: defaultHealthTimeout}
+	c.Render.Timeout, c.Render.MemoryMB = metav1.Duration{Duration: 2 * time.Minute}, 1024
 	return c
 }
 
@@ -151,6 +158,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Apply.HealthTimeout.Duration >= c.JobTimeout.Duration && c.JobTimeout.Duration > 0 {
 		errs = append(errs, fmt.Errorf("apply.healthTimeout (%s) must be shorter than jobTimeout (%s)", c.Apply.HealthTimeout.Duration, c.JobTimeout.Duration))
+	}
+	if c.Render.Timeout.Duration <= 0 || c.Render.MemoryMB < 64 {
+		errs = append(errs, fmt.Errorf("render.timeout must be positive and render.memoryMB at least 64 (have %s, %d)", c.Render.Timeout.Duration, c.Render.MemoryMB))
 	}
 	// Bad server rules stop the server at start, naming the rule, not the first pull request.
 	if _, err := policy.Compile(c.Policy, nil); err != nil {

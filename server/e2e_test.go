@@ -19,6 +19,7 @@ import (
 	"github.com/kubeplan/kubeplan/forge"
 	"github.com/kubeplan/kubeplan/internal/forgeemu"
 	"github.com/kubeplan/kubeplan/internal/kubetest"
+	"github.com/kubeplan/kubeplan/isolate"
 	"github.com/kubeplan/kubeplan/server"
 	"github.com/kubeplan/kubeplan/store"
 )
@@ -31,7 +32,10 @@ const (
 
 var prod *kubetest.Cluster
 
-func TestMain(m *testing.M) { os.Exit(kubetest.RunWithCluster(m, "prod", &prod)) }
+func TestMain(m *testing.M) {
+	isolate.RunChildIfAsked() // the server renders in children of this test binary
+	os.Exit(kubetest.RunWithCluster(m, "prod", &prod))
+}
 
 // forgeCase drives one forge through the emulator: how webhooks are sent and shaped.
 type forgeCase struct {

@@ -21,6 +21,7 @@ import (
 	"github.com/kubeplan/kubeplan/event"
 	ghforge "github.com/kubeplan/kubeplan/forge/github"
 	glforge "github.com/kubeplan/kubeplan/forge/gitlab"
+	"github.com/kubeplan/kubeplan/isolate"
 	"github.com/kubeplan/kubeplan/metrics"
 	"github.com/kubeplan/kubeplan/planner"
 	"github.com/kubeplan/kubeplan/store"
@@ -80,8 +81,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		State:         q.State(),
 		Policy:        cfg.Policy,
 		HealthTimeout: cfg.Apply.HealthTimeout.Duration,
-		Log:           log,
-		PlanDrafts:    cfg.PlanDrafts,
+		Render: (&isolate.Renderer{Limits: isolate.Limits{Timeout: cfg.Render.Timeout.Duration,
+			MemoryBytes: cfg.Render.MemoryMB << 20}}).Render,
+		Log:        log,
+		PlanDrafts: cfg.PlanDrafts,
 	}
 	s.metrics = metrics.New(q.Pending, func(ctx context.Context) (int, error) {
 		locks, err := q.State().Locks(ctx, "")

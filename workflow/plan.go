@@ -174,7 +174,11 @@ func (w *Workflow) planTarget(ctx context.Context, co *checkout, t target, pr po
 	if out.namespace == "" {
 		out.namespace = "default"
 	}
-	res, err := render.Render(ctx, co.dir, t.project.Dir, render.Options{Renderer: renderer, Namespace: out.namespace,
+	renderFn := w.Render
+	if renderFn == nil {
+		renderFn = render.Render
+	}
+	res, err := renderFn(ctx, co.dir, t.project.Dir, render.Options{Renderer: renderer, Namespace: out.namespace,
 		HelmRelease: t.project.Helm.Release, ValuesFiles: t.project.Helm.Values, KubeVersion: client.Version})
 	if err != nil {
 		out.Err = "render " + t.project.Dir + ": " + err.Error()

@@ -21,6 +21,7 @@ import (
 	"github.com/kubeplan/kubeplan/forge"
 	"github.com/kubeplan/kubeplan/planner"
 	"github.com/kubeplan/kubeplan/policy"
+	"github.com/kubeplan/kubeplan/render"
 	"github.com/kubeplan/kubeplan/store"
 )
 
@@ -95,6 +96,9 @@ type Workflow struct {
 	Log          *slog.Logger
 	// PlanDrafts plans draft pull requests (a repository may still say drafts: skip).
 	PlanDrafts bool
+	// Render renders a project of a checkout; nil means render.Render in this process. The
+	// server renders in bounded child processes (package isolate).
+	Render func(ctx context.Context, repoRoot, dir string, opts render.Options) (*render.Result, error)
 }
 
 // Commands is the footer of every plan comment.

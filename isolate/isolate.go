@@ -1,0 +1,198 @@
+// Package isolate renders repository content in a child process bounded in time and memory.
+//
+// A Helm template is a program: `{{ range until 1000000000 }}` or `{{ range 1000000000 }}`
+// runs for minutes and allocates gigabytes, and neither Helm's engine nor text/template can be
+// stopped from outside. Rendered in kubeplan's own process, one such pull request from anyone
+// could stall or kill the service. Here each render runs in a child — this same program,
+// started with a marker argument — whose memory is capped by the kernel (RLIMIT_DATA) and
+// which is killed at its deadline; the failure is that project's render error, nothing more.
+package isolate
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/kubeplan/kubeplan/render"
+)
+
+// childArg makes a process started from this program a render child.
+const childArg = "__kubeplan-render-child"
+
+// RunChildIfAsked turns the process into a render child when it was started as one: it
+// renders the request on stdin, writes the result on stdout and exits. Call it first in main
+// (and in TestMain of tests whose code renders through Renderer).
+func RunChildIfAsked() {
+	if len(os.Args) < 2 || os.Args[1] != childArg {
+		return
+	}
+	os.Exit(runChild(os.Stdin, os.Stdout))
+}
+
+// Limits bound one render.
+type Limits struct {
+	Timeout     time.Duration
+	MemoryBytes int64
+}
+
+// DefaultLimits fit the largest real charts with room to spare.
+func DefaultLimits() Limits { return Limits{Timeout: 2 * time.Minute, MemoryBytes: 1 << 30} }
+
+// Renderer renders in child processes.
+type Renderer struct {
+	Limits Limits
+	// Program is the executable to start; empty means this program (os.Executable).
+	Program string
+}
+
+type request struct {
+	RepoRoot, Dir string
+	Options       render.Options
+	MemoryBytes   int64
+}
+
+type object struct {
+	Object map[string]any `json:"object"`
+	Source string         `json:"source"`
+}
+
+type response struct {
+	Renderer render.Renderer `json:"renderer,omitempty"`
+	Objects  []object        `json:"objects,omitempty"`
+	Notes    []string        `json:"notes,omitempty"`
+	// Error is a render error of the input (render.Error); Failure any other error.
+	Error   *renderError `json:"error,omitempty"`
+	Failure string       `json:"failure,omitempty"`
+}
+
+type renderError struct{ File, Reason string }
+
+// Render renders like render.Render, in a child process within r.Limits.
+func (r *Renderer) Render(ctx context.Context, repoRoot, dir string, opts render.Options) (*render.Result, error) {
+	lim := r.Limits
+	if lim.Timeout <= 0 {
+		lim.Timeout = DefaultLimits().Timeout
+	}
+	if lim.MemoryBytes <= 0 {
+		lim.MemoryBytes = DefaultLimits().MemoryBytes
+	}
+	program := r.Program
+	if program == "" {
+		var err error
+		if program, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("render %s: find this program to start a render child: %w", dir, err)
+		}
+	}
+	req, err := json.Marshal(request{RepoRoot: repoRoot, Dir: dir, Options: opts, MemoryBytes: lim.MemoryBytes})
+	if err != nil {
+		return nil, fmt.Errorf("render %s: %w", dir, err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, lim.Timeout)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, program, childArg)
+	cmd.Stdin = bytes.NewReader(req)
+	var stdout bytes.Buffer
+	stderr := &headTail{max: 4096}
+	cmd.Stdout, cmd.Stderr = &stdout, stderr
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
+	runErr := cmd.Run()
+	switch {
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case cctx.Err() != nil:
+		return nil, &render.Error{File: dir, Reason: fmt.Sprintf("rendering took longer than %s; kubeplan stopped it (a template that loops too long?)", lim.Timeout)}
+	case runErr != nil && strings.Contains(stderr.String(), "out of memory"):
+		return nil, &render.Error{File: dir, Reason: fmt.Sprintf("rendering needed more than %d MiB of memory; kubeplan stopped it (a template that produces too much?)", lim.MemoryBytes>>20)}
+	case runErr != nil:
+		return nil, fmt.Errorf("render %s: the render child failed: %w: %s", dir, runErr, strings.TrimSpace(stderr.String()))
+	}
+	var resp response
+	if err := json.Unmarshal(stdout.Bytes(), &resp); err != nil {
+		return nil, fmt.Errorf("render %s: read the render child's answer: %w", dir, err)
+	}
+	if resp.Error != nil {
+		return nil, &render.Error{File: resp.Error.File, Reason: resp.Error.Reason}
+	}
+	if resp.Failure != "" {
+		return nil, errors.New(resp.Failure)
+	}
+	res := &render.Result{Renderer: resp.Renderer, Notes: resp.Notes}
+	for _, o := range resp.Objects {
+		res.Objects = append(res.Objects, render.Object{Unstructured: &unstructured.Unstructured{Object: o.Object}, Source: o.Source})
+	}
+	return res, nil
+}
+
+// runChild is the child's whole life: cap its own memory, render, answer.
+func runChild(in io.Reader, out io.Writer) int {
+	var req request
+	if err := json.NewDecoder(in).Decode(&req); err != nil {
+		fmt.Fprintln(os.Stderr, "render child: read request:", err)
+		return 2
+	}
+	// The kernel refuses the child's memory beyond this (Go then dies with "out of memory");
+	// the soft limit makes the collector work hard before that.
+	if err := syscall.Setrlimit(syscall.RLIMIT_DATA, &syscall.Rlimit{Cur: uint64(req.MemoryBytes), Max: uint64(req.MemoryBytes)}); err != nil {
+		fmt.Fprintln(os.Stderr, "render child: limit memory:", err)
+		return 2
+	}
+	debug.SetMemoryLimit(req.MemoryBytes * 3 / 4)
+	var resp response
+	res, err := render.Render(context.Background(), req.RepoRoot, req.Dir, req.Options)
+	var rerr *render.Error
+	switch {
+	case errors.As(err, &rerr):
+		resp.Error = &renderError{File: rerr.File, Reason: rerr.Reason}
+	case err != nil:
+		resp.Failure = err.Error()
+	default:
+		resp.Renderer, resp.Notes = res.Renderer, res.Notes
+		for _, o := range res.Objects {
+			resp.Objects = append(resp.Objects, object{Object: o.Object, Source: o.Source})
+		}
+	}
+	if err := json.NewEncoder(out).Encode(resp); err != nil {
+		fmt.Fprintln(os.Stderr, "render child: write answer:", err)
+		return 2
+	}
+	return 0
+}
+
+// headTail keeps the first and the last max/2 bytes written to it: a Go runtime failure says
+// what it is first, then dumps every goroutine.
+type headTail struct {
+	max        int
+	head, tail []byte
+	cut        bool
+}
+
+func (h *headTail) Write(p []byte) (int, error) {
+	n := len(p)
+	if room := h.max/2 - len(h.head); room > 0 {
+		k := min(room, len(p))
+		h.head, p = append(h.head, p[:k]...), p[k:]
+	}
+	h.tail = append(h.tail, p...)
+	if over := len(h.tail) - h.max/2; over > 0 {
+		h.tail, h.cut = h.tail[over:], true
+	}
+	return n, nil
+}
+
+func (h *headTail) String() string {
+	if h.cut {
+		return string(h.head) + "\n…\n" + string(h.tail)
+	}
+	return string(h.head) + string(h.tail)
+}

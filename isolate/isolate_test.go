@@ -1,0 +1,100 @@
+package isolate
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kubeplan/kubeplan/render"
+)
+
+// The test binary is the render child of these tests.
+func TestMain(m *testing.M) {
+	RunChildIfAsked()
+	os.Exit(m.Run())
+}
+
+func writeTree(t *testing.T, files map[string]string) string {
+	t.Helper()
+	root := t.TempDir()
+	for name, body := range files {
+		p := filepath.Join(root, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+const chart = "apiVersion: v2\nname: web\nversion: 0.1.0\n"
+
+// An ordinary project renders in the child exactly as in process.
+func TestAChildRendersWhatTheProcessWould(t *testing.T) {
+	root := writeTree(t, map[string]string{
+		"apps/web/Chart.yaml":          chart,
+		"apps/web/values.yaml":         "replicas: 3\n",
+		"apps/web/templates/cm.yaml":   "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: {{ .Release.Name }}}\ndata: {replicas: {{ .Values.replicas | quote }}}\n",
+		"apps/web/templates/NOTES.txt": "hello\n",
+	})
+	opts := render.Options{Namespace: "shop", HelmRelease: "web"}
+	want, err := render.Render(context.Background(), root, "apps/web", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := (&Renderer{}).Render(context.Background(), root, "apps/web", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Renderer != want.Renderer || !reflect.DeepEqual(got.Notes, want.Notes) || len(got.Objects) != len(want.Objects) {
+		t.Fatalf("child rendered %+v, the process %+v", got, want)
+	}
+	for i := range want.Objects {
+		if got.Objects[i].Source != want.Objects[i].Source || !reflect.DeepEqual(got.Objects[i].Object, want.Objects[i].Object) {
+			t.Fatalf("object %d: child %v from %s, process %v from %s", i, got.Objects[i].Object, got.Objects[i].Source, want.Objects[i].Object, want.Objects[i].Source)
+		}
+	}
+}
+
+// Hostile charts fail their own render with a clear reason, quickly, and the service lives on.
+func TestHostileChartsAreStopped(t *testing.T) {
+	cases := []struct {
+		name, template string
+		limits         Limits
+		want           string
+	}{
+		{"memory", "{{- range $i := until 50000000 }}\n# {{ $i }}\n{{- end }}\n", Limits{Timeout: time.Minute, MemoryBytes: 256 << 20},
+			"apps/bomb: rendering needed more than 256 MiB of memory; kubeplan stopped it"},
+		{"time", "{{- range until 100000 }}{{- range until 100000 }}{{- end }}{{- end }}\n", Limits{Timeout: 2 * time.Second, MemoryBytes: 256 << 20},
+			"apps/bomb: rendering took longer than 2s; kubeplan stopped it"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			root := writeTree(t, map[string]string{"apps/bomb/Chart.yaml": chart, "apps/bomb/templates/bomb.yaml": c.template})
+			start := time.Now()
+			_, err := (&Renderer{Limits: c.limits}).Render(context.Background(), root, "apps/bomb", render.Options{Namespace: "default"})
+			if err == nil || !render.IsRenderError(err) || !strings.HasPrefix(err.Error(), c.want) {
+				t.Fatalf("error %v, want a render error starting %q", err, c.want)
+			}
+			if took := time.Since(start); took > c.limits.Timeout+10*time.Second {
+				t.Fatalf("stopping it took %s", took)
+			}
+		})
+	}
+}
+
+// A render error in the child is the same render error as in process: file and reason.
+func TestRenderErrorsCrossOver(t *testing.T) {
+	root := writeTree(t, map[string]string{"apps/web/bad.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [\n"})
+	_, want := render.Render(context.Background(), root, "apps/web", render.Options{})
+	_, got := (&Renderer{}).Render(context.Background(), root, "apps/web", render.Options{})
+	if want == nil || got == nil || got.Error() != want.Error() || !render.IsRenderError(got) {
+		t.Fatalf("child error %v, process error %v", got, want)
+	}
+}

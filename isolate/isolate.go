@@ -105,7 +105,9 @@ func (r *Renderer) Render(ctx context.Context, repoRoot, dir string, opts render
 	var stdout bytes.Buffer
 	stderr := &headTail{max: 4096}
 	cmd.Stdout, cmd.Stderr = &stdout, stderr
-	cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
+	// Nothing of kubeplan's environment (forge tokens, webhook secrets) reaches code that runs
+	// untrusted templates.
+	cmd.Env = []string{"GOMAXPROCS=2", "TMPDIR=" + os.TempDir()}
 	runErr := cmd.Run()
 	switch {
 	case ctx.Err() != nil:

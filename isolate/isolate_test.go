@@ -2,6 +2,7 @@ package isolate
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -96,5 +97,39 @@ func TestRenderErrorsCrossOver(t *testing.T) {
 	_, got := (&Renderer{}).Render(context.Background(), root, "apps/web", render.Options{})
 	if want == nil || got == nil || got.Error() != want.Error() || !render.IsRenderError(got) {
 		t.Fatalf("child error %v, process error %v", got, want)
+	}
+}
+
+// The child that runs untrusted templates gets none of kubeplan's environment: no forge token,
+// no webhook secret. Read from /proc while a child is running.
+func TestTheChildGetsNoSecretsFromTheEnvironment(t *testing.T) {
+	t.Setenv("KUBEPLAN_GITHUB_TOKEN", "s3cret-forge-token")
+	root := writeTree(t, map[string]string{"apps/loop/Chart.yaml": chart,
+		"apps/loop/templates/loop.yaml": "{{- range until 100000 }}{{- range until 100000 }}{{- end }}{{- end }}\n"})
+	done := make(chan error, 1)
+	go func() {
+		_, err := (&Renderer{Limits: Limits{Timeout: 5 * time.Second, MemoryBytes: 256 << 20}}).Render(context.Background(), root, "apps/loop", render.Options{})
+		done <- err
+	}()
+	var environ []byte
+	for deadline := time.Now().Add(4 * time.Second); environ == nil && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		dirs, _ := filepath.Glob("/proc/[0-9]*")
+		for _, d := range dirs {
+			cmdline, err := os.ReadFile(filepath.Join(d, "cmdline"))
+			if err != nil || !strings.Contains(string(cmdline), childArg) {
+				continue
+			}
+			if status, _ := os.ReadFile(filepath.Join(d, "status")); !strings.Contains(string(status), fmt.Sprintf("\nPPid:\t%d\n", os.Getpid())) {
+				continue
+			}
+			environ, _ = os.ReadFile(filepath.Join(d, "environ"))
+		}
+	}
+	<-done
+	if environ == nil {
+		t.Fatal("saw no render child running")
+	}
+	if strings.Contains(string(environ), "s3cret-forge-token") || strings.Contains(string(environ), "KUBEPLAN_") {
+		t.Fatalf("the render child's environment holds kubeplan's: %q", environ)
 	}
 }

@@ -54,6 +54,9 @@ type Renderer struct {
 	Limits Limits
 	// Program is the executable to start; empty means this program (os.Executable).
 	Program string
+	// maxAnswer bounds the child's answer; 0 means a quarter of the memory limit (the child's
+	// own cap keeps it below about that anyway: this is the backstop).
+	maxAnswer int
 }
 
 type request struct {
@@ -102,9 +105,13 @@ func (r *Renderer) Render(ctx context.Context, repoRoot, dir string, opts render
 	defer cancel()
 	cmd := exec.CommandContext(cctx, program, childArg)
 	cmd.Stdin = bytes.NewReader(req)
-	var stdout bytes.Buffer
+	// The answer is bounded too: kubeplan holds it, then decodes it, in its own memory.
+	stdout := &capped{max: r.maxAnswer, stop: cancel}
+	if stdout.max <= 0 {
+		stdout.max = int(lim.MemoryBytes / 4)
+	}
 	stderr := &headTail{max: 4096}
-	cmd.Stdout, cmd.Stderr = &stdout, stderr
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	// Nothing of kubeplan's environment (forge tokens, webhook secrets) reaches code that runs
 	// untrusted templates.
 	cmd.Env = []string{"GOMAXPROCS=2", "TMPDIR=" + os.TempDir()}
@@ -112,6 +119,8 @@ func (r *Renderer) Render(ctx context.Context, repoRoot, dir string, opts render
 	switch {
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
+	case stdout.over:
+		return nil, &render.Error{File: dir, Reason: fmt.Sprintf("rendered more than %d KiB of manifests; kubeplan stopped it", stdout.max>>10)}
 	case cctx.Err() != nil:
 		return nil, &render.Error{File: dir, Reason: fmt.Sprintf("rendering took longer than %s; kubeplan stopped it (a template that loops too long?)", lim.Timeout)}
 	case runErr != nil && strings.Contains(stderr.String(), "out of memory"):
@@ -120,7 +129,7 @@ func (r *Renderer) Render(ctx context.Context, repoRoot, dir string, opts render
 		return nil, fmt.Errorf("render %s: the render child failed: %w: %s", dir, runErr, strings.TrimSpace(stderr.String()))
 	}
 	var resp response
-	if err := json.Unmarshal(stdout.Bytes(), &resp); err != nil {
+	if err := json.Unmarshal(stdout.buf.Bytes(), &resp); err != nil {
 		return nil, fmt.Errorf("render %s: read the render child's answer: %w", dir, err)
 	}
 	if resp.Error != nil {
@@ -169,6 +178,23 @@ func runChild(in io.Reader, out io.Writer) int {
 		return 2
 	}
 	return 0
+}
+
+// capped keeps what is written to it up to max bytes; past that it stops the writer.
+type capped struct {
+	max  int
+	buf  bytes.Buffer
+	over bool
+	stop func()
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	if c.buf.Len()+len(p) > c.max {
+		c.over = true
+		c.stop()
+		return 0, errors.New("answer too large")
+	}
+	return c.buf.Write(p)
 }
 
 // headTail keeps the first and the last max/2 bytes written to it: a Go runtime failure says

@@ -133,3 +133,19 @@ func TestTheChildGetsNoSecretsFromTheEnvironment(t *testing.T) {
 		t.Fatalf("the render child's environment holds kubeplan's: %q", environ)
 	}
 }
+
+// A render whose answer is larger than kubeplan will hold is stopped (the backstop behind the
+// child's memory cap, which keeps answers below about a quarter of it).
+func TestAnOversizeAnswerIsStopped(t *testing.T) {
+	root := writeTree(t, map[string]string{"apps/big/Chart.yaml": chart,
+		"apps/big/templates/cms.yaml": "{{- range $i := until 20 }}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-{{ $i }}}\ndata: {blob: {{ randAlphaNum 100000 | quote }}}\n{{- end }}\n"})
+	r := &Renderer{Limits: Limits{Timeout: time.Minute, MemoryBytes: 256 << 20}, maxAnswer: 1 << 20}
+	_, err := r.Render(context.Background(), root, "apps/big", render.Options{})
+	if err == nil || !render.IsRenderError(err) || !strings.Contains(err.Error(), "apps/big: rendered more than 1024 KiB of manifests") {
+		t.Fatalf("error %v, want a render error about the size", err)
+	}
+	r.maxAnswer = 4 << 20 // the same chart within the bound renders
+	if res, err := r.Render(context.Background(), root, "apps/big", render.Options{}); err != nil || len(res.Objects) != 20 {
+		t.Fatalf("within the bound: %v", err)
+	}
+}

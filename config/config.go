@@ -36,6 +36,9 @@ type Config struct {
 	// it is recorded as failed; RetryBackoff is the first wait between attempts (doubling).
 	JobAttempts  int             `json:"jobAttempts"`
 	RetryBackoff metav1.Duration `json:"retryBackoff"` // durations are written "15m", "10s"
+	// Retention is how long finished jobs and webhook delivery ids are kept (a delivery
+	// redelivered within it is recognised and not worked twice).
+	Retention metav1.Duration `json:"retention"`
 	// PlanDrafts plans draft pull requests.
 	PlanDrafts bool `json:"planDrafts"`
 	// Repositories, when set, is the allowlist of repositories (owner/name; "*" suffix globs).
@@ -80,7 +83,7 @@ const defaultHealthTimeout = 5 * time.Minute
 
 // Default is the configuration before the file, environment and flags.
 func Default() Config {
-	c := Config{Listen: ":8080", State: "kubeplan.db", WorkDir: "kubeplan-work", CheckoutCacheMB: 2048, Workers: 2, JobTimeout: metav1.Duration{Duration: 15 * time.Minute}, JobAttempts: 3, RetryBackoff: metav1.Duration{Duration: 10 * time.Second}, PlanDrafts: true}
+	c := Config{Listen: ":8080", State: "kubeplan.db", WorkDir: "kubeplan-work", CheckoutCacheMB: 2048, Workers: 2, JobTimeout: metav1.Duration{Duration: 15 * time.Minute}, JobAttempts: 3, RetryBackoff: metav1.Duration{Duration: 10 * time.Second}, Retention: metav1.Duration{Duration: 7 * 24 * time.Hour}, PlanDrafts: true}
 	c.Apply.HealthTimeout = metav1.Duration{Duration: defaultHealthTimeout}
 	c.Render.Timeout, c.Render.MemoryMB = metav1.Duration{Duration: 2 * time.Minute}, 1024
 	return c
@@ -158,6 +161,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Apply.HealthTimeout.Duration >= c.JobTimeout.Duration && c.JobTimeout.Duration > 0 {
 		errs = append(errs, fmt.Errorf("apply.healthTimeout (%s) must be shorter than jobTimeout (%s)", c.Apply.HealthTimeout.Duration, c.JobTimeout.Duration))
+	}
+	if c.Retention.Duration < time.Hour {
+		errs = append(errs, fmt.Errorf("retention must be at least 1h (have %s): forges redeliver webhooks for days", c.Retention.Duration))
 	}
 	if c.Render.Timeout.Duration <= 0 || c.Render.MemoryMB < 64 {
 		errs = append(errs, fmt.Errorf("render.timeout must be positive and render.memoryMB at least 64 (have %s, %d)", c.Render.Timeout.Duration, c.Render.MemoryMB))

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"log/slog"
@@ -646,4 +647,54 @@ func TestGitHubAppAndRepositoryAllowlist(t *testing.T) {
 	if o := emu.PRState(other, m); len(o.Comments) != 0 || len(o.Statuses) != 0 {
 		t.Errorf("a repository outside the allowlist was planned: %d comments, %d statuses", len(o.Comments), len(o.Statuses))
 	}
+}
+
+// A server forgets finished jobs and delivery ids older than its retention when it starts
+// (and hourly after); work still queued stays.
+func TestServerPrunesOldFinishedWorkAtStart(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state.db")
+	q, err := store.Open(context.Background(), state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, d := range []string{"old-1", "old-2"} {
+		if _, err := q.Enqueue(ctx, d, store.Job{Key: "github:acme/x#" + d, Kind: "event", Payload: []byte(`{}`)}, false); err != nil {
+			t.Fatal(err)
+		}
+		j, err := q.Claim(ctx)
+		if err != nil || j == nil {
+			t.Fatalf("claim: %v %v", j, err)
+		}
+		if err := q.Done(ctx, j.ID, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q.Close()
+	// Eight days pass (written straight into the file: the store takes its clock from the OS).
+	db, err := sql.Open("sqlite", state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eightDays := (8 * 24 * time.Hour).Milliseconds()
+	for _, stmt := range []string{`UPDATE jobs SET updated_at = updated_at - ?`, `UPDATE deliveries SET received_at = received_at - ?`} {
+		if _, err := db.Exec(stmt, eightDays); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(table string) (n int) {
+		if err := db.QueryRow(`SELECT COUNT(*) FROM ` + table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	emu := forgeemu.New(token, bot)
+	t.Cleanup(emu.Close)
+	start(t, emu, state, true)
+	for deadline := time.Now().Add(30 * time.Second); count("jobs")+count("deliveries") > 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d jobs and %d delivery ids older than the retention are still kept", count("jobs"), count("deliveries"))
+		}
+	}
+	db.Close()
 }

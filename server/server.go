@@ -120,8 +120,32 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 // Handler serves webhooks and health.
 func (s *Server) Handler() http.Handler { return s.mux }
 
-// Run runs the workers until ctx ends.
-func (s *Server) Run(ctx context.Context) { s.workers.Run(ctx) }
+// Run runs the workers, and prunes the queue now and then, until ctx ends.
+func (s *Server) Run(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { defer close(done); s.pruneEvery(ctx, time.Hour) }()
+	s.workers.Run(ctx)
+	<-done
+}
+
+// pruneEvery forgets finished jobs and delivery ids older than the retention, at start and
+// then every interval (on every replica: the deletes are idempotent).
+func (s *Server) pruneEvery(ctx context.Context, interval time.Duration) {
+	for {
+		jobs, deliveries, err := s.queue.Prune(ctx, time.Now().Add(-s.cfg.Retention.Duration))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Warn("prune the queue", "err", err)
+		case jobs+deliveries > 0:
+			s.log.Info("pruned the queue", "jobs", jobs, "deliveries", deliveries, "olderThan", s.cfg.Retention.Duration)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+	}
+}
 
 // Close closes the state store.
 func (s *Server) Close() error { return s.queue.Close() }

@@ -267,3 +267,45 @@ func TestUnreachablePostgreSQLIsAClearErrorWithoutThePassword(t *testing.T) {
 		t.Fatalf("error does not say which store could not be reached: %s", msg)
 	}
 }
+
+// A service running for years keeps a small queue: finished jobs and delivery ids older than
+// the retention go; work still to do stays, however old.
+func TestPruneForgetsOnlyOldFinishedWork(t *testing.T) {
+	eachBackend(t, func(t *testing.T, open opener) {
+		ctx := context.Background()
+		clock := time.Unix(1_800_000_000, 0)
+		q := open(&clock)
+		q.MaxAttempts = 1
+		enqueue(t, q, "d-done", "gh:o/r#1", "plan", "done", false)
+		enqueue(t, q, "d-failed", "gh:o/r#2", "plan", "failed", false)
+		enqueue(t, q, "d-waiting", "gh:o/r#3", "command", "waiting", false)
+		for _, fail := range []error{nil, errors.New("forge answered 502")} {
+			if err := q.Done(ctx, claim(t, q).ID, fail); err != nil {
+				t.Fatal(err)
+			}
+		}
+		clock = clock.Add(8 * 24 * time.Hour)
+		enqueue(t, q, "d-recent", "gh:o/r#4", "plan", "recent", false)
+		if err := q.Done(ctx, claim(t, q).ID, nil); err != nil { // #3's waiting job
+			t.Fatal(err)
+		}
+
+		jobs, deliveries, err := q.Prune(ctx, clock.Add(-7*24*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if jobs != 2 || deliveries != 3 {
+			t.Fatalf("pruned %d jobs and %d deliveries, want the 2 old finished jobs and 3 old delivery ids", jobs, deliveries)
+		}
+		if j := claim(t, q); j == nil || string(j.Payload) != "recent" {
+			t.Fatalf("claimed %v after pruning, want the recent job still queued", j)
+		}
+		var left int
+		if err := q.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM jobs`).Scan(&left); err != nil || left != 2 {
+			t.Fatalf("%d jobs left (%v), want the recent one and the one finished since", left, err)
+		}
+		if enqueue(t, q, "d-recent", "gh:o/r#4", "plan", "recent", false) {
+			t.Fatal("a recent delivery id was forgotten: its redelivery was queued again")
+		}
+	})
+}

@@ -501,3 +501,24 @@ func TestInspectSeesEveryChangeWithItsObjects(t *testing.T) {
 		}
 	}
 }
+
+// A Kustomize overlay planned against a live cluster: the renderer most projects use for
+// environments. (Its objects once held Go ints, and planning them panicked.)
+func TestKustomizeOverlayIsPlanned(t *testing.T) {
+	ns := namespace(t)
+	deploy := "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 1\n  progressDeadlineSeconds: 1000000\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: app, image: nginx, ports: [{containerPort: 80}]}]}\n"
+	p := planFiles(t, "web", ns, map[string]string{
+		"base/deploy.yaml":        deploy,
+		"base/kustomization.yaml": "resources: [deploy.yaml]\n",
+		"kustomization.yaml":      "resources: [base]\nreplicas: [{name: web, count: 5}]\ncommonLabels: {env: prod}\n",
+	})
+	if p.Renderer != string(render.Kustomize) {
+		t.Fatalf("rendered with %s, want kustomize", p.Renderer)
+	}
+	web := expectAction(t, p, "Deployment "+ns+"/web", plan.Create)
+	for _, want := range []string{"+  replicas: 5\n", "+  progressDeadlineSeconds: 1000000\n", "+    env: prod\n", "+        - containerPort: 80\n"} {
+		if !strings.Contains(web.Diff, want) {
+			t.Errorf("create diff lacks %q:\n%s", want, web.Diff)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
@@ -46,7 +47,13 @@ func renderKustomize(ctx context.Context, fsys fs.FS, dir string, limits Limits)
 	}
 	res := &Result{}
 	for _, r := range resMap.Resources() {
-		m, err := r.Map()
+		// Through JSON, decoded as Kubernetes does: kyaml's Map() holds Go ints, which
+		// unstructured objects cannot hold (DeepCopy panics on them).
+		js, err := r.MarshalJSON()
+		var m map[string]any
+		if err == nil {
+			err = utiljson.Unmarshal(js, &m)
+		}
 		if err != nil {
 			return nil, &Error{File: dir, Reason: fmt.Sprintf("kustomize output %s: %v", r.CurId(), err), Err: err}
 		}

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // writeTree lays out a repository from path → content and returns its root.
@@ -344,5 +346,40 @@ func TestRenderIsCancellable(t *testing.T) {
 	cancel()
 	if _, err := Render(ctx, root, "p", Options{}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
+	}
+}
+
+// Every renderer hands out objects as Kubernetes decodes them: integers as int64, fractions as
+// float64. (Kustomize's own maps hold Go ints, which unstructured objects cannot deep-copy,
+// and encoding/json turns integers into float64 that print as 1e+06.)
+func TestEveryRendererDecodesNumbersAsKubernetesDoes(t *testing.T) {
+	deploy := "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {replicas: 3, progressDeadlineSeconds: 1000000, template: {spec: {containers: [{name: a, image: nginx, resources: {limits: {cpu: 0.5}}}]}}}\n"
+	root := writeTree(t, map[string]string{
+		"plain/deploy.yaml":           deploy,
+		"kust/deploy.yaml":            deploy,
+		"kust/kustomization.yaml":     "resources: [deploy.yaml]\n",
+		"chart/Chart.yaml":            "apiVersion: v2\nname: chart\nversion: 0.1.0\n",
+		"chart/templates/deploy.yaml": deploy,
+	})
+	for _, dir := range []string{"plain", "kust", "chart"} {
+		res, err := Render(context.Background(), root, dir, Options{Namespace: "default"})
+		if err != nil {
+			t.Fatalf("%s: %v", dir, err)
+		}
+		u := res.Objects[0]
+		replicas, _, _ := unstructured.NestedFieldNoCopy(u.Object, "spec", "replicas")
+		deadline, _, _ := unstructured.NestedFieldNoCopy(u.Object, "spec", "progressDeadlineSeconds")
+		containers, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "containers")
+		cpu, _, _ := unstructured.NestedFieldNoCopy(containers[0].(map[string]any), "resources", "limits", "cpu")
+		if _, ok := replicas.(int64); !ok {
+			t.Errorf("%s: replicas is %T, want int64", dir, replicas)
+		}
+		if deadline != int64(1000000) {
+			t.Errorf("%s: progressDeadlineSeconds is %T %v, want int64 1000000", dir, deadline, deadline)
+		}
+		if cpu != 0.5 {
+			t.Errorf("%s: cpu is %T %v, want float64 0.5", dir, cpu, cpu)
+		}
+		_ = u.DeepCopy() // panics on a type unstructured objects may not hold
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,7 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 )
@@ -83,7 +83,9 @@ func decodeManifests(name string, data []byte) ([]Object, []string, error) {
 			return nil, nil, &Error{File: name, Reason: fmt.Sprintf("document %d: %v", doc, err), Err: err}
 		}
 		var content map[string]any
-		if err := json.Unmarshal(js, &content); err != nil || content == nil {
+		// As Kubernetes decodes: integers become int64 (encoding/json would make them float64,
+		// and 1000000 would print as 1e+06 in a diff).
+		if err := utiljson.Unmarshal(js, &content); err != nil || content == nil {
 			notes = append(notes, fmt.Sprintf("%s skipped: not a Kubernetes object (not a mapping)", source))
 			continue
 		}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 
 	"github.com/kubeplan/kubeplan/render"
 )
@@ -66,8 +67,10 @@ type request struct {
 }
 
 type object struct {
-	Object map[string]any `json:"object"`
-	Source string         `json:"source"`
+	// Object is decoded on its own, as Kubernetes decodes objects: integers stay int64
+	// (encoding/json would make every number a float64, and 1000000 print as 1e+06).
+	Object json.RawMessage `json:"object"`
+	Source string          `json:"source"`
 }
 
 type response struct {
@@ -140,7 +143,11 @@ func (r *Renderer) Render(ctx context.Context, repoRoot, dir string, opts render
 	}
 	res := &render.Result{Renderer: resp.Renderer, Notes: resp.Notes}
 	for _, o := range resp.Objects {
-		res.Objects = append(res.Objects, render.Object{Unstructured: &unstructured.Unstructured{Object: o.Object}, Source: o.Source})
+		var obj map[string]any
+		if err := utiljson.Unmarshal(o.Object, &obj); err != nil {
+			return nil, fmt.Errorf("render %s: read an object of %s from the render child: %w", dir, o.Source, err)
+		}
+		res.Objects = append(res.Objects, render.Object{Unstructured: &unstructured.Unstructured{Object: obj}, Source: o.Source})
 	}
 	return res, nil
 }
@@ -170,7 +177,12 @@ func runChild(in io.Reader, out io.Writer) int {
 	default:
 		resp.Renderer, resp.Notes = res.Renderer, res.Notes
 		for _, o := range res.Objects {
-			resp.Objects = append(resp.Objects, object{Object: o.Object, Source: o.Source})
+			raw, err := json.Marshal(o.Object)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "render child: encode", o.Source+":", err)
+				return 2
+			}
+			resp.Objects = append(resp.Objects, object{Object: raw, Source: o.Source})
 		}
 	}
 	if err := json.NewEncoder(out).Encode(resp); err != nil {

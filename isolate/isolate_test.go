@@ -39,10 +39,11 @@ const chart = "apiVersion: v2\nname: web\nversion: 0.1.0\n"
 // An ordinary project renders in the child exactly as in process.
 func TestAChildRendersWhatTheProcessWould(t *testing.T) {
 	root := writeTree(t, map[string]string{
-		"apps/web/Chart.yaml":          chart,
-		"apps/web/values.yaml":         "replicas: 3\n",
-		"apps/web/templates/cm.yaml":   "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: {{ .Release.Name }}}\ndata: {replicas: {{ .Values.replicas | quote }}}\n",
-		"apps/web/templates/NOTES.txt": "hello\n",
+		"apps/web/Chart.yaml":            chart,
+		"apps/web/values.yaml":           "replicas: 3\n",
+		"apps/web/templates/cm.yaml":     "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: {{ .Release.Name }}}\ndata: {replicas: {{ .Values.replicas | quote }}}\n",
+		"apps/web/templates/NOTES.txt":   "hello\n",
+		"apps/web/templates/deploy.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: {{ .Values.replicas }}\n  progressDeadlineSeconds: 1000000\n  template: {spec: {containers: [{name: app, image: nginx, resources: {limits: {cpu: 0.5}}}]}}\n",
 	})
 	opts := render.Options{Namespace: "shop", HelmRelease: "web"}
 	want, err := render.Render(context.Background(), root, "apps/web", opts)

@@ -522,3 +522,38 @@ func TestKustomizeOverlayIsPlanned(t *testing.T) {
 		}
 	}
 }
+
+// A Helm chart with a values file planned against a live cluster, like `helm template` with a
+// release name and namespace.
+func TestHelmChartIsPlanned(t *testing.T) {
+	ns := namespace(t)
+	root := t.TempDir()
+	for name, content := range map[string]string{
+		"chart/Chart.yaml":            "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+		"chart/values.yaml":           "replicas: 1\nimage: nginx:1.27\n",
+		"chart/values-prod.yaml":      "replicas: 4\n",
+		"chart/templates/deploy.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: {{ .Release.Name }}, namespace: {{ .Release.Namespace }}}\nspec:\n  replicas: {{ .Values.replicas }}\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: app, image: {{ .Values.image | quote }}}]}\n",
+	} {
+		p := filepath.Join(root, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := render.Render(context.Background(), root, "chart", render.Options{Namespace: ns, HelmRelease: "shop", ValuesFiles: []string{"values-prod.yaml"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := planner.New(planner.Options{}).Plan(context.Background(), connect(t), planner.Request{Project: "shop", Objects: res.Objects, Renderer: string(res.Renderer), Namespace: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shop := expectAction(t, p, "Deployment "+ns+"/shop", plan.Create)
+	for _, want := range []string{"+  replicas: 4\n", "+      - image: nginx:1.27\n"} {
+		if !strings.Contains(shop.Diff, want) {
+			t.Errorf("create diff lacks %q:\n%s", want, shop.Diff)
+		}
+	}
+}

@@ -43,7 +43,8 @@ type Options struct {
 	Namespace string
 	// HelmRelease is the release name for Helm (.Release.Name); defaults to the directory name.
 	HelmRelease string
-	// ValuesFiles are Helm values files, relative to the repository root.
+	// ValuesFiles are Helm values files, relative to the chart directory ("/x.yaml": to the
+	// repository root).
 	ValuesFiles []string
 	// KubeVersion, when set (e.g. "v1.37.2"), is what Helm's .Capabilities.KubeVersion reports.
 	KubeVersion string

@@ -126,7 +126,7 @@ func (r *Renderer) Render(ctx context.Context, repoRoot, dir string, opts render
 		return nil, &render.Error{File: dir, Reason: fmt.Sprintf("rendered more than %d KiB of manifests; kubeplan stopped it", stdout.max>>10)}
 	case cctx.Err() != nil:
 		return nil, &render.Error{File: dir, Reason: fmt.Sprintf("rendering took longer than %s; kubeplan stopped it (a template that loops too long?)", lim.Timeout)}
-	case runErr != nil && strings.Contains(stderr.String(), "out of memory"):
+	case runErr != nil && outOfMemory(stderr.String()):
 		return nil, &render.Error{File: dir, Reason: fmt.Sprintf("rendering needed more than %d MiB of memory; kubeplan stopped it (a template that produces too much?)", lim.MemoryBytes>>20)}
 	case runErr != nil:
 		return nil, fmt.Errorf("render %s: the render child failed: %w: %s", dir, runErr, strings.TrimSpace(stderr.String()))
@@ -190,6 +190,18 @@ func runChild(in io.Reader, out io.Writer) int {
 		return 2
 	}
 	return 0
+}
+
+// outOfMemory reads a dead child's stderr: the Go runtime says "out of memory" when the heap
+// cannot grow, and a new thread's stack hitting the same cap fails pthread_create (cgo) or
+// mmap first.
+func outOfMemory(stderr string) bool {
+	for _, sign := range []string{"out of memory", "pthread_create failed", "cannot allocate memory", "failed to create new OS thread"} {
+		if strings.Contains(stderr, sign) {
+			return true
+		}
+	}
+	return false
 }
 
 // capped keeps what is written to it up to max bytes; past that it stops the writer.

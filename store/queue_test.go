@@ -199,28 +199,33 @@ func TestReplicasSharingAStoreRunEachJobOnceAndEachPullRequestInOrder(t *testing
 		}
 	}
 	var (
-		mu      sync.Mutex
-		running = map[string]bool{}     // pull requests with a job running now
-		order   = map[string][]string{} // payloads as run, per pull request
-		wg      sync.WaitGroup
+		mu       sync.Mutex
+		running  = map[string]bool{}     // pull requests with a job running now
+		order    = map[string][]string{} // payloads as run, per pull request
+		finished int
+		wg       sync.WaitGroup
 	)
+	allDone := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return finished == prs*jobsPerPR
+	}
+	deadline := time.Now().Add(time.Minute)
 	for _, q := range replicas {
 		for worker := 0; worker < 3; worker++ {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for idle := 0; idle < 20; {
+				for !allDone() && time.Now().Before(deadline) {
 					j, err := q.Claim(context.Background())
 					if err != nil {
 						t.Error(err)
 						return
 					}
 					if j == nil {
-						idle++
 						time.Sleep(5 * time.Millisecond)
 						continue
 					}
-					idle = 0
 					mu.Lock()
 					if running[j.Key] {
 						t.Errorf("two jobs of %s run at once", j.Key)
@@ -236,6 +241,9 @@ func TestReplicasSharingAStoreRunEachJobOnceAndEachPullRequestInOrder(t *testing
 						t.Error(err)
 						return
 					}
+					mu.Lock()
+					finished++
+					mu.Unlock()
 				}
 			}()
 		}

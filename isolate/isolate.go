@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -84,8 +85,14 @@ type response struct {
 
 type renderError struct{ File, Reason string }
 
-// Render renders like render.Render, in a child process within r.Limits.
+// Render renders like render.Render: Helm charts in a child process within r.Limits, plain
+// YAML and Kustomize in this process. Those are data, bounded by render's own limits on what
+// it reads and produces; only a chart's templates are programs. (A child costs about 50 ms of
+// CPU to start, which plans of plain manifests need not pay.)
 func (r *Renderer) Render(ctx context.Context, repoRoot, dir string, opts render.Options) (*render.Result, error) {
+	if !r.isHelm(repoRoot, dir, opts.Renderer) {
+		return render.Render(ctx, repoRoot, dir, opts)
+	}
 	lim := r.Limits
 	if lim.Timeout <= 0 {
 		lim.Timeout = DefaultLimits().Timeout
@@ -150,6 +157,19 @@ func (r *Renderer) Render(ctx context.Context, repoRoot, dir string, opts render
 		res.Objects = append(res.Objects, render.Object{Unstructured: &unstructured.Unstructured{Object: obj}, Source: o.Source})
 	}
 	return res, nil
+}
+
+// isHelm reports whether dir renders as a Helm chart (as render.Render would decide).
+func (r *Renderer) isHelm(repoRoot, dir string, chosen render.Renderer) bool {
+	if chosen != "" && chosen != render.Auto {
+		return chosen == render.Helm
+	}
+	root, err := os.OpenRoot(repoRoot)
+	if err != nil {
+		return true // let the child report it
+	}
+	defer root.Close()
+	return render.Detect(root.FS(), path.Clean(strings.TrimPrefix(dir, "/"))) == render.Helm
 }
 
 // runChild is the child's whole life: cap its own memory, render, answer.

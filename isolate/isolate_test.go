@@ -150,3 +150,28 @@ func TestAnOversizeAnswerIsStopped(t *testing.T) {
 		t.Fatalf("within the bound: %v", err)
 	}
 }
+
+// Only charts pay for a child: plain YAML and Kustomize are data and render in process. (With
+// no program to start, the chart fails and the others render.)
+func TestOnlyChartsRenderInAChild(t *testing.T) {
+	root := writeTree(t, map[string]string{
+		"plain/cm.yaml":           "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
+		"kust/cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n",
+		"kust/kustomization.yaml": "resources: [cm.yaml]\n",
+		"chart/Chart.yaml":        chart,
+		"chart/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
+	})
+	r := &Renderer{Program: filepath.Join(t.TempDir(), "no-such-program")}
+	for _, dir := range []string{"plain", "kust"} {
+		if res, err := r.Render(context.Background(), root, dir, render.Options{}); err != nil || len(res.Objects) != 1 {
+			t.Errorf("%s: %v", dir, err)
+		}
+	}
+	if _, err := r.Render(context.Background(), root, "chart", render.Options{}); err == nil || !strings.Contains(err.Error(), "no-such-program") {
+		t.Errorf("chart rendered without its child: %v", err)
+	}
+	// A chart named as such renders in a child whatever the directory holds.
+	if _, err := r.Render(context.Background(), root, "plain", render.Options{Renderer: render.Helm}); err == nil || !strings.Contains(err.Error(), "no-such-program") {
+		t.Errorf("renderer helm did not use a child: %v", err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubeplan/kubeplan/internal/testtree"
 	"github.com/kubeplan/kubeplan/render"
 )
 
@@ -19,26 +20,11 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func writeTree(t *testing.T, files map[string]string) string {
-	t.Helper()
-	root := t.TempDir()
-	for name, body := range files {
-		p := filepath.Join(root, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
-}
-
 const chart = "apiVersion: v2\nname: web\nversion: 0.1.0\n"
 
 // An ordinary project renders in the child exactly as in process.
 func TestAChildRendersWhatTheProcessWould(t *testing.T) {
-	root := writeTree(t, map[string]string{
+	root := testtree.Write(t, map[string]string{
 		"apps/web/Chart.yaml":            chart,
 		"apps/web/values.yaml":           "replicas: 3\n",
 		"apps/web/templates/cm.yaml":     "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: {{ .Release.Name }}}\ndata: {replicas: {{ .Values.replicas | quote }}}\n",
@@ -78,7 +64,7 @@ func TestHostileChartsAreStopped(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			root := writeTree(t, map[string]string{"apps/bomb/Chart.yaml": chart, "apps/bomb/templates/bomb.yaml": c.template})
+			root := testtree.Write(t, map[string]string{"apps/bomb/Chart.yaml": chart, "apps/bomb/templates/bomb.yaml": c.template})
 			start := time.Now()
 			_, err := (&Renderer{Limits: c.limits}).Render(context.Background(), root, "apps/bomb", render.Options{Namespace: "default"})
 			if err == nil || !render.IsRenderError(err) || !strings.HasPrefix(err.Error(), c.want) {
@@ -93,7 +79,7 @@ func TestHostileChartsAreStopped(t *testing.T) {
 
 // A render error in the child is the same render error as in process: file and reason.
 func TestRenderErrorsCrossOver(t *testing.T) {
-	root := writeTree(t, map[string]string{"apps/web/bad.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [\n"})
+	root := testtree.Write(t, map[string]string{"apps/web/bad.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [\n"})
 	_, want := render.Render(context.Background(), root, "apps/web", render.Options{})
 	_, got := (&Renderer{}).Render(context.Background(), root, "apps/web", render.Options{})
 	if want == nil || got == nil || got.Error() != want.Error() || !render.IsRenderError(got) {
@@ -105,7 +91,7 @@ func TestRenderErrorsCrossOver(t *testing.T) {
 // no webhook secret. Read from /proc while a child is running.
 func TestTheChildGetsNoSecretsFromTheEnvironment(t *testing.T) {
 	t.Setenv("KUBEPLAN_GITHUB_TOKEN", "s3cret-forge-token")
-	root := writeTree(t, map[string]string{"apps/loop/Chart.yaml": chart,
+	root := testtree.Write(t, map[string]string{"apps/loop/Chart.yaml": chart,
 		"apps/loop/templates/loop.yaml": "{{- range until 100000 }}{{- range until 100000 }}{{- end }}{{- end }}\n"})
 	done := make(chan error, 1)
 	go func() {
@@ -138,7 +124,7 @@ func TestTheChildGetsNoSecretsFromTheEnvironment(t *testing.T) {
 // A render whose answer is larger than kubeplan will hold is stopped (the backstop behind the
 // child's memory cap, which keeps answers below about a quarter of it).
 func TestAnOversizeAnswerIsStopped(t *testing.T) {
-	root := writeTree(t, map[string]string{"apps/big/Chart.yaml": chart,
+	root := testtree.Write(t, map[string]string{"apps/big/Chart.yaml": chart,
 		"apps/big/templates/cms.yaml": "{{- range $i := until 20 }}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-{{ $i }}}\ndata: {blob: {{ randAlphaNum 100000 | quote }}}\n{{- end }}\n"})
 	r := &Renderer{Limits: Limits{Timeout: time.Minute, MemoryBytes: 256 << 20}, maxAnswer: 1 << 20}
 	_, err := r.Render(context.Background(), root, "apps/big", render.Options{})
@@ -154,7 +140,7 @@ func TestAnOversizeAnswerIsStopped(t *testing.T) {
 // Only charts pay for a child: plain YAML and Kustomize are data and render in process. (With
 // no program to start, the chart fails and the others render.)
 func TestOnlyChartsRenderInAChild(t *testing.T) {
-	root := writeTree(t, map[string]string{
+	root := testtree.Write(t, map[string]string{
 		"plain/cm.yaml":           "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
 		"kust/cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n",
 		"kust/kustomization.yaml": "resources: [cm.yaml]\n",

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kubeplan/kubeplan/cluster"
 	"github.com/kubeplan/kubeplan/internal/kubetest"
+	"github.com/kubeplan/kubeplan/internal/testtree"
 	"github.com/kubeplan/kubeplan/plan"
 	"github.com/kubeplan/kubeplan/planner"
 	"github.com/kubeplan/kubeplan/render"
@@ -69,16 +70,11 @@ func planFiles(t *testing.T, project, ns string, files map[string]string) *plan.
 
 func tryPlan(t *testing.T, project, ns string, files map[string]string) (*plan.Plan, error) {
 	t.Helper()
-	root := t.TempDir()
+	inProject := map[string]string{}
 	for name, content := range files {
-		p := filepath.Join(root, "project", name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		inProject["project/"+name] = content
 	}
+	root := testtree.Write(t, inProject)
 	res, err := render.Render(context.Background(), root, "project", render.Options{Namespace: ns})
 	if err != nil {
 		t.Fatalf("render: %v", err)
@@ -527,21 +523,12 @@ func TestKustomizeOverlayIsPlanned(t *testing.T) {
 // release name and namespace.
 func TestHelmChartIsPlanned(t *testing.T) {
 	ns := namespace(t)
-	root := t.TempDir()
-	for name, content := range map[string]string{
+	root := testtree.Write(t, map[string]string{
 		"chart/Chart.yaml":            "apiVersion: v2\nname: web\nversion: 0.1.0\n",
 		"chart/values.yaml":           "replicas: 1\nimage: nginx:1.27\n",
 		"chart/values-prod.yaml":      "replicas: 4\n",
 		"chart/templates/deploy.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: {{ .Release.Name }}, namespace: {{ .Release.Namespace }}}\nspec:\n  replicas: {{ .Values.replicas }}\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: app, image: {{ .Values.image | quote }}}]}\n",
-	} {
-		p := filepath.Join(root, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	res, err := render.Render(context.Background(), root, "chart", render.Options{Namespace: ns, HelmRelease: "shop", ValuesFiles: []string{"values-prod.yaml"}})
 	if err != nil {
 		t.Fatal(err)

@@ -170,6 +170,28 @@ func (e *env) waitStatus(repo string, number int, sha string) (forgeemu.PR, forg
 	return forgeemu.PR{}, forge.Status{}
 }
 
+// waitMetrics waits until /metrics holds every wanted line.
+func (e *env) waitMetrics(want ...string) {
+	e.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		metrics, missing := get(e.t, e.url+"/metrics"), ""
+		for _, w := range want {
+			if !strings.Contains(metrics, w+"\n") {
+				missing = w
+				break
+			}
+		}
+		if missing == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("/metrics lacks %q after 90s", missing)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // planComments are kubeplan's plan comments (the marker, posted by kubeplan's user).
 // planStatuses lists the kubeplan/plan statuses set on a commit, in order.
 func planStatuses(pr forgeemu.PR, sha string) []forge.Status {
@@ -348,14 +370,17 @@ func TestWebhooksAreVerifiedDeduplicatedAndSurviveRestart(t *testing.T) {
 			down.stop()
 
 			up := start(t, emu, state, true)
-			pr, st := up.waitStatus(repo, n, emu.PRState(repo, n).HeadSHA)
+			_, st := up.waitStatus(repo, n, emu.PRState(repo, n).HeadSHA)
 			if st.State != forge.Success {
 				t.Fatalf("status %+v", st)
 			}
+			// The plan status is set before the job's other statuses: compare once the job is done.
+			up.waitMetrics(`kubeplan_jobs_total{outcome="done"} 1`, `kubeplan_jobs_pending 0`)
+			pr := emu.PRState(repo, n)
 			if code := fc.send(up, "opened", repo, n, "delivery-1", secret); code != http.StatusOK {
 				t.Fatalf("redelivery answered %d, want 200 (duplicate)", code)
 			}
-			time.Sleep(300 * time.Millisecond)
+			// A delivery is queued before it is answered, so nothing can be pending now.
 			after := emu.PRState(repo, n)
 			if len(after.Statuses[after.HeadSHA]) != len(pr.Statuses[pr.HeadSHA]) || len(planComments(after)) != 1 {
 				t.Fatalf("the redelivered or forged event was acted on: %d statuses (had %d), %d comments",

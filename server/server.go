@@ -69,7 +69,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		q.Close()
 		return nil, err
 	} else if n > 0 {
-		log.Info("jobs interrupted by the last shutdown are queued again", "jobs", n)
+		log.Info("jobs interrupted by the last shutdown are queued again (those whose attempts are used up, to be given up)", "jobs", n)
 	}
 	s := &Server{cfg: cfg, log: log, queue: q, github: map[int64]*ghforge.Client{}}
 	s.flow = &workflow.Workflow{
@@ -94,7 +94,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		s.metrics.Applies.WithLabelValues(trigger, outcome).Inc()
 		s.metrics.ApplySeconds.Observe(took.Seconds())
 	}
-	s.workers = &worker.Pool{Queue: q, Handle: s.handle, Workers: cfg.Workers, Timeout: cfg.JobTimeout.Duration, Log: log,
+	s.workers = &worker.Pool{Queue: q, Handle: s.handle, GiveUp: s.giveUp, Workers: cfg.Workers, Timeout: cfg.JobTimeout.Duration, Log: log,
 		Observe: func(err error, took time.Duration) {
 			outcome := "done"
 			if err != nil {
@@ -171,6 +171,18 @@ func (s *Server) handle(ctx context.Context, job *store.Job) error {
 		return nil
 	}
 	return s.flow.Handle(ctx, ev)
+}
+
+// giveUp tells a pull request that kubeplan gave up on one of its events (worker.Pool.GiveUp).
+func (s *Server) giveUp(ctx context.Context, job *store.Job, reason error) error {
+	var ev event.Event
+	if err := json.Unmarshal(job.Payload, &ev); err != nil {
+		return fmt.Errorf("decode queued event: %w", err)
+	}
+	if !s.cfg.Allowed(ev.Repo) {
+		return nil
+	}
+	return s.flow.GaveUp(ctx, ev, reason)
 }
 
 // forgeFor returns the forge client for an event.

@@ -90,6 +90,9 @@ type Comment struct {
 	Reactions []string
 	Created   time.Time
 	Updated   time.Time
+	// Edited is set once its author changed the body (EditComment); webhooks built from it
+	// then speak of an edit.
+	Edited bool
 }
 
 // Review is an approval or review. On GitLab an approval is an APPROVED review and a
@@ -248,6 +251,19 @@ func (e *Emulator) AddComment(repo string, number int, author, body string) *Com
 	pr.Comments = append(pr.Comments, c)
 	e.userID(author)
 	return c
+}
+
+// EditComment changes a comment's body as its author would, and returns it.
+func (e *Emulator) EditComment(repo string, number int, id int64, body string) *Comment {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, c := range e.repos[repo].PRs[number].Comments {
+		if c.ID == id {
+			c.Body, c.Updated, c.Edited = body, e.now(), true
+			return c
+		}
+	}
+	return nil
 }
 
 // PRState returns a copy of a pull request's state for assertions.

@@ -19,6 +19,7 @@ import (
 	"github.com/kubeplan/kubeplan/cluster"
 	"github.com/kubeplan/kubeplan/config"
 	"github.com/kubeplan/kubeplan/event"
+	"github.com/kubeplan/kubeplan/forge/forgehttp"
 	ghforge "github.com/kubeplan/kubeplan/forge/github"
 	glforge "github.com/kubeplan/kubeplan/forge/gitlab"
 	"github.com/kubeplan/kubeplan/isolate"
@@ -195,7 +196,8 @@ func (s *Server) forgeFor(_ context.Context, ev event.Event) (workflow.Forge, er
 			return c, nil
 		}
 		c, err := ghforge.New(ghforge.Config{BaseURL: s.cfg.GitHub.BaseURL, Token: s.cfg.GitHub.Token,
-			AppID: s.cfg.GitHub.AppID, PrivateKey: s.cfg.GitHub.PrivateKey, Log: s.log}, ev.InstallationID)
+			AppID: s.cfg.GitHub.AppID, PrivateKey: s.cfg.GitHub.PrivateKey, HTTP: forgehttp.Options{Timeout: s.cfg.ForgeTimeout.Duration},
+			Log: s.log}, ev.InstallationID)
 		if err != nil {
 			return nil, err
 		}
@@ -205,7 +207,8 @@ func (s *Server) forgeFor(_ context.Context, ev event.Event) (workflow.Forge, er
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if s.gitlab == nil {
-			c, err := glforge.New(glforge.Config{BaseURL: s.cfg.GitLab.BaseURL, Token: s.cfg.GitLab.Token, Log: s.log})
+			c, err := glforge.New(glforge.Config{BaseURL: s.cfg.GitLab.BaseURL, Token: s.cfg.GitLab.Token,
+				HTTP: forgehttp.Options{Timeout: s.cfg.ForgeTimeout.Duration}, Log: s.log})
 			if err != nil {
 				return nil, err
 			}

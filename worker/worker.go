@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kubeplan/kubeplan/internal/redact"
 	"github.com/kubeplan/kubeplan/store"
 )
 
@@ -110,6 +111,8 @@ func (p *Pool) run(ctx context.Context, job *store.Job) {
 		}()
 		return p.Handle(jctx, job)
 	}()
+	// The error is logged and kept in the job: a URL it quotes must not bring a credential.
+	err = redact.Error(err)
 	if ctx.Err() != nil {
 		// Shutting down: leave the job leased; after the lease it runs again.
 		p.Log.Info("job interrupted by shutdown", "job", job.ID, "key", job.Key)

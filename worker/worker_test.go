@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -215,4 +216,53 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// recordingQueue hands out one job and records its outcome.
+type recordingQueue struct {
+	mu      sync.Mutex
+	job     *store.Job
+	outcome chan error
+}
+
+func (q *recordingQueue) Claim(context.Context) (*store.Job, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	j := q.job
+	q.job = nil
+	return j, nil
+}
+
+func (q *recordingQueue) Done(_ context.Context, _ int64, err error) error {
+	q.outcome <- err
+	return nil
+}
+
+// Whatever a job's error quotes, a credential in a URL (an archive link's token, a password in
+// a base URL) is neither logged nor stored with the job.
+func TestJobErrorsAreStoredAndLoggedWithoutCredentials(t *testing.T) {
+	const secret = "AAAC0FFEE0TOKEN"
+	q := &recordingQueue{job: &store.Job{ID: 7, Key: "gh:acme/x#1", Attempts: 1}, outcome: make(chan error, 1)}
+	var logs syncBuffer
+	pool := &Pool{Queue: q, Workers: 1, Poll: 10 * time.Millisecond, Log: slog.New(slog.NewTextHandler(&logs, nil)),
+		Handle: func(context.Context, *store.Job) error {
+			return fmt.Errorf("download acme/x@abc: Get \"https://codeload.example/acme/x/legacy.tar.gz/abc?token=%s\": EOF", secret)
+		}}
+	ctx, cancel := context.WithCancel(context.Background())
+	finished := make(chan struct{})
+	go func() { pool.Run(ctx); close(finished) }()
+	var stored error
+	select {
+	case stored = <-q.outcome:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the job's outcome was never recorded")
+	}
+	cancel()
+	<-finished
+	if stored == nil || strings.Contains(stored.Error(), secret) || !strings.Contains(stored.Error(), "https://codeload.example/acme/x/legacy.tar.gz/abc?token=REDACTED") {
+		t.Errorf("stored error %v, want it without the token", stored)
+	}
+	if strings.Contains(logs.String(), secret) || !strings.Contains(logs.String(), "job failed") {
+		t.Errorf("log:\n%s\nwant the failure without the token", logs.String())
+	}
 }

@@ -49,12 +49,16 @@ func URL(raw string) string {
 // urls finds absolute URLs in text; a quote, space or angle bracket ends one.
 var urls = regexp.MustCompile(`[a-zA-Z][a-zA-Z0-9+.-]*://[^\s"'<>` + "`" + `]+`)
 
-// Text redacts every URL in s (see URL).
+// Text redacts every URL in s (see URL). Punctuation right after a URL ("…?token=x: EOF")
+// stays in the text.
 func Text(s string) string {
 	if !strings.Contains(s, "://") {
 		return s
 	}
-	return urls.ReplaceAllStringFunc(s, URL)
+	return urls.ReplaceAllStringFunc(s, func(match string) string {
+		u := strings.TrimRight(match, ".,:;!)]")
+		return URL(u) + match[len(u):]
+	})
 }
 
 // Error returns err with every URL in its message redacted. The *url.Error values in its chain

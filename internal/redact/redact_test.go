@@ -51,6 +51,9 @@ func TestErrorsLoseTheCredentialsOfTheURLsTheyQuote(t *testing.T) {
 			t.Errorf("%s: the redacted error lost its chain", name)
 		}
 	}
+	if got := Text("Get https://codeload.example/x?token=" + token + ": EOF."); got != "Get https://codeload.example/x?token=REDACTED: EOF." {
+		t.Errorf("unquoted URL: %q", got)
+	}
 	if Error(nil) != nil {
 		t.Error("Error(nil) is not nil")
 	}

@@ -217,7 +217,7 @@ func (q *Queue) Claim(ctx context.Context) (*Job, error) {
 		}
 	}
 	now := q.now().UnixMilli()
-	if err := requeueStopped(ctx, tx, q.MaxAttempts, now, `lease_until < $2`); err != nil {
+	if _, err := requeueStopped(ctx, tx, q.MaxAttempts, now, `lease_until < $2`); err != nil {
 		return nil, fmt.Errorf("reclaim stuck jobs: %w", err)
 	}
 	var j Job
@@ -244,14 +244,17 @@ func (q *Queue) Claim(ctx context.Context) (*Job, error) {
 
 // requeueStopped returns running jobs that match where (a condition on $2, the time now) to
 // the queue, keeping their attempts; one that was already being given up (attempts past max,
-// see Claim) is failed instead. $1 is max.
-func requeueStopped(ctx context.Context, ex execer, max int, now int64, where string) error {
-	_, err := ex.ExecContext(ctx, `UPDATE jobs SET
+// see Claim) is failed instead, in GiveUpError's words. $1 is max. It returns how many.
+func requeueStopped(ctx context.Context, ex execer, max int, now int64, where string) (int64, error) {
+	res, err := ex.ExecContext(ctx, `UPDATE jobs SET
 		state = CASE WHEN attempts > $1 THEN 'failed' ELSE 'queued' END,
 		error = CASE WHEN attempts > $1 THEN 'kubeplan stopped while working on this ' || (attempts - 1) || ' times; giving up' ELSE error END,
 		updated_at = $2
 		WHERE state = 'running' AND `+where, max, now)
-	return err
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }
 
 type execer interface {
@@ -314,17 +317,9 @@ func (q *Queue) RecoverInterrupted(ctx context.Context) (int, error) {
 	if q.shared {
 		return 0, nil
 	}
-	tx, err := q.db.BeginTx(ctx, nil)
+	n, err := requeueStopped(ctx, q.db, q.MaxAttempts, q.now().UnixMilli(), `1 = 1`)
 	if err != nil {
 		return 0, fmt.Errorf("recover interrupted jobs: %w", err)
 	}
-	defer tx.Rollback()
-	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM jobs WHERE state = 'running'`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("recover interrupted jobs: %w", err)
-	}
-	if err := requeueStopped(ctx, tx, q.MaxAttempts, q.now().UnixMilli(), `1 = 1`); err != nil {
-		return 0, fmt.Errorf("recover interrupted jobs: %w", err)
-	}
-	return n, tx.Commit()
+	return int(n), nil
 }

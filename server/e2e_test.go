@@ -473,7 +473,7 @@ func TestForgeOutageWhilePostingThePlanIsRetried(t *testing.T) {
 			}, map[string]string{"github": "pending,success", "gitlab": "pending,success"}},
 		} {
 			t.Run(fc.name+"/"+c.name, func(t *testing.T) {
-				emu, repo, n := bumpPR(t, "outage-"+c.name+"-"+fc.name, "")
+				emu, repo, n := bumpPR(t, unique("outage-"+c.name+"-"+fc.name), "")
 				c.fault(emu, map[string]string{"github": "/comments", "gitlab": "/notes"}[fc.name])
 				e := start(t, emu, filepath.Join(t.TempDir(), "state.db"), true)
 				fc.send(e, "opened", repo, n, "o-1", secret)

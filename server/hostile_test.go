@@ -61,7 +61,7 @@ func TestAnEventThatKeepsKillingKubeplanIsGivenUp(t *testing.T) {
 	for _, fc := range forges {
 		t.Run(fc.name, func(t *testing.T) {
 			ctx := context.Background()
-			emu, repo, n := bumpPR(t, "crashloop-"+fc.name, "")
+			emu, repo, n := bumpPR(t, unique("crashloop-"+fc.name), "")
 			head := emu.PRState(repo, n).HeadSHA
 			state := filepath.Join(t.TempDir(), "state.db")
 			down := start(t, emu, state, false)
@@ -104,3 +104,6 @@ func TestAnEventThatKeepsKillingKubeplanIsGivenUp(t *testing.T) {
 		})
 	}
 }
+
+// unique suffixes a namespace name so that a test can run again (-count=2) on the same cluster.
+func unique(name string) string { return fmt.Sprintf("%s-%x", name, time.Now().UnixNano()&0xffffff) }

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kubeplan/kubeplan/internal/redact"
 )
 
 // Limits bound one unpacked archive.
@@ -84,14 +86,15 @@ func (c *Cache) Checkout(ctx context.Context, repo, sha string, fetch Fetch) (st
 		return "", fmt.Errorf("archive cache: %w", err)
 	}
 	defer os.RemoveAll(tmp)
+	// Download links carry tokens (GitHub's codeload); errors quoting them are redacted.
 	body, err := fetch(ctx)
 	if err != nil {
-		return "", fmt.Errorf("download %s@%s: %w", repo, sha, err)
+		return "", fmt.Errorf("download %s@%s: %w", repo, sha, redact.Error(err))
 	}
 	defer body.Close()
 	size, err := Extract(body, tmp, c.Limits)
 	if err != nil {
-		return "", fmt.Errorf("unpack %s@%s: %w", repo, sha, err)
+		return "", fmt.Errorf("unpack %s@%s: %w", repo, sha, redact.Error(err))
 	}
 	// The marker records the checkout's size for eviction.
 	if err := os.WriteFile(filepath.Join(tmp, ".complete"), []byte(strconv.FormatInt(size, 10)), 0o644); err != nil {

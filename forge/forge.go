@@ -5,6 +5,8 @@ package forge
 import (
 	"errors"
 	"fmt"
+
+	"github.com/kubeplan/kubeplan/internal/redact"
 )
 
 // PullRequest is a pull request (GitHub) or merge request (GitLab).
@@ -80,7 +82,8 @@ var ErrNotFound = errors.New("not found on the forge")
 
 // Wrap names a failed forge operation ("github: get pull request acme/x#1: …") and turns the
 // forge's 404 into ErrNotFound, so callers test one error whatever the forge. status is the
-// HTTP status of the answer, 0 when there was none.
+// HTTP status of the answer, 0 when there was none. URLs the error quotes lose their
+// credentials (package redact): the message ends up in logs, the job and commit statuses.
 func Wrap(forgeName, op string, status int, err error) error {
 	if err == nil {
 		return nil
@@ -88,5 +91,5 @@ func Wrap(forgeName, op string, status int, err error) error {
 	if status == 404 {
 		return fmt.Errorf("%s: %s: %w", forgeName, op, ErrNotFound)
 	}
-	return fmt.Errorf("%s: %s: %w", forgeName, op, err)
+	return fmt.Errorf("%s: %s: %w", forgeName, op, redact.Error(err))
 }

@@ -476,38 +476,53 @@ func TestDraftsWaitAndQuickPushesCoalesce(t *testing.T) {
 	}
 }
 
-// A forge outage while posting the plan is not a lost plan: the status says so at once, and the
-// job runs again after a backoff.
+// A forge outage while posting the plan is not a lost plan, nor a plan posted twice. A failed
+// post is looked for and posted again within the job; a comment the forge stored before
+// failing is found, not doubled. When the outage outlasts that, the status says so at once
+// and the job runs again after a backoff.
 func TestForgeOutageWhilePostingThePlanIsRetried(t *testing.T) {
 	for _, fc := range forges {
-		t.Run(fc.name, func(t *testing.T) {
-			emu, repo, n := bumpPR(t, "outage-"+fc.name, "")
-			path := map[string]string{"github": "/comments", "gitlab": "/notes"}[fc.name]
-			emu.FailRequests(http.MethodPost, path, 1, http.StatusBadGateway) // creating a comment is never retried blindly
-			e := start(t, emu, filepath.Join(t.TempDir(), "state.db"), true)
-			fc.send(e, "opened", repo, n, "o-1", secret)
-			head := emu.PRState(repo, n).HeadSHA
-			deadline := time.Now().Add(60 * time.Second)
-			for time.Now().Before(deadline) {
-				if st, ok := emu.PRState(repo, n).LatestStatus(head, "kubeplan/plan"); ok && st.State == forge.Success {
-					break
+		for _, c := range []struct {
+			name  string
+			fault func(emu *forgeemu.Emulator, path string)
+			// statuses are the plan statuses on the head, in order (GitLab has no "error"
+			// state: kubeplan reports it as failed).
+			statuses map[string]string
+		}{
+			{"long", func(emu *forgeemu.Emulator, path string) {
+				emu.FailRequests(http.MethodPost, path, 3, http.StatusBadGateway)
+			},
+				map[string]string{"github": "pending,error,pending,success", "gitlab": "pending,failure,pending,success"}},
+			{"stored", func(emu *forgeemu.Emulator, path string) {
+				emu.FailAfterHandling(http.MethodPost, path, 1, http.StatusBadGateway)
+			}, map[string]string{"github": "pending,success", "gitlab": "pending,success"}},
+		} {
+			t.Run(fc.name+"/"+c.name, func(t *testing.T) {
+				emu, repo, n := bumpPR(t, unique("outage-"+c.name+"-"+fc.name), "")
+				c.fault(emu, map[string]string{"github": "/comments", "gitlab": "/notes"}[fc.name])
+				e := start(t, emu, filepath.Join(t.TempDir(), "state.db"), true)
+				fc.send(e, "opened", repo, n, "o-1", secret)
+				head := emu.PRState(repo, n).HeadSHA
+				deadline := time.Now().Add(60 * time.Second)
+				for time.Now().Before(deadline) {
+					if st, ok := emu.PRState(repo, n).LatestStatus(head, "kubeplan/plan"); ok && st.State == forge.Success {
+						break
+					}
+					time.Sleep(50 * time.Millisecond)
 				}
-				time.Sleep(50 * time.Millisecond)
-			}
-			pr := emu.PRState(repo, n)
-			var states []string
-			for _, st := range planStatuses(pr, head) {
-				states = append(states, string(st.State))
-			}
-			// GitLab has no "error" state: kubeplan reports it as failed.
-			want := map[string]string{"github": "pending,error,pending,success", "gitlab": "pending,failure,pending,success"}[fc.name]
-			if got := strings.Join(states, ","); got != want {
-				t.Fatalf("statuses %s, want %s", got, want)
-			}
-			if c := planComments(pr); len(c) != 1 {
-				t.Fatalf("%d plan comments after the retry, want 1", len(c))
-			}
-		})
+				pr := emu.PRState(repo, n)
+				var states []string
+				for _, st := range planStatuses(pr, head) {
+					states = append(states, string(st.State))
+				}
+				if got, want := strings.Join(states, ","), c.statuses[fc.name]; got != want {
+					t.Fatalf("statuses %s, want %s", got, want)
+				}
+				if c := planComments(pr); len(c) != 1 {
+					t.Fatalf("%d plan comments, want 1", len(c))
+				}
+			})
+		}
 	}
 }
 

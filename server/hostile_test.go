@@ -1,7 +1,9 @@
 package server_test
 
 import (
+	"context"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,6 +12,7 @@ import (
 	"github.com/kubeplan/kubeplan/config"
 	"github.com/kubeplan/kubeplan/forge"
 	"github.com/kubeplan/kubeplan/internal/forgeemu"
+	"github.com/kubeplan/kubeplan/store"
 )
 
 // A pull request whose Helm chart loops a billion times (anyone may open one on a public
@@ -49,3 +52,58 @@ func TestAHostileChartFailsItsOwnPlanOnly(t *testing.T) {
 		t.Fatalf("/readyz after the hostile chart: %s", got)
 	}
 }
+
+// A pull request whose event kills kubeplan each time it is worked on (here: three processes
+// take the job and die with it) is not worked on a fourth time after the next start: the
+// pull request is told kubeplan gave up, and the plan status of its head says why instead of
+// staying pending.
+func TestAnEventThatKeepsKillingKubeplanIsGivenUp(t *testing.T) {
+	for _, fc := range forges {
+		t.Run(fc.name, func(t *testing.T) {
+			ctx := context.Background()
+			emu, repo, n := bumpPR(t, unique("crashloop-"+fc.name), "")
+			head := emu.PRState(repo, n).HeadSHA
+			state := filepath.Join(t.TempDir(), "state.db")
+			down := start(t, emu, state, false)
+			if code := fc.send(down, "opened", repo, n, "crash-1", secret); code != http.StatusAccepted {
+				t.Fatalf("webhook answered %d", code)
+			}
+			down.stop()
+			for i := 0; i < 3; i++ { // a process starts, takes the job, and dies working on it
+				q, err := store.Open(ctx, state)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := q.RecoverInterrupted(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if j, err := q.Claim(ctx); err != nil || j == nil || j.GiveUp {
+					t.Fatalf("attempt %d: claimed %+v %v", i+1, j, err)
+				}
+				q.Close()
+			}
+
+			up := start(t, emu, state, true) // jobAttempts is 3, the default
+			pr, st := up.waitStatus(repo, n, head)
+			want := "kubeplan gave up: kubeplan stopped while working on this 3 times; giving up"
+			if st.State == forge.Success || st.State == forge.Pending || st.Description != want {
+				t.Fatalf("plan status %+v, want an error saying %q", st, want)
+			}
+			if len(planComments(pr)) != 0 {
+				t.Fatal("the event was worked on a fourth time: there is a plan comment")
+			}
+			var told []string
+			for _, c := range pr.Comments {
+				if c.Author == bot && strings.Contains(c.Body, "kubeplan gave up on the ") && strings.Contains(c.Body, "kubeplan stopped while working on this 3 times") {
+					told = append(told, c.Body)
+				}
+			}
+			if len(told) != 1 {
+				t.Fatalf("the pull request was told %d times that kubeplan gave up, want once: %+v", len(told), pr.Comments)
+			}
+		})
+	}
+}
+
+// unique suffixes a namespace name so that a test can run again (-count=2) on the same cluster.
+func unique(name string) string { return fmt.Sprintf("%s-%x", name, time.Now().UnixNano()&0xffffff) }

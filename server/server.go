@@ -19,6 +19,7 @@ import (
 	"github.com/kubeplan/kubeplan/cluster"
 	"github.com/kubeplan/kubeplan/config"
 	"github.com/kubeplan/kubeplan/event"
+	"github.com/kubeplan/kubeplan/forge/forgehttp"
 	ghforge "github.com/kubeplan/kubeplan/forge/github"
 	glforge "github.com/kubeplan/kubeplan/forge/gitlab"
 	"github.com/kubeplan/kubeplan/isolate"
@@ -69,7 +70,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		q.Close()
 		return nil, err
 	} else if n > 0 {
-		log.Info("jobs interrupted by the last shutdown are queued again", "jobs", n)
+		log.Info("jobs interrupted by the last shutdown are queued again (those whose attempts are used up, to be given up)", "jobs", n)
 	}
 	s := &Server{cfg: cfg, log: log, queue: q, github: map[int64]*ghforge.Client{}}
 	s.flow = &workflow.Workflow{
@@ -94,7 +95,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		s.metrics.Applies.WithLabelValues(trigger, outcome).Inc()
 		s.metrics.ApplySeconds.Observe(took.Seconds())
 	}
-	s.workers = &worker.Pool{Queue: q, Handle: s.handle, Workers: cfg.Workers, Timeout: cfg.JobTimeout.Duration, Log: log,
+	s.workers = &worker.Pool{Queue: q, Handle: s.handle, GiveUp: s.giveUp, Workers: cfg.Workers, Timeout: cfg.JobTimeout.Duration, Log: log,
 		Observe: func(err error, took time.Duration) {
 			outcome := "done"
 			if err != nil {
@@ -173,6 +174,18 @@ func (s *Server) handle(ctx context.Context, job *store.Job) error {
 	return s.flow.Handle(ctx, ev)
 }
 
+// giveUp tells a pull request that kubeplan gave up on one of its events (worker.Pool.GiveUp).
+func (s *Server) giveUp(ctx context.Context, job *store.Job, reason error) error {
+	var ev event.Event
+	if err := json.Unmarshal(job.Payload, &ev); err != nil {
+		return fmt.Errorf("decode queued event: %w", err)
+	}
+	if !s.cfg.Allowed(ev.Repo) {
+		return nil
+	}
+	return s.flow.GaveUp(ctx, ev, reason)
+}
+
 // forgeFor returns the forge client for an event.
 func (s *Server) forgeFor(_ context.Context, ev event.Event) (workflow.Forge, error) {
 	switch ev.Forge {
@@ -183,7 +196,8 @@ func (s *Server) forgeFor(_ context.Context, ev event.Event) (workflow.Forge, er
 			return c, nil
 		}
 		c, err := ghforge.New(ghforge.Config{BaseURL: s.cfg.GitHub.BaseURL, Token: s.cfg.GitHub.Token,
-			AppID: s.cfg.GitHub.AppID, PrivateKey: s.cfg.GitHub.PrivateKey, Log: s.log}, ev.InstallationID)
+			AppID: s.cfg.GitHub.AppID, PrivateKey: s.cfg.GitHub.PrivateKey, HTTP: forgehttp.Options{Timeout: s.cfg.ForgeTimeout.Duration},
+			Log: s.log}, ev.InstallationID)
 		if err != nil {
 			return nil, err
 		}
@@ -193,7 +207,8 @@ func (s *Server) forgeFor(_ context.Context, ev event.Event) (workflow.Forge, er
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if s.gitlab == nil {
-			c, err := glforge.New(glforge.Config{BaseURL: s.cfg.GitLab.BaseURL, Token: s.cfg.GitLab.Token, Log: s.log})
+			c, err := glforge.New(glforge.Config{BaseURL: s.cfg.GitLab.BaseURL, Token: s.cfg.GitLab.Token,
+				HTTP: forgehttp.Options{Timeout: s.cfg.ForgeTimeout.Duration}, Log: s.log})
 			if err != nil {
 				return nil, err
 			}

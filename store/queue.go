@@ -26,7 +26,25 @@ type Job struct {
 	Payload  []byte
 	Attempts int
 	Created  time.Time
+	// GiveUp says the job's attempts are used up without one of them finishing: kubeplan
+	// stopped (crashed, was killed, ran past its lease) every time it worked on it. The worker
+	// must not run it again, only report it (GiveUpError) and record it failed: a pull request
+	// that crashes the process cannot make it crash for ever.
+	GiveUp bool
 }
+
+// GiveUpError is the outcome of a job whose attempts were used up by stops.
+type GiveUpError struct {
+	// Stops is how many attempts kubeplan started and never finished.
+	Stops int
+}
+
+func (e *GiveUpError) Error() string {
+	return fmt.Sprintf("kubeplan stopped while working on this %d times; giving up", e.Stops)
+}
+
+// GiveUpReason is the error a given-up job is recorded with.
+func (j *Job) GiveUpReason() error { return &GiveUpError{Stops: j.Attempts - 1} }
 
 // Queue is the job queue, in SQLite or PostgreSQL. Queries are written once, in the SQL both
 // understand, with $N parameters.
@@ -161,9 +179,10 @@ func (q *Queue) Enqueue(ctx context.Context, delivery string, job Job, coalesce 
 	}
 	if coalesce {
 		// state = 'queued' again outside: a job another replica claims meanwhile keeps its payload.
-		res, err := tx.ExecContext(ctx, `UPDATE jobs SET payload = $1, updated_at = $2 WHERE state = 'queued' AND id = (
+		// A job whose attempts are used up is only reported now: new work never joins it.
+		res, err := tx.ExecContext(ctx, `UPDATE jobs SET payload = $1, updated_at = $2 WHERE state = 'queued' AND attempts < $5 AND id = (
 			SELECT id FROM jobs WHERE key = $3 AND kind = $4 AND state = 'queued' ORDER BY id DESC LIMIT 1)`,
-			job.Payload, now, job.Key, job.Kind)
+			job.Payload, now, job.Key, job.Kind, q.MaxAttempts)
 		if err != nil {
 			return false, fmt.Errorf("coalesce %s: %w", job.Key, err)
 		}
@@ -182,8 +201,9 @@ func (q *Queue) Enqueue(ctx context.Context, delivery string, job Job, coalesce 
 var ErrEmpty = errors.New("no job ready")
 
 // Claim takes the oldest queued job whose key has no job running, and leases it. Jobs whose
-// lease ran out (a crash, a stuck plan) are first returned to the queue, or failed after
-// MaxAttempts.
+// lease ran out (a crash, a stuck plan) are first returned to the queue. A job whose attempts
+// are used up comes back once more with GiveUp set, to be reported and recorded failed, never
+// run; should even that stop, it is failed here.
 func (q *Queue) Claim(ctx context.Context) (*Job, error) {
 	tx, err := q.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -197,9 +217,7 @@ func (q *Queue) Claim(ctx context.Context) (*Job, error) {
 		}
 	}
 	now := q.now().UnixMilli()
-	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = CASE WHEN attempts >= $1 THEN 'failed' ELSE 'queued' END,
-		error = CASE WHEN attempts >= $1 THEN 'timed out' ELSE error END, updated_at = $2
-		WHERE state = 'running' AND lease_until < $2`, q.MaxAttempts, now); err != nil {
+	if _, err := requeueStopped(ctx, tx, q.MaxAttempts, now, `lease_until < $2`); err != nil {
 		return nil, fmt.Errorf("reclaim stuck jobs: %w", err)
 	}
 	var j Job
@@ -214,6 +232,7 @@ func (q *Queue) Claim(ctx context.Context) (*Job, error) {
 	if err != nil {
 		return nil, fmt.Errorf("claim job: %w", err)
 	}
+	j.GiveUp = j.Attempts >= q.MaxAttempts
 	j.Attempts++
 	j.Created = time.UnixMilli(created)
 	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'running', attempts = $1, lease_until = $2, updated_at = $3 WHERE id = $4`,
@@ -221,6 +240,25 @@ func (q *Queue) Claim(ctx context.Context) (*Job, error) {
 		return nil, fmt.Errorf("claim job %d: %w", j.ID, err)
 	}
 	return &j, tx.Commit()
+}
+
+// requeueStopped returns running jobs that match where (a condition on $2, the time now) to
+// the queue, keeping their attempts; one that was already being given up (attempts past max,
+// see Claim) is failed instead, in GiveUpError's words. $1 is max. It returns how many.
+func requeueStopped(ctx context.Context, ex execer, max int, now int64, where string) (int64, error) {
+	res, err := ex.ExecContext(ctx, `UPDATE jobs SET
+		state = CASE WHEN attempts > $1 THEN 'failed' ELSE 'queued' END,
+		error = CASE WHEN attempts > $1 THEN 'kubeplan stopped while working on this ' || (attempts - 1) || ' times; giving up' ELSE error END,
+		updated_at = $2
+		WHERE state = 'running' AND `+where, max, now)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
 // Done records a claimed job's outcome. A job that failed goes back to the queue after a
@@ -271,17 +309,17 @@ func (q *Queue) Prune(ctx context.Context, before time.Time) (jobs, deliveries i
 	return jobs, deliveries, nil
 }
 
-// RecoverInterrupted returns jobs left running by a previous process to the queue. Only a
-// store one process owns (SQLite) does so: in a shared one (PostgreSQL), a running job may
-// belong to a live replica, and its lease decides instead.
+// RecoverInterrupted returns jobs left running by a previous process to the queue, keeping
+// their attempts: one whose attempts are used up is then claimed only to be given up (Claim).
+// Only a store one process owns (SQLite) does so: in a shared one (PostgreSQL), a running job
+// may belong to a live replica, and its lease decides instead.
 func (q *Queue) RecoverInterrupted(ctx context.Context) (int, error) {
 	if q.shared {
 		return 0, nil
 	}
-	res, err := q.db.ExecContext(ctx, `UPDATE jobs SET state = 'queued', updated_at = $1 WHERE state = 'running'`, q.now().UnixMilli())
+	n, err := requeueStopped(ctx, q.db, q.MaxAttempts, q.now().UnixMilli(), `1 = 1`)
 	if err != nil {
 		return 0, fmt.Errorf("recover interrupted jobs: %w", err)
 	}
-	n, _ := res.RowsAffected()
 	return int(n), nil
 }

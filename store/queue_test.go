@@ -127,7 +127,7 @@ func TestQueuedAndRunningWorkSurvivesARestart(t *testing.T) {
 	})
 }
 
-func TestStuckJobTimesOutAndFailsAfterMaxAttempts(t *testing.T) {
+func TestStuckJobTimesOutAndIsGivenUpAfterMaxAttempts(t *testing.T) {
 	eachBackend(t, func(t *testing.T, open opener) {
 		clock := time.Unix(1000, 0)
 		q := open(&clock)
@@ -135,20 +135,134 @@ func TestStuckJobTimesOutAndFailsAfterMaxAttempts(t *testing.T) {
 		enqueue(t, q, "1", "k", "plan", "stuck", false)
 		for attempt := 1; attempt <= 2; attempt++ {
 			j := claim(t, q)
-			if j == nil || j.Attempts != attempt {
+			if j == nil || j.Attempts != attempt || j.GiveUp {
 				t.Fatalf("attempt %d: claimed %+v", attempt, j)
 			}
 			clock = clock.Add(q.Lease + time.Second)
 		}
-		if j := claim(t, q); j != nil {
-			t.Fatalf("a job stuck %d times was claimed again", q.MaxAttempts)
+		j := claim(t, q)
+		if j == nil || !j.GiveUp {
+			t.Fatalf("a job stuck %d times was claimed to run again: %+v", q.MaxAttempts, j)
 		}
-		var state, msg string
-		if err := q.db.QueryRow(`SELECT state, error FROM jobs`).Scan(&state, &msg); err != nil {
+		if err := q.Done(context.Background(), j.ID, j.GiveUpReason()); err != nil {
 			t.Fatal(err)
 		}
-		if state != "failed" || msg != "timed out" {
+		if j := claim(t, q); j != nil {
+			t.Fatalf("a given-up job was claimed again: %+v", j)
+		}
+		if state, msg := jobState(t, q, j.ID); state != "failed" || msg != "kubeplan stopped while working on this 2 times; giving up" {
 			t.Fatalf("state %s error %q", state, msg)
+		}
+	})
+}
+
+func jobState(t *testing.T, q *Queue, id int64) (state, msg string) {
+	t.Helper()
+	if err := q.db.QueryRow(`SELECT state, error FROM jobs WHERE id = $1`, id).Scan(&state, &msg); err != nil {
+		t.Fatal(err)
+	}
+	return state, msg
+}
+
+// A pull request whose content kills kubeplan (out of memory, a crash in a library) is worked
+// on jobAttempts times, whatever the restarts in between: then it is handed to the worker
+// once more only to be reported, and recorded failed with the reason. Should kubeplan stop
+// even while reporting it, it is failed without running again. The next pull request's work
+// is not held up by it.
+func TestJobThatKeepsKillingTheProcessIsGivenUp(t *testing.T) {
+	eachBackend(t, func(t *testing.T, open opener) {
+		for _, reportAlsoDies := range []bool{false, true} {
+			t.Run(fmt.Sprintf("report also dies=%v", reportAlsoDies), func(t *testing.T) {
+				clock := time.Unix(1000, 0)
+				q := open(&clock)
+				key := fmt.Sprintf("gh:o/r#%v", reportAlsoDies)
+				enqueue(t, q, "crash-"+key, key, "plan", "crashes the process", false)
+				// restart is what a new process does at start: SQLite requeues the jobs left
+				// running; with PostgreSQL the dead process's lease has to run out.
+				restart := func() *Queue {
+					q.Close()
+					q = open(&clock)
+					q.MaxAttempts = 3
+					if _, err := q.RecoverInterrupted(context.Background()); err != nil {
+						t.Fatal(err)
+					}
+					clock = clock.Add(q.Lease + time.Second)
+					return q
+				}
+				q = restart()
+				for attempt := 1; attempt <= 3; attempt++ {
+					j := claim(t, q)
+					if j == nil || j.Attempts != attempt || j.GiveUp {
+						t.Fatalf("attempt %d: claimed %+v", attempt, j)
+					}
+					q = restart() // the job killed the process
+				}
+				j := claim(t, q)
+				if j == nil || !j.GiveUp {
+					t.Fatalf("after 3 crashes claimed %+v, want the job handed over only to be given up", j)
+				}
+				want := "kubeplan stopped while working on this 3 times; giving up"
+				if got := j.GiveUpReason().Error(); got != want {
+					t.Fatalf("reason %q, want %q", got, want)
+				}
+				if reportAlsoDies {
+					q = restart()
+				} else if err := q.Done(context.Background(), j.ID, j.GiveUpReason()); err != nil {
+					t.Fatal(err)
+				}
+				enqueue(t, q, "next-"+key, key, "plan", "next push", false)
+				next := claim(t, q)
+				if next == nil || string(next.Payload) != "next push" || next.GiveUp {
+					t.Fatalf("claimed %+v, want the next push's job (the crashing one must not run again)", next)
+				}
+				if state, msg := jobState(t, q, j.ID); state != "failed" || msg != want {
+					t.Fatalf("crashing job: state %s error %q, want failed %q", state, msg, want)
+				}
+				if err := q.Done(context.Background(), next.ID, nil); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
+	})
+}
+
+// A new push never joins a job that is only waiting to be given up: it gets a job of its own
+// and runs.
+func TestNewWorkDoesNotCoalesceIntoAGivenUpJob(t *testing.T) {
+	eachBackend(t, func(t *testing.T, open opener) {
+		clock := time.Unix(1000, 0)
+		q := open(&clock)
+		q.MaxAttempts = 1
+		enqueue(t, q, "a1", "a", "command", "a1", false)
+		enqueue(t, q, "a2", "a", "command", "a2", false)
+		enqueue(t, q, "1", "k", "plan", "crashes", true)
+		a1 := claim(t, q)
+		if j := claim(t, q); j == nil || string(j.Payload) != "crashes" {
+			t.Fatalf("claimed %+v", j)
+		}
+		if err := q.Done(context.Background(), a1.ID, nil); err != nil {
+			t.Fatal(err)
+		}
+		// The process working on "crashes" died; once its lease runs out the next claim puts
+		// it back in the queue, used up, and takes a2.
+		clock = clock.Add(q.Lease + time.Second)
+		if j := claim(t, q); j == nil || string(j.Payload) != "a2" {
+			t.Fatalf("claimed %+v, want a2", j)
+		}
+		enqueue(t, q, "2", "k", "plan", "fixed", true)
+		var payloads []string
+		for j := claim(t, q); j != nil; j = claim(t, q) {
+			payloads = append(payloads, fmt.Sprintf("%s giveUp=%v", j.Payload, j.GiveUp))
+			var reason error
+			if j.GiveUp {
+				reason = j.GiveUpReason()
+			}
+			if err := q.Done(context.Background(), j.ID, reason); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if want := []string{"crashes giveUp=true", "fixed giveUp=false"}; !slices.Equal(payloads, want) {
+			t.Fatalf("ran %q, want %q", payloads, want)
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/kubeplan/kubeplan/event"
@@ -109,5 +110,39 @@ func TestEmulatorReviewAndMergeWebhooks(t *testing.T) {
 	emu.ClosePR(glRepo, other)
 	if ev := send("gitlab", "Merge Request Hook", emu.GitLabMergeRequestEvent(glRepo, other, "close", "alice")); ev.Merged || !ev.Closed {
 		t.Errorf("close: %+v", ev)
+	}
+}
+
+// A comment edited into a command is not a command on either forge: the emulator's webhooks for
+// an edit ("edited" on GitHub, action "update" on GitLab) are acknowledged and ignored.
+func TestEditedCommentsAreNotCommands(t *testing.T) {
+	srv, q := receiver(t)
+	emu := forgeemu.New("tok", "kubeplan[bot]")
+	t.Cleanup(emu.Close)
+	const repo = "acme/platform"
+	base := emu.CreateRepo(repo, map[string]string{"a.yaml": "a: 1\n"})
+	n := emu.OpenPR(repo, "alice", "change", base, map[string]string{"a.yaml": "a: 2\n"})
+	c := emu.AddComment(repo, n, "bob", "LGTM")
+	c = emu.EditComment(repo, n, c.ID, "/apply")
+	for forge, send := range map[string]func() (*http.Response, error){
+		"github": func() (*http.Response, error) {
+			return forgeemu.SendGitHub(srv.URL+"/webhooks/github", secret, "issue_comment", "d-gh", emu.GitHubCommentEvent(repo, n, c))
+		},
+		"gitlab": func() (*http.Response, error) {
+			return forgeemu.SendGitLab(srv.URL+"/webhooks/gitlab", secret, "Note Hook", "d-gl", emu.GitLabNoteEvent(repo, n, c))
+		},
+	} {
+		resp, err := send()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "ignored") {
+			t.Errorf("%s: edited comment answered %d %q, want it ignored", forge, resp.StatusCode, b)
+		}
+	}
+	if got := queued(t, q); len(got) != 0 {
+		t.Fatalf("edited comments were queued as commands: %+v", got)
 	}
 }

@@ -1,8 +1,12 @@
 package webhook
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/google/go-github/v60/github"
 
@@ -22,8 +26,7 @@ func (h *GitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	// HMAC-SHA256 over the body, compared in constant time (hmac.Equal inside go-github).
-	if err := github.ValidateSignature(r.Header.Get(github.SHA256SignatureHeader), body, h.Secret); err != nil || r.Header.Get(github.SHA256SignatureHeader) == "" {
+	if !validSignature(r.Header.Get(github.SHA256SignatureHeader), body, h.Secret) {
 		h.Log.Warn("github webhook refused: bad or missing signature", "delivery", github.DeliveryID(r), "remote", r.RemoteAddr)
 		http.Error(w, "signature does not match", http.StatusUnauthorized)
 		return
@@ -50,6 +53,24 @@ func (h *GitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ev.Forge, ev.Delivery = event.GitHub, github.DeliveryID(r)
 	enqueue(w, r, h.Queue, h.Log, ev)
+}
+
+// validSignature checks X-Hub-Signature-256: "sha256=" and the hex HMAC-SHA256 of the body with
+// the secret, compared in constant time. Nothing else is accepted: not the legacy SHA-1
+// header, not another algorithm named in this one (go-github's ValidateSignature would take
+// "sha1=" or "sha512=" here), not an empty secret, which anyone could sign with.
+func validSignature(header string, body, secret []byte) bool {
+	digest, ok := strings.CutPrefix(header, "sha256=")
+	if !ok || len(secret) == 0 {
+		return false
+	}
+	got, err := hex.DecodeString(digest)
+	if err != nil || len(got) != sha256.Size {
+		return false
+	}
+	mac := hmac.New(sha256.New, secret)
+	mac.Write(body)
+	return hmac.Equal(got, mac.Sum(nil))
 }
 
 // githubEvent reduces a parsed GitHub payload to an event, or says why it is ignored.

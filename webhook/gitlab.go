@@ -45,12 +45,21 @@ func (h *GitLab) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ignore(w, why)
 		return
 	}
-	ev.Forge = event.GitLab
-	ev.Delivery = r.Header.Get("X-Gitlab-Event-UUID")
-	if ev.Delivery == "" {
-		ev.Delivery = r.Header.Get("X-Gitlab-Webhook-UUID")
-	}
+	ev.Forge, ev.Delivery = event.GitLab, gitlabDelivery(r.Header)
 	enqueue(w, r, h.Queue, h.Log, ev)
+}
+
+// gitlabDelivery names a delivery by what stays the same when GitLab sends it again: the
+// Idempotency-Key (GitLab 17.4 and later), which its automatic retries and "Resend request"
+// keep, while they send a new X-Gitlab-Event-UUID and X-Gitlab-Webhook-UUID. Older versions
+// send no such key; their resends cannot be recognised, and the event UUID names the delivery.
+func gitlabDelivery(h http.Header) string {
+	for _, k := range []string{"Idempotency-Key", "X-Gitlab-Event-UUID", "X-Gitlab-Webhook-UUID"} {
+		if v := h.Get(k); v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // gitlabEvent reduces a parsed GitLab payload to an event, or says why it is ignored.
@@ -76,8 +85,14 @@ func gitlabEvent(parsed any) (event.Event, string) {
 		}
 		return ev, ""
 	case *gitlab.MergeCommentEvent:
-		if e.ObjectAttributes.System {
+		a := e.ObjectAttributes
+		if a.System {
 			return event.Event{}, "system note"
+		}
+		// Only a new note is a command: editing an old comment into "/apply" must not apply.
+		// GitLab says "update" for an edit; versions that send no action show it in the times.
+		if a.Action != gitlab.CommentEventActionCreate && (a.Action != "" || a.UpdatedAt != a.CreatedAt) {
+			return event.Event{}, "edited note"
 		}
 		ev := event.Event{Kind: event.Comment, Action: "created", Repo: e.Project.PathWithNamespace, ProjectID: e.Project.ID,
 			Number: int(e.MergeRequest.IID), HeadSHA: e.MergeRequest.LastCommit.ID,

@@ -74,6 +74,16 @@ func enqueue(w http.ResponseWriter, r *http.Request, q Enqueuer, log *slog.Logge
 		http.Error(w, "malformed payload: no repository or pull request", http.StatusBadRequest)
 		return
 	}
+	// The delivery id is what makes a redelivery harmless. Both forges always send one; a
+	// request without it was changed on the way (a proxy dropping headers) or made by hand.
+	// It is refused, loudly, rather than guessed at: an empty id would make every such event
+	// a "duplicate" of the first, and a digest of the body would quietly merge two events
+	// that happen to carry the same body.
+	if ev.Delivery == "" {
+		log.Warn("webhook refused: no delivery id", "forge", ev.Forge, "kind", ev.Kind, "repo", ev.Repo, "number", ev.Number)
+		http.Error(w, "no delivery id: "+deliveryHeaders(ev.Forge)+" missing", http.StatusBadRequest)
+		return
+	}
 	payload, err := json.Marshal(ev)
 	if err != nil {
 		http.Error(w, "cannot encode event", http.StatusInternalServerError)
@@ -100,6 +110,14 @@ func enqueue(w http.ResponseWriter, r *http.Request, q Enqueuer, log *slog.Logge
 	log.Info("event queued", "forge", ev.Forge, "delivery", ev.Delivery, "kind", ev.Kind, "action", ev.Action, "repo", ev.Repo, "number", ev.Number)
 	w.WriteHeader(http.StatusAccepted)
 	_, _ = io.WriteString(w, "queued\n")
+}
+
+// deliveryHeaders names the headers a forge's delivery id is read from.
+func deliveryHeaders(f event.Forge) string {
+	if f == event.GitLab {
+		return "Idempotency-Key, X-Gitlab-Event-UUID and X-Gitlab-Webhook-UUID"
+	}
+	return "X-GitHub-Delivery"
 }
 
 func ignore(w http.ResponseWriter, why string) {

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
+	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"net/http"
@@ -32,10 +35,12 @@ func fixture(t *testing.T, forge, name string) []byte {
 	return b
 }
 
-func sign(body []byte) string {
-	m := hmac.New(sha256.New, []byte(secret))
+func sign(body []byte) string { return "sha256=" + hexMAC(sha256.New, body) }
+
+func hexMAC(h func() hash.Hash, body []byte) string {
+	m := hmac.New(h, []byte(secret))
 	m.Write(body)
-	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 // receiver serves both endpoints over real HTTP, queueing into a real SQLite store.
@@ -144,7 +149,17 @@ func TestForgedOrUnsignedGitHubWebhooksAreRefused(t *testing.T) {
 	unsigned := githubHeaders("pull_request", "d-2", body)
 	delete(unsigned, "X-Hub-Signature-256")
 	tampered := githubHeaders("pull_request", "d-3", body)
-	for name, h := range map[string]map[string]string{"forged": forged, "unsigned": unsigned} {
+	// The right HMAC, but not SHA-256: go-github would accept these in X-Hub-Signature-256.
+	sha1Named := githubHeaders("pull_request", "d-4", body)
+	sha1Named["X-Hub-Signature-256"] = "sha1=" + hexMAC(sha1.New, body)
+	sha512Named := githubHeaders("pull_request", "d-5", body)
+	sha512Named["X-Hub-Signature-256"] = "sha512=" + hexMAC(sha512.New, body)
+	// Only the legacy SHA-1 header, correctly signed.
+	legacyOnly := githubHeaders("pull_request", "d-6", body)
+	delete(legacyOnly, "X-Hub-Signature-256")
+	legacyOnly["X-Hub-Signature"] = "sha1=" + hexMAC(sha1.New, body)
+	for name, h := range map[string]map[string]string{"forged": forged, "unsigned": unsigned, "sha1 in the sha256 header": sha1Named,
+		"sha512 in the sha256 header": sha512Named, "legacy sha1 header only": legacyOnly} {
 		if code, _ := post(t, srv.URL+"/webhooks/github", bytes.NewReader(body), h); code != http.StatusUnauthorized {
 			t.Errorf("%s: status %d, want 401", name, code)
 		}
@@ -311,5 +326,87 @@ func TestMergesAndReviewsAreNeverCoalescedAway(t *testing.T) {
 	}
 	if want := "pull_request/synchronize,pull_request/closed,review/submitted"; strings.Join(got, ",") != want {
 		t.Fatalf("queued %s, want %s", strings.Join(got, ","), want)
+	}
+}
+
+// Only a new GitLab note is a command. GitLab also sends a Note Hook when a comment is edited
+// (object_attributes.action "update"): bob turning yesterday's "LGTM" into "/apply" must not
+// apply. GitLab versions that send no action show an edit in the note's times.
+func TestEditedGitLabNoteIsNotACommand(t *testing.T) {
+	created := fixture(t, "gitlab", "note.merge_request.json")
+	edited := fixture(t, "gitlab", "note.merge_request.update.json")
+	withoutAction := func(b []byte) []byte {
+		return bytes.Replace(b, []byte(`"action": "`), []byte(`"action_was": "`), 1)
+	}
+	for _, c := range []struct {
+		name   string
+		body   []byte
+		queued bool
+	}{
+		{"new note", created, true},
+		{"edited note", edited, false},
+		{"new note, no action (older GitLab)", withoutAction(created), true},
+		{"edited note, no action (older GitLab)", withoutAction(edited), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv, q := receiver(t)
+			h := map[string]string{"Content-Type": "application/json", "X-Gitlab-Event": "Note Hook", "X-Gitlab-Token": secret, "X-Gitlab-Event-UUID": "uuid-1"}
+			code, msg := post(t, srv.URL+"/webhooks/gitlab", bytes.NewReader(c.body), h)
+			got := queued(t, q)
+			switch {
+			case c.queued && (code != http.StatusAccepted || len(got) != 1 || got[0].CommentBody != "/apply -p web"):
+				t.Fatalf("%d %q, queued %+v: want the command queued", code, msg, got)
+			case !c.queued && (code != http.StatusOK || strings.TrimSpace(msg) != "ignored: edited note" || len(got) != 0):
+				t.Fatalf("%d %q, queued %+v: want it ignored as an edited note", code, msg, got)
+			}
+		})
+	}
+}
+
+// GitLab's automatic retries and "Resend request" send the event again with a new
+// X-Gitlab-Event-UUID (and X-Gitlab-Webhook-UUID) but the same Idempotency-Key: it is worked
+// once. A different event (another Idempotency-Key) is not taken for it.
+func TestResentGitLabEventIsWorkedOnce(t *testing.T) {
+	srv, q := receiver(t)
+	body := fixture(t, "gitlab", "note.merge_request.json")
+	send := func(eventUUID, key string) (int, string) {
+		return post(t, srv.URL+"/webhooks/gitlab", bytes.NewReader(body), map[string]string{"Content-Type": "application/json",
+			"X-Gitlab-Event": "Note Hook", "X-Gitlab-Token": secret, "X-Gitlab-Event-UUID": eventUUID,
+			"X-Gitlab-Webhook-UUID": eventUUID + "-hook", "Idempotency-Key": key})
+	}
+	if code, msg := send("uuid-first", "key-1"); code != http.StatusAccepted {
+		t.Fatalf("first delivery: %d %q", code, msg)
+	}
+	if code, msg := send("uuid-resent", "key-1"); code != http.StatusOK || !strings.Contains(msg, "duplicate") {
+		t.Fatalf("resent delivery: %d %q, want 200 duplicate", code, msg)
+	}
+	if code, msg := send("uuid-other", "key-2"); code != http.StatusAccepted {
+		t.Fatalf("another event: %d %q, want 202", code, msg)
+	}
+	if got := queued(t, q); len(got) != 2 || got[0].Delivery != "key-1" || got[1].Delivery != "key-2" {
+		t.Fatalf("queued %+v, want the event once and the other one", got)
+	}
+}
+
+// A delivery without its id is refused (400) and not queued: an empty id must not become one
+// shared dedup key that swallows every later event without an id as a "duplicate".
+func TestWebhookWithoutADeliveryIdIsRefused(t *testing.T) {
+	srv, q := receiver(t)
+	for _, file := range []string{"pull_request.opened.json", "issue_comment.created.json"} {
+		kind, _, _ := strings.Cut(file, ".")
+		body := fixture(t, "github", file)
+		h := githubHeaders(kind, "", body)
+		delete(h, "X-GitHub-Delivery")
+		if code, msg := post(t, srv.URL+"/webhooks/github", bytes.NewReader(body), h); code != http.StatusBadRequest || !strings.Contains(msg, "X-GitHub-Delivery") {
+			t.Errorf("github %s without X-GitHub-Delivery: %d %q, want 400 naming the header", file, code, msg)
+		}
+	}
+	body := fixture(t, "gitlab", "note.merge_request.json")
+	if code, msg := post(t, srv.URL+"/webhooks/gitlab", bytes.NewReader(body), map[string]string{"Content-Type": "application/json",
+		"X-Gitlab-Event": "Note Hook", "X-Gitlab-Token": secret}); code != http.StatusBadRequest || !strings.Contains(msg, "Idempotency-Key") {
+		t.Errorf("gitlab without a delivery id: %d %q, want 400 naming the headers", code, msg)
+	}
+	if got := queued(t, q); len(got) != 0 {
+		t.Fatalf("deliveries without an id were queued: %+v", got)
 	}
 }

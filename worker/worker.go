@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kubeplan/kubeplan/internal/redact"
 	"github.com/kubeplan/kubeplan/store"
 )
 
@@ -33,6 +34,9 @@ type Pool struct {
 	Log  *slog.Logger
 	// Observe, when set, is told every finished job's error and duration (metrics).
 	Observe func(err error, took time.Duration)
+	// GiveUp, when set, tells the pull request that kubeplan gave up on a job whose attempts
+	// were used up by stops (store.Job.GiveUp); such a job never runs Handle again.
+	GiveUp func(ctx context.Context, job *store.Job, reason error) error
 
 	wake chan struct{}
 	once sync.Once
@@ -88,6 +92,10 @@ func (p *Pool) loop(ctx context.Context) {
 }
 
 func (p *Pool) run(ctx context.Context, job *store.Job) {
+	if job.GiveUp {
+		p.giveUp(ctx, job)
+		return
+	}
 	jctx := ctx
 	if p.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -103,6 +111,8 @@ func (p *Pool) run(ctx context.Context, job *store.Job) {
 		}()
 		return p.Handle(jctx, job)
 	}()
+	// The error is logged and kept in the job: a URL it quotes must not bring a credential.
+	err = redact.Error(err)
 	if ctx.Err() != nil {
 		// Shutting down: leave the job leased; after the lease it runs again.
 		p.Log.Info("job interrupted by shutdown", "job", job.ID, "key", job.Key)
@@ -118,5 +128,41 @@ func (p *Pool) run(ctx context.Context, job *store.Job) {
 	}
 	if derr := p.Queue.Done(context.WithoutCancel(ctx), job.ID, err); derr != nil {
 		p.Log.Error("record job outcome", "job", job.ID, "err", derr)
+	}
+}
+
+// giveUp reports a job whose every attempt stopped kubeplan (a crash, a kill, a hang past the
+// lease), and records it failed: whatever in it stops kubeplan is not run again.
+func (p *Pool) giveUp(ctx context.Context, job *store.Job) {
+	reason := job.GiveUpReason()
+	p.Log.Error("job given up: kubeplan stopped every time it worked on it", "job", job.ID, "key", job.Key, "kind", job.Kind,
+		"attempts", job.Attempts-1, "reason", reason)
+	if p.GiveUp != nil {
+		jctx := ctx
+		if p.Timeout > 0 {
+			var cancel context.CancelFunc
+			jctx, cancel = context.WithTimeout(ctx, p.Timeout)
+			defer cancel()
+		}
+		err := func() (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					err = fmt.Errorf("panicked: %v", r)
+				}
+			}()
+			return p.GiveUp(jctx, job, reason)
+		}()
+		if err != nil {
+			p.Log.Warn("tell the pull request that kubeplan gave up", "job", job.ID, "key", job.Key, "err", err)
+		}
+	}
+	if ctx.Err() != nil {
+		return // shutting down: the store fails it at the next start (or when its lease ends)
+	}
+	if p.Observe != nil {
+		p.Observe(reason, 0)
+	}
+	if err := p.Queue.Done(context.WithoutCancel(ctx), job.ID, reason); err != nil {
+		p.Log.Error("record job outcome", "job", job.ID, "err", err)
 	}
 }

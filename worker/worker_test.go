@@ -3,9 +3,11 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -119,5 +121,148 @@ func TestFailedJobRunsAgain(t *testing.T) {
 	defer mu.Unlock()
 	if len(attempts) != 2 || attempts[1] != 2 {
 		t.Fatalf("attempts %v", attempts)
+	}
+}
+
+// A job that kills kubeplan every time (here: three restarts while it runs) is not run a
+// fourth time: the worker tells the pull request (GiveUp) and records it failed.
+func TestJobThatKeepsStoppingKubeplanIsReportedNotRun(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	open := func() *store.Queue {
+		q, err := store.Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.MaxAttempts = 3
+		if _, err := q.RecoverInterrupted(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { q.Close() })
+		return q
+	}
+	q := open()
+	_, _ = q.Enqueue(ctx, "1", store.Job{Key: "gh:acme/x#1", Kind: "plan", Payload: []byte("crashes")}, false)
+	for i := 0; i < 3; i++ {
+		if j, err := q.Claim(ctx); err != nil || j == nil {
+			t.Fatalf("claim %d: %v %v", i, j, err)
+		}
+		q.Close() // the job killed the process
+		q = open()
+	}
+
+	var logs syncBuffer
+	var mu sync.Mutex
+	var handled []string
+	told := make(chan error, 1)
+	pool := &Pool{Queue: q, Workers: 1, Poll: 10 * time.Millisecond, Log: slog.New(slog.NewTextHandler(&logs, nil)),
+		Handle: func(_ context.Context, job *store.Job) error {
+			mu.Lock()
+			defer mu.Unlock()
+			handled = append(handled, string(job.Payload))
+			return nil
+		},
+		GiveUp: func(_ context.Context, job *store.Job, reason error) error {
+			told <- reason
+			return nil
+		}}
+	runCtx, cancel := context.WithCancel(ctx)
+	finished := make(chan struct{})
+	go func() { pool.Run(runCtx); close(finished) }()
+	var reason error
+	select {
+	case reason = <-told:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the pull request was never told that kubeplan gave up")
+	}
+	want := "kubeplan stopped while working on this 3 times; giving up"
+	if reason == nil || reason.Error() != want {
+		t.Fatalf("reason %v, want %q", reason, want)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if n, _ := q.Pending(ctx); n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the given-up job is still pending")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-finished
+	mu.Lock()
+	defer mu.Unlock()
+	if len(handled) != 0 {
+		t.Fatalf("the job that kills kubeplan ran a fourth time: %q", handled)
+	}
+	if !strings.Contains(logs.String(), "job given up") || !strings.Contains(logs.String(), "key=gh:acme/x#1") {
+		t.Fatalf("the log does not say which job was given up:\n%s", logs.String())
+	}
+}
+
+// syncBuffer is a log sink the workers and the test share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// recordingQueue hands out one job and records its outcome.
+type recordingQueue struct {
+	mu      sync.Mutex
+	job     *store.Job
+	outcome chan error
+}
+
+func (q *recordingQueue) Claim(context.Context) (*store.Job, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	j := q.job
+	q.job = nil
+	return j, nil
+}
+
+func (q *recordingQueue) Done(_ context.Context, _ int64, err error) error {
+	q.outcome <- err
+	return nil
+}
+
+// Whatever a job's error quotes, a credential in a URL (an archive link's token, a password in
+// a base URL) is neither logged nor stored with the job.
+func TestJobErrorsAreStoredAndLoggedWithoutCredentials(t *testing.T) {
+	const secret = "AAAC0FFEE0TOKEN"
+	q := &recordingQueue{job: &store.Job{ID: 7, Key: "gh:acme/x#1", Attempts: 1}, outcome: make(chan error, 1)}
+	var logs syncBuffer
+	pool := &Pool{Queue: q, Workers: 1, Poll: 10 * time.Millisecond, Log: slog.New(slog.NewTextHandler(&logs, nil)),
+		Handle: func(context.Context, *store.Job) error {
+			return fmt.Errorf("download acme/x@abc: Get \"https://codeload.example/acme/x/legacy.tar.gz/abc?token=%s\": EOF", secret)
+		}}
+	ctx, cancel := context.WithCancel(context.Background())
+	finished := make(chan struct{})
+	go func() { pool.Run(ctx); close(finished) }()
+	var stored error
+	select {
+	case stored = <-q.outcome:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the job's outcome was never recorded")
+	}
+	cancel()
+	<-finished
+	if stored == nil || strings.Contains(stored.Error(), secret) || !strings.Contains(stored.Error(), "https://codeload.example/acme/x/legacy.tar.gz/abc?token=REDACTED") {
+		t.Errorf("stored error %v, want it without the token", stored)
+	}
+	if strings.Contains(logs.String(), secret) || !strings.Contains(logs.String(), "job failed") {
+		t.Errorf("log:\n%s\nwant the failure without the token", logs.String())
 	}
 }

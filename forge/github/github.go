@@ -15,9 +15,11 @@ import (
 
 	"github.com/bradleyfalzon/ghinstallation/v2"
 	gh "github.com/google/go-github/v60/github"
+	ghapp "github.com/google/go-github/v88/github"
 
 	"github.com/kubeplan/kubeplan/forge"
-	"github.com/kubeplan/kubeplan/forge/retry"
+	"github.com/kubeplan/kubeplan/forge/forgehttp"
+	"github.com/kubeplan/kubeplan/internal/redact"
 )
 
 // Config says how to reach GitHub.
@@ -30,7 +32,9 @@ type Config struct {
 	// minted per event's installation and refreshed before they expire (ghinstallation).
 	AppID      int64
 	PrivateKey []byte
-	Log        *slog.Logger
+	// HTTP tunes timeouts and retries (forgehttp.Options).
+	HTTP forgehttp.Options
+	Log  *slog.Logger
 }
 
 // Client is GitHub for one installation (or one token).
@@ -45,7 +49,18 @@ type Client struct {
 
 // New returns a client; installationID is ignored with token auth.
 func New(cfg Config, installationID int64) (*Client, error) {
-	base := http.RoundTripper(&retry.Transport{Base: http.DefaultTransport, Log: cfg.Log})
+	api := cfg.BaseURL
+	if api == "" {
+		api = "https://api.github.com/"
+	}
+	opts := cfg.HTTP
+	if opts.Log == nil {
+		opts.Log = cfg.Log
+	}
+	base, err := forgehttp.Transport(api, opts)
+	if err != nil {
+		return nil, fmt.Errorf("github: %w", err)
+	}
 	c := &Client{}
 	var transport http.RoundTripper
 	switch {
@@ -57,6 +72,9 @@ func New(cfg Config, installationID int64) (*Client, error) {
 		if cfg.BaseURL != "" {
 			itr.BaseURL = strings.TrimSuffix(cfg.BaseURL, "/")
 		}
+		// Without options ghinstallation sends the body "null", which the REST description of
+		// this endpoint does not allow (a JSON object, every field optional): send {}.
+		itr.InstallationTokenOptions = &ghapp.InstallationTokenOptions{}
 		transport = itr
 		// An App comments as "<slug>[bot]"; the slug comes from GET /app, authenticated as the App.
 		apps, err := ghinstallation.NewAppsTransport(base, cfg.AppID, cfg.PrivateKey)
@@ -87,7 +105,6 @@ func New(cfg Config, installationID int64) (*Client, error) {
 		return nil, errors.New("github: neither an App nor a token is configured")
 	}
 	c.http = &http.Client{Transport: transport}
-	var err error
 	if c.gh, err = newClient(c.http, cfg.BaseURL); err != nil {
 		return nil, err
 	}
@@ -146,8 +163,9 @@ func wrap(op string, resp *gh.Response, err error) error {
 	return forge.Wrap("github", op, status, err)
 }
 
-// MaxCommentLength is the largest comment body GitHub accepts.
-func (c *Client) MaxCommentLength() int { return 65536 }
+// MaxCommentLength is the largest comment body kubeplan may write: GitHub's limit less the
+// post marker CreateComment adds.
+func (c *Client) MaxCommentLength() int { return 65536 - forge.PostMarkerLen }
 
 // PullRequest returns a pull request's state.
 func (c *Client) PullRequest(ctx context.Context, repo string, number int) (*forge.PullRequest, error) {
@@ -202,13 +220,16 @@ func (c *Client) Archive(ctx context.Context, repo, sha string) (io.ReadCloser, 
 	if err != nil {
 		return nil, wrap(fmt.Sprintf("archive link of %s@%s", repo, sha), resp, err)
 	}
+	// The link (codeload, on another host) carries a temporary token of its own in its query:
+	// it must not reach an error, a log line or the job record (redact), and kubeplan's own
+	// token is not sent there (forgehttp).
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, link.String(), nil)
 	if err != nil {
-		return nil, err
+		return nil, redact.Error(fmt.Errorf("github: download %s@%s: %w", repo, sha, err))
 	}
 	dl, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("github: download %s@%s: %w", repo, sha, err)
+		return nil, fmt.Errorf("github: download %s@%s: %w", repo, sha, redact.Error(err))
 	}
 	if dl.StatusCode != http.StatusOK {
 		dl.Body.Close()
@@ -217,8 +238,18 @@ func (c *Client) Archive(ctx context.Context, repo, sha string) (io.ReadCloser, 
 	return dl.Body, nil
 }
 
-// Comments lists a pull request's comments, oldest first.
+// Comments lists a pull request's comments, oldest first, as kubeplan wrote them (without
+// the post markers CreateComment adds).
 func (c *Client) Comments(ctx context.Context, repo string, number int) ([]forge.Comment, error) {
+	out, err := c.comments(ctx, repo, number)
+	for i := range out {
+		out[i].Body = forge.StripPostMarker(out[i].Body)
+	}
+	return out, err
+}
+
+// comments lists a pull request's comments as GitHub stores them.
+func (c *Client) comments(ctx context.Context, repo string, number int) ([]forge.Comment, error) {
 	owner, name := split(repo)
 	var out []forge.Comment
 	opts := &gh.IssueListCommentsOptions{ListOptions: gh.ListOptions{PerPage: 100}}
@@ -237,14 +268,21 @@ func (c *Client) Comments(ctx context.Context, repo string, number int) ([]forge
 	}
 }
 
-// CreateComment posts a comment and returns its id.
+// CreateComment posts a comment once and returns its id: a comment GitHub stored before
+// answering with a server error is found, not posted again (forge.CreateOnce).
 func (c *Client) CreateComment(ctx context.Context, repo string, number int, body string) (int64, error) {
 	owner, name := split(repo)
-	cm, resp, err := c.gh.Issues.CreateComment(ctx, owner, name, number, &gh.IssueComment{Body: &body})
-	if err != nil {
-		return 0, wrap(fmt.Sprintf("comment on %s#%d", repo, number), resp, err)
-	}
-	return cm.GetID(), nil
+	return forge.CreateOnce(ctx, body, func(ctx context.Context, body string) (int64, int, error) {
+		cm, resp, err := c.gh.Issues.CreateComment(ctx, owner, name, number, &gh.IssueComment{Body: &body})
+		if err != nil {
+			err = wrap(fmt.Sprintf("comment on %s#%d", repo, number), resp, err)
+			if resp != nil {
+				return 0, resp.StatusCode, err
+			}
+			return 0, 0, err
+		}
+		return cm.GetID(), 0, nil
+	}, func(ctx context.Context) ([]forge.Comment, error) { return c.comments(ctx, repo, number) })
 }
 
 // UpdateComment replaces a comment's body.

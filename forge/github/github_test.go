@@ -146,6 +146,11 @@ func TestGitHubAppInstallationTokens(t *testing.T) {
 	if got := emu.TokensMinted(forgeemu.InstallationID); got != 1 {
 		t.Fatalf("%d installation tokens minted for 3 calls, want 1 (cached until near expiry)", got)
 	}
+	// The token request's body is an object, as GitHub's REST description wants (ghinstallation
+	// alone sends null, which the emulator, like a strict GitHub, refuses with 422).
+	if got := emu.TokenRequestBodies(); len(got) != 1 || strings.TrimSpace(got[0]) != "{}" {
+		t.Fatalf("token requests sent %q, want one {}", got)
+	}
 	emu.EnableGitHubApp(4242) // the app's key is rotated: the old one no longer signs
 	stale, err := ghforge.New(ghforge.Config{BaseURL: emu.GitHubAPI(), AppID: 4242, PrivateKey: key}, forgeemu.InstallationID)
 	if err != nil {

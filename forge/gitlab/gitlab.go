@@ -16,7 +16,7 @@ import (
 	gl "gitlab.com/gitlab-org/api/client-go"
 
 	"github.com/kubeplan/kubeplan/forge"
-	"github.com/kubeplan/kubeplan/forge/retry"
+	"github.com/kubeplan/kubeplan/forge/forgehttp"
 )
 
 // Config says how to reach GitLab.
@@ -24,7 +24,9 @@ type Config struct {
 	// BaseURL is the API root, e.g. https://gitlab.example.com/api/v4; empty is gitlab.com.
 	BaseURL string
 	Token   string
-	Log     *slog.Logger
+	// HTTP tunes timeouts and retries (forgehttp.Options).
+	HTTP forgehttp.Options
+	Log  *slog.Logger
 }
 
 // MaxNoteLength is GitLab's limit on a note's body.
@@ -37,13 +39,25 @@ type Client struct {
 	self string
 }
 
-// New returns a client. Retries are kubeplan's (retry.Transport), not the library's, so that
-// comment creation is never repeated after a server error.
+// New returns a client. Retries are kubeplan's (forgehttp, retry.Transport), not the
+// library's, so that comment creation is never repeated after a server error.
 func New(cfg Config) (*Client, error) {
 	if cfg.Token == "" {
 		return nil, errors.New("gitlab: no token configured")
 	}
-	opts := []gl.ClientOptionFunc{gl.WithoutRetries(), gl.WithHTTPClient(&http.Client{Transport: &retry.Transport{Log: cfg.Log}})}
+	api := cfg.BaseURL
+	if api == "" {
+		api = "https://gitlab.com/api/v4"
+	}
+	o := cfg.HTTP
+	if o.Log == nil {
+		o.Log = cfg.Log
+	}
+	rt, err := forgehttp.Transport(api, o)
+	if err != nil {
+		return nil, fmt.Errorf("gitlab: %w", err)
+	}
+	opts := []gl.ClientOptionFunc{gl.WithoutRetries(), gl.WithHTTPClient(&http.Client{Transport: rt})}
 	if cfg.BaseURL != "" {
 		opts = append(opts, gl.WithBaseURL(cfg.BaseURL))
 	}
@@ -77,8 +91,9 @@ func wrap(op string, resp *gl.Response, err error) error {
 	return forge.Wrap("gitlab", op, status, err)
 }
 
-// MaxCommentLength is the largest note GitLab accepts.
-func (c *Client) MaxCommentLength() int { return MaxNoteLength }
+// MaxCommentLength is the largest note kubeplan may write: GitLab's limit less the post
+// marker CreateComment adds.
+func (c *Client) MaxCommentLength() int { return MaxNoteLength - forge.PostMarkerLen }
 
 // PullRequest returns a merge request's state.
 func (c *Client) PullRequest(ctx context.Context, repo string, number int) (*forge.PullRequest, error) {
@@ -163,8 +178,18 @@ func (c *Client) Archive(ctx context.Context, repo, sha string) (io.ReadCloser, 
 	return io.NopCloser(&buf), nil
 }
 
-// Comments lists a merge request's notes, oldest first, system notes left out.
+// Comments lists a merge request's notes, oldest first, system notes left out, as kubeplan
+// wrote them (without the post markers CreateComment adds).
 func (c *Client) Comments(ctx context.Context, repo string, number int) ([]forge.Comment, error) {
+	out, err := c.notes(ctx, repo, number)
+	for i := range out {
+		out[i].Body = forge.StripPostMarker(out[i].Body)
+	}
+	return out, err
+}
+
+// notes lists a merge request's notes as GitLab stores them, system notes left out.
+func (c *Client) notes(ctx context.Context, repo string, number int) ([]forge.Comment, error) {
 	var out []forge.Comment
 	sort, orderBy := "asc", "created_at"
 	opt := &gl.ListMergeRequestNotesOptions{ListOptions: gl.ListOptions{PerPage: 100, Page: 1}, Sort: &sort, OrderBy: &orderBy}
@@ -185,13 +210,20 @@ func (c *Client) Comments(ctx context.Context, repo string, number int) ([]forge
 	}
 }
 
-// CreateComment posts a note and returns its id.
+// CreateComment posts a note once and returns its id: a note GitLab stored before answering
+// with a server error is found, not posted again (forge.CreateOnce).
 func (c *Client) CreateComment(ctx context.Context, repo string, number int, body string) (int64, error) {
-	n, resp, err := c.gl.Notes.CreateMergeRequestNote(repo, int64(number), &gl.CreateMergeRequestNoteOptions{Body: &body}, gl.WithContext(ctx))
-	if err != nil {
-		return 0, wrap(fmt.Sprintf("note on %s!%d", repo, number), resp, err)
-	}
-	return n.ID, nil
+	return forge.CreateOnce(ctx, body, func(ctx context.Context, body string) (int64, int, error) {
+		n, resp, err := c.gl.Notes.CreateMergeRequestNote(repo, int64(number), &gl.CreateMergeRequestNoteOptions{Body: &body}, gl.WithContext(ctx))
+		if err != nil {
+			status := 0
+			if resp != nil && resp.Response != nil {
+				status = resp.StatusCode
+			}
+			return 0, status, wrap(fmt.Sprintf("note on %s!%d", repo, number), resp, err)
+		}
+		return n.ID, 0, nil
+	}, func(ctx context.Context) ([]forge.Comment, error) { return c.notes(ctx, repo, number) })
 }
 
 // UpdateComment replaces a note's body.

@@ -1,6 +1,7 @@
 package forgeemu
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
@@ -10,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -23,6 +25,8 @@ type githubApp struct {
 	key    *rsa.PublicKey
 	tokens map[string]time.Time // token → expiry
 	minted map[int64]int        // installation → tokens minted
+	// requests are the bodies of the token requests, as sent.
+	requests []string
 }
 
 // EnableGitHubApp registers a GitHub App and returns its private key (PEM), as GitHub does when
@@ -46,6 +50,16 @@ func (e *Emulator) TokensMinted(installation int64) int {
 		return 0
 	}
 	return e.app.minted[installation]
+}
+
+// TokenRequestBodies returns the bodies of the installation token requests, as sent.
+func (e *Emulator) TokenRequestBodies() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.app == nil {
+		return nil
+	}
+	return append([]string(nil), e.app.requests...)
 }
 
 // validToken accepts the configured token or a live installation token. Callers hold e.mu.
@@ -79,6 +93,19 @@ func (e *Emulator) mintInstallationToken(w http.ResponseWriter, r *http.Request)
 	if err := e.verifyJWT(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")); err != nil {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"message": "A JSON web token could not be decoded: " + err.Error(), "documentation_url": "https://docs.github.com/rest"})
 		return
+	}
+	// The body is optional; sent, it must be a JSON object (repositories, permissions…), as
+	// GitHub's REST description says. A strict GitHub refuses anything else, "null" too.
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	e.app.requests = append(e.app.requests, string(body))
+	if len(bytes.TrimSpace(body)) > 0 {
+		var v any
+		err := json.Unmarshal(body, &v)
+		if _, isObject := v.(map[string]any); err != nil || !isObject {
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"message": "Invalid request.\n\nFor 'links/0/schema', " + strings.TrimSpace(string(body)) + " is not an object.",
+				"documentation_url": "https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app"})
+			return
+		}
 	}
 	b := make([]byte, 18)
 	_, _ = rand.Read(b)

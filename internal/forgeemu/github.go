@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -79,7 +81,12 @@ func (e *Emulator) githubAPI() http.Handler {
 			ghNotFound(w)
 			return
 		}
-		http.Redirect(w, r, fmt.Sprintf("%s/_codeload/%s/legacy.tar.gz/%s", e.URL(), repo.FullName, r.PathValue("ref")), http.StatusFound)
+		// As GitHub does for a private repository: to codeload's host, with a temporary token.
+		b := make([]byte, 16)
+		_, _ = rand.Read(b)
+		token := "AAAC" + strings.ToUpper(hex.EncodeToString(b))
+		e.archiveTokens[token] = true
+		http.Redirect(w, r, fmt.Sprintf("%s/%s/legacy.tar.gz/%s?token=%s", e.codeload.URL, repo.FullName, r.PathValue("ref"), token), http.StatusFound)
 	})
 	repoRoute("GET", "/issues/{number}/comments", withPR(func(w http.ResponseWriter, r *http.Request, repo *Repo, pr *PR) {
 		var out []*gh.IssueComment
@@ -238,16 +245,22 @@ func (e *Emulator) githubAPI() http.Handler {
 
 func hasStatuses(pr *PR, sha string) bool { _, ok := pr.Statuses[sha]; return ok }
 
-// githubCodeload serves tarballs like codeload.github.com: gzipped, one top-level directory.
+// githubCodeload serves tarballs like codeload.github.com: gzipped, one top-level directory,
+// to a link with a token the API handed out (a private repository's), never to credentials.
 func (e *Emulator) githubCodeload() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// /_codeload/{owner}/{repo}/legacy.tar.gz/{sha}
-		parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/_codeload/"), "/")
+		// /{owner}/{repo}/legacy.tar.gz/{sha}?token=…
+		parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/"), "/")
 		if len(parts) != 4 {
 			ghNotFound(w)
 			return
 		}
 		e.mu.Lock()
+		if !e.archiveTokens[r.URL.Query().Get("token")] {
+			e.mu.Unlock()
+			ghNotFound(w)
+			return
+		}
 		repo := e.repo(parts[0] + "/" + parts[1])
 		var files map[string]string
 		if repo != nil {

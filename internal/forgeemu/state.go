@@ -35,14 +35,30 @@ type Emulator struct {
 	faults   []fault
 	app      *githubApp
 	srv      *httptest.Server
-	now      func() time.Time
+	// codeload serves GitHub's archives on a host of its own, as codeload.github.com does,
+	// to links that carry a temporary token (archiveTokens) in their query.
+	codeload      *httptest.Server
+	archiveTokens map[string]bool
+	now           func() time.Time
 }
 
+// A fault changes how the next count requests matching method and path are answered.
 type fault struct {
+	kind         faultKind
 	status       int
+	to           string // faultRedirect: where to
 	count        int
 	method, path string // empty: any request
 }
+
+type faultKind int
+
+const (
+	faultAnswer        faultKind = iota // answer status instead of handling the request
+	faultAfterHandling                  // handle the request (its effects stay), then answer status
+	faultRedirect                       // redirect to another server
+	faultDrop                           // close the connection without answering
+)
 
 // Repo is a repository with its commits and pull requests.
 type Repo struct {
@@ -90,6 +106,9 @@ type Comment struct {
 	Reactions []string
 	Created   time.Time
 	Updated   time.Time
+	// Edited is set once its author changed the body (EditComment); webhooks built from it
+	// then speak of an edit.
+	Edited bool
 }
 
 // Review is an approval or review. On GitLab an approval is an APPROVED review and a
@@ -106,15 +125,15 @@ type Review struct {
 // New starts an emulator on loopback; Close stops it.
 func New(token, botLogin string) *Emulator {
 	e := &Emulator{repos: map[string]*Repo{}, users: map[string]int64{}, teams: map[string]map[string]bool{}, groups: map[string]int64{},
-		nextID: 1000, Token: token, BotLogin: botLogin, now: time.Now}
+		nextID: 1000, Token: token, BotLogin: botLogin, archiveTokens: map[string]bool{}, now: time.Now}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v3/", http.StripPrefix("/api/v3", e.githubAPI()))
-	mux.Handle("/_codeload/", e.githubCodeload())
 	mux.Handle("/api/v4/", http.StripPrefix("/api/v4", e.gitlabAPI()))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"message": "Not Found"})
 	})
 	e.srv = httptest.NewServer(e.withFaults(mux))
+	e.codeload = httptest.NewServer(e.withFaults(e.githubCodeload()))
 	return e
 }
 
@@ -127,8 +146,26 @@ func (e *Emulator) GitHubAPI() string { return e.srv.URL + "/api/v3/" }
 // GitLabAPI is the base URL to give go-gitlab.
 func (e *Emulator) GitLabAPI() string { return e.srv.URL + "/api/v4" }
 
-// Close stops the server.
-func (e *Emulator) Close() { e.srv.Close() }
+// CodeloadURL is the root of the host GitHub archives are downloaded from.
+func (e *Emulator) CodeloadURL() string { return e.codeload.URL }
+
+// ArchiveTokens lists the temporary tokens GitHub's archive links carried so far.
+func (e *Emulator) ArchiveTokens() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]string, 0, len(e.archiveTokens))
+	for t := range e.archiveTokens {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Close stops the servers.
+func (e *Emulator) Close() {
+	e.srv.Close()
+	e.codeload.Close()
+}
 
 // FailNext makes the next n API requests answer status (a forge outage), then recover.
 func (e *Emulator) FailNext(n, status int) { e.FailRequests("", "", n, status) }
@@ -136,29 +173,69 @@ func (e *Emulator) FailNext(n, status int) { e.FailRequests("", "", n, status) }
 // FailRequests makes the next n requests with this method whose path contains path answer
 // status; empty method or path match any.
 func (e *Emulator) FailRequests(method, path string, n, status int) {
+	e.addFault(fault{kind: faultAnswer, status: status, count: n, method: method, path: path})
+}
+
+// FailAfterHandling makes the next n matching requests do what they ask (a comment is
+// created) and then answer status, as a forge whose database committed before a proxy or a
+// worker failed the answer.
+func (e *Emulator) FailAfterHandling(method, path string, n, status int) {
+	e.addFault(fault{kind: faultAfterHandling, status: status, count: n, method: method, path: path})
+}
+
+// RedirectRequests makes the next n matching requests answer a redirect (302 for GET, 307
+// otherwise) to the same path and query on the server at to (e.g. a test's recorder on
+// another host).
+func (e *Emulator) RedirectRequests(method, path string, n int, to string) {
+	e.addFault(fault{kind: faultRedirect, to: strings.TrimSuffix(to, "/"), count: n, method: method, path: path})
+}
+
+// DropConnections makes the next n matching requests end with the connection closed and no
+// answer, as a reset from a proxy does.
+func (e *Emulator) DropConnections(method, path string, n int) {
+	e.addFault(fault{kind: faultDrop, count: n, method: method, path: path})
+}
+
+func (e *Emulator) addFault(f fault) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.faults = append(e.faults, fault{status: status, count: n, method: method, path: path})
+	e.faults = append(e.faults, f)
 }
 
 func (e *Emulator) withFaults(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.mu.Lock()
+		var f *fault
 		for i := range e.faults {
-			f := &e.faults[i]
-			if (f.method != "" && f.method != r.Method) || !strings.Contains(r.URL.Path, f.path) {
-				continue
+			if m := e.faults[i]; (m.method == "" || m.method == r.Method) && strings.Contains(r.URL.Path, m.path) {
+				matched := m
+				f = &matched
+				if e.faults[i].count--; e.faults[i].count <= 0 {
+					e.faults = append(e.faults[:i], e.faults[i+1:]...)
+				}
+				break
 			}
-			status := f.status
-			if f.count--; f.count <= 0 {
-				e.faults = append(e.faults[:i], e.faults[i+1:]...)
-			}
-			e.mu.Unlock()
-			writeJSON(w, status, map[string]string{"message": "Server Error"})
-			return
 		}
 		e.mu.Unlock()
-		next.ServeHTTP(w, r)
+		switch {
+		case f == nil:
+			next.ServeHTTP(w, r)
+		case f.kind == faultAfterHandling:
+			next.ServeHTTP(httptest.NewRecorder(), r)
+			writeJSON(w, f.status, map[string]string{"message": "Server Error"})
+		case f.kind == faultRedirect:
+			status := http.StatusFound // as GitHub answers for archives
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				status = http.StatusTemporaryRedirect // keeps the method and body
+			}
+			http.Redirect(w, r, f.to+r.URL.RequestURI(), status)
+		case f.kind == faultDrop:
+			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				conn.Close()
+			}
+		default:
+			writeJSON(w, f.status, map[string]string{"message": "Server Error"})
+		}
 	})
 }
 
@@ -248,6 +325,19 @@ func (e *Emulator) AddComment(repo string, number int, author, body string) *Com
 	pr.Comments = append(pr.Comments, c)
 	e.userID(author)
 	return c
+}
+
+// EditComment changes a comment's body as its author would, and returns it.
+func (e *Emulator) EditComment(repo string, number int, id int64, body string) *Comment {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, c := range e.repos[repo].PRs[number].Comments {
+		if c.ID == id {
+			c.Body, c.Updated, c.Edited = body, e.now(), true
+			return c
+		}
+	}
+	return nil
 }
 
 // PRState returns a copy of a pull request's state for assertions.

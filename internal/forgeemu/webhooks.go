@@ -47,7 +47,8 @@ func (e *Emulator) GitHubReviewEvent(repo string, number int, review *Review, ac
 		Repo: e.ghRepo(r), Sender: e.ghUser(rv.Author), Installation: &gh.Installation{ID: gh.Int64(InstallationID)}}
 }
 
-// GitHubCommentEvent builds an issue_comment payload for a comment on a pull request.
+// GitHubCommentEvent builds an issue_comment payload for a comment on a pull request: action
+// "created", or "edited" once the comment was edited.
 func (e *Emulator) GitHubCommentEvent(repo string, number int, c *Comment) *gh.IssueCommentEvent {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -56,7 +57,11 @@ func (e *Emulator) GitHubCommentEvent(repo string, number int, c *Comment) *gh.I
 	issue := &gh.Issue{ID: gh.Int64(pr.ID), Number: gh.Int(number), Title: gh.String(pr.Title), State: gh.String(pr.State), User: e.ghUser(pr.Author),
 		HTMLURL:          gh.String(fmt.Sprintf("%s/%s/pull/%d", e.URL(), r.FullName, number)),
 		PullRequestLinks: &gh.PullRequestLinks{URL: gh.String(fmt.Sprintf("%s/api/v3/repos/%s/pulls/%d", e.URL(), r.FullName, number))}}
-	return &gh.IssueCommentEvent{Action: gh.String("created"), Issue: issue, Comment: e.ghComment(r, pr, c), Repo: e.ghRepo(r),
+	action := "created"
+	if c.Edited {
+		action = "edited"
+	}
+	return &gh.IssueCommentEvent{Action: gh.String(action), Issue: issue, Comment: e.ghComment(r, pr, c), Repo: e.ghRepo(r),
 		Sender: e.ghUser(c.Author), Installation: &gh.Installation{ID: gh.Int64(InstallationID)}}
 }
 
@@ -121,7 +126,8 @@ func (e *Emulator) GitLabMergeRequestEvent(repo string, number int, action, send
 		"assignees":  []any{}, "reviewers": []any{}}
 }
 
-// GitLabNoteEvent builds a "Note Hook" payload for a note on a merge request.
+// GitLabNoteEvent builds a "Note Hook" payload for a note on a merge request; its
+// object_attributes.action is "create", or "update" once the note was edited (GitLab 16.11+).
 func (e *Emulator) GitLabNoteEvent(repo string, number int, c *Comment) map[string]any {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -133,6 +139,9 @@ func (e *Emulator) GitLabNoteEvent(repo string, number int, c *Comment) map[stri
 	note["author_id"] = e.userID(c.Author)
 	note["url"] = fmt.Sprintf("%s/%s/-/merge_requests/%d#note_%d", e.URL(), r.FullName, number, c.ID)
 	note["action"] = "create"
+	if c.Edited {
+		note["action"] = "update"
+	}
 	mrAttrs := e.glMergeRequest(r, mr)
 	mrAttrs["last_commit"] = map[string]any{"id": mr.HeadSHA, "message": mr.Title + "\n", "title": mr.Title}
 	project := e.glProjectHook(r)
@@ -150,8 +159,10 @@ func (e *Emulator) glProjectHook(r *Repo) map[string]any {
 		"url": "git@emulator:" + r.FullName + ".git", "ssh_url": "git@emulator:" + r.FullName + ".git", "http_url": web + ".git"}
 }
 
-// SendGitLab delivers a webhook the way GitLab does: the secret token in X-Gitlab-Token, the
-// event name in X-Gitlab-Event and a delivery UUID.
+// SendGitLab delivers a webhook the way GitLab (17.4 and later) does: the secret token in
+// X-Gitlab-Token, the event name in X-Gitlab-Event, the delivery as the Idempotency-Key, and
+// a new X-Gitlab-Event-UUID and X-Gitlab-Webhook-UUID on every request. Sending the same
+// delivery again is GitLab's retry or "Resend request".
 func SendGitLab(url, token, eventName, delivery string, payload any) (*http.Response, error) {
 	body, err := json.Marshal(payload)
 	if err != nil {
@@ -161,7 +172,7 @@ func SendGitLab(url, token, eventName, delivery string, payload any) (*http.Resp
 		delivery = uuid()
 	}
 	return deliver(url, body, map[string]string{
-		"User-Agent": "GitLab/18.5.0", "X-Gitlab-Event": eventName, "X-Gitlab-Token": token, "X-Gitlab-Event-UUID": delivery,
-		"X-Gitlab-Webhook-UUID": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", "X-Gitlab-Instance": "https://gitlab.example.com",
+		"User-Agent": "GitLab/18.5.0", "X-Gitlab-Event": eventName, "X-Gitlab-Token": token, "Idempotency-Key": delivery,
+		"X-Gitlab-Event-UUID": uuid(), "X-Gitlab-Webhook-UUID": uuid(), "X-Gitlab-Instance": "https://gitlab.example.com",
 	})
 }

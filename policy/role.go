@@ -119,9 +119,9 @@ type Request struct {
 	Project, Cluster string
 	// Was and New say what the base branch knows of the project (see Target): the role is
 	// the lowest the user has under any of its names.
-	Was []Target
-	New bool
-	Need             Role
+	Was  []Target
+	New  bool
+	Need Role
 	// Command is what the refusal says the user may not do ("/apply"); empty derives it from
 	// Need: /plan for read, /apply for apply.
 	Command string

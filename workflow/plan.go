@@ -26,17 +26,17 @@ import (
 
 // checkout is a pull request's files at one commit, with the configuration they carry.
 type checkout struct {
-	sha    string
-	dir    string
-	cfg    *repoconfig.Config
+	sha string
+	dir string
+	cfg *repoconfig.Config
 	// base is the configuration of the branch the change targets; kin relates each project of
 	// cfg to it, for policy (see kin).
 	base           *repoconfig.Config
 	kin            map[string]kin
 	defaultCluster string
 	policy         *policy.Policy
-	owners policy.CodeOwners
-	files  []string // changed by the pull request
+	owners         policy.CodeOwners
+	files          []string // changed by the pull request
 }
 
 // target is one project on one cluster.

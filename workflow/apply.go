@@ -411,9 +411,18 @@ func (w *Workflow) mergeable(ctx context.Context, f Forge, pr *forge.PullRequest
 // applyRequirement sets kubeplan/apply on the head: pending while a project that must be
 // applied before merge is not, failure when the latest apply of a target at this head failed.
 func (w *Workflow) applyRequirement(ctx context.Context, f Forge, ev event.Event, pr *forge.PullRequest, targets []target) error {
-	history, err := w.State.Applies(ctx, prKey(ev))
+	st, err := w.applyStatus(ctx, ev, pr, targets)
 	if err != nil {
 		return err
+	}
+	return f.SetStatus(ctx, pr.Repo, pr.HeadSHA, st)
+}
+
+// applyStatus is kubeplan/apply for the pull request's head (see applyRequirement).
+func (w *Workflow) applyStatus(ctx context.Context, ev event.Event, pr *forge.PullRequest, targets []target) (forge.Status, error) {
+	history, err := w.State.Applies(ctx, prKey(ev))
+	if err != nil {
+		return forge.Status{}, err
 	}
 	latest := map[store.Target]store.ApplyRecord{}
 	for _, r := range history {
@@ -445,7 +454,7 @@ func (w *Workflow) applyRequirement(ctx context.Context, f Forge, ev event.Event
 		st.State, st.Description = forge.Success, "No project needs applying before merge"
 	}
 	st.Description = clip(st.Description, 140)
-	return f.SetStatus(ctx, pr.Repo, pr.HeadSHA, st)
+	return st, nil
 }
 
 func short(sha string) string {

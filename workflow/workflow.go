@@ -122,6 +122,8 @@ func (w *Workflow) Handle(ctx context.Context, ev event.Event) error {
 		return w.command(ctx, ev)
 	case event.Review:
 		return w.review(ctx, ev)
+	case event.MergeGroup:
+		return w.mergeGroup(ctx, ev)
 	default:
 		w.Log.Info("event not handled", "kind", ev.Kind, "repo", ev.Repo, "number", ev.Number)
 		return nil

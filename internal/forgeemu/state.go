@@ -77,13 +77,13 @@ type PR struct {
 	Merged              bool
 	MergeCommitSHA      string
 	// Group is the merge group the pull request is queued in (GitHub's merge queue), if any.
-	Group *MergeGroup
-	MergedBy            string
-	MergedAt, ClosedAt  time.Time
-	Comments            []*Comment
-	Reviews             []*Review
-	Statuses            map[string][]forge.Status // sha → statuses in order set
-	Created             time.Time
+	Group              *MergeGroup
+	MergedBy           string
+	MergedAt, ClosedAt time.Time
+	Comments           []*Comment
+	Reviews            []*Review
+	Statuses           map[string][]forge.Status // sha → statuses in order set
+	Created            time.Time
 }
 
 // Comment is a PR comment (GitLab note).

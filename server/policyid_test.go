@@ -28,8 +28,8 @@ func namespaceYAML(ns string) string {
 
 // Issue 9, hole 3: rules scoped by project name bind to what the base branch calls a project,
 // not to what the pull request's own .kubeplan.yaml calls it. The attack: a writer outside
-// @acme/sre renames payments in the pull request and applies it without the approvals
-// payments needs; then the same with payments' directory and namespace moved into another
+// @acme/sre renames payments in the pull request and applies it without the approvals and the
+// team payments needs; then the same with payments' directory and namespace moved into another
 // project, and with payments moved out into a project the base branch has never seen.
 func TestPolicyBindsToTheBaseBranchNamesOfProjects(t *testing.T) {
 	for _, fc := range forges {
@@ -55,7 +55,9 @@ func TestPolicyBindsToTheBaseBranchNamesOfProjects(t *testing.T) {
 				emu.SetPermission(repo, user, forge.PermWrite)
 			}
 			e := start(t, emu, filepath.Join(t.TempDir(), "state.db"), true, func(c *config.Config) {
-				c.Policy.Approvals = []policy.ApprovalRule{{Name: "payments", Scope: policy.Scope{Projects: []string{"payments"}}, MinApprovals: 2, Teams: []string{"acme/sre"}}}
+				payments := policy.Scope{Projects: []string{"payments"}}
+				c.Policy.Roles = []policy.RoleRule{{Name: "payments-sre", Scope: payments, Teams: []string{"acme/sre"}, Restrict: policy.RoleApply}}
+				c.Policy.Approvals = []policy.ApprovalRule{{Name: "payments", Scope: payments, MinApprovals: 2, Teams: []string{"acme/sre"}}}
 			})
 			j := &journey{t: t, fc: fc, e: e, emu: emu, repo: repo}
 
@@ -69,7 +71,8 @@ func TestPolicyBindsToTheBaseBranchNamesOfProjects(t *testing.T) {
 			j.status(renamed, head, "kubeplan/plan", forge.Success, "")
 			j.status(renamed, head, "kubeplan/policy", forge.Pending, "0 of 2 approvals")
 			r := j.say(renamed, "dave", "/apply")
-			for _, want := range []string{"refused", `approval rule "payments"`, "0 of 2 approvals", "on the base branch it is `payments` (same directory apps/payments"} {
+			for _, want := range []string{"refused", `@dave may not /apply pay2 on prod (payments on prod on the base branch): role rule "payments-sre"`,
+				`approval rule "payments"`, "0 of 2 approvals", "on the base branch it is `payments` (same directory apps/payments"} {
 				if !strings.Contains(r, want) {
 					t.Fatalf("/apply of the renamed project with no approvals does not say %q:\n%s", want, r)
 				}
@@ -77,12 +80,16 @@ func TestPolicyBindsToTheBaseBranchNamesOfProjects(t *testing.T) {
 			if got := liveValue(t, prod, pay, "settings"); got != "" {
 				t.Fatalf("the refused /apply applied: settings = %q", got)
 			}
-			// With the approvals payments needs, the same writer applies it.
+			// With the approvals payments needs, the writer is still not of the team payments
+			// restricts applying to; an SRE applies it.
 			j.approve(renamed, "dave")
 			j.approve(renamed, "carol")
 			j.status(renamed, head, "kubeplan/policy", forge.Success, "2 of 2")
+			if r := j.say(renamed, "dave", "/apply"); !strings.Contains(r, `role rule "payments-sre"`) || strings.Contains(r, "approval rule") {
+				t.Fatalf("/apply by the writer once approved: want only the role refusal:\n%s", r)
+			}
 			before := j.lastCommentID(renamed)
-			j.post(renamed, "dave", "/apply")
+			j.post(renamed, "carol", "/apply")
 			j.comment(renamed, before, "Applied prod / pay2")
 			if got := liveValue(t, prod, pay, "settings"); got != "v2" {
 				t.Fatalf("settings = %q after the approved /apply, want v2", got)
@@ -96,7 +103,8 @@ func TestPolicyBindsToTheBaseBranchNamesOfProjects(t *testing.T) {
 			j.pull(moved, "opened", "alice")
 			j.status(moved, emu.PRState(repo, moved).HeadSHA, "kubeplan/policy", forge.Pending, "0 of 2 approvals")
 			r = j.say(moved, "dave", "/apply")
-			for _, want := range []string{`approval rule "payments"`, "`payments` (same directory apps/payments, same namespace " + pay + ")"} {
+			for _, want := range []string{`@dave may not /apply web on prod (payments on prod on the base branch): role rule "payments-sre"`,
+				`approval rule "payments"`, "`payments` (same directory apps/payments, same namespace " + pay + ")"} {
 				if !strings.Contains(r, want) {
 					t.Fatalf("/apply of web moved onto payments does not say %q:\n%s", want, r)
 				}
@@ -114,7 +122,8 @@ func TestPolicyBindsToTheBaseBranchNamesOfProjects(t *testing.T) {
 			j.pull(brandNew, "opened", "alice")
 			j.status(brandNew, emu.PRState(repo, brandNew).HeadSHA, "kubeplan/policy", forge.Pending, "0 of 2 approvals")
 			r = j.say(brandNew, "dave", "/apply")
-			for _, want := range []string{`approval rule "payments"`, "project `ledger` is new in this pull request"} {
+			for _, want := range []string{`@dave may not /apply ledger on prod (new in this pull request, so every rule on prod applies, whatever projects it names): role rule "payments-sre"`,
+				`approval rule "payments"`, "project `ledger` is new in this pull request"} {
 				if !strings.Contains(r, want) {
 					t.Fatalf("/apply of a project new to the base branch does not say %q:\n%s", want, r)
 				}

@@ -24,7 +24,7 @@ type verdict struct {
 
 // judge evaluates the approval rules for the targets and the deny rules their plans broke.
 // The approval rules are judged on each target under all its names and on the base branch's
-// targets the change touches (see policyScope).
+// targets the change touches (see policyScope); the details say why rules of other names apply.
 func (w *Workflow) judge(ctx context.Context, f Forge, ev event.Event, pr *forge.PullRequest, co *checkout, targets []comments.Target, sel selection) (verdict, error) {
 	scope, notes := co.policyScope(targets, sel)
 	var denials []string
@@ -35,12 +35,6 @@ func (w *Workflow) judge(ctx context.Context, f Forge, ev event.Event, pr *forge
 			}
 		}
 	}
-	return w.judgeScope(ctx, f, ev, pr, co, scope, denials, notes)
-}
-
-// judgeScope evaluates the approval rules in scope and turns them and the deny findings into
-// the policy's verdict; notes explain why rules of other names apply.
-func (w *Workflow) judgeScope(ctx context.Context, f Forge, ev event.Event, pr *forge.PullRequest, co *checkout, scope []policy.Target, denials, notes []string) (verdict, error) {
 	reviews, err := f.Reviews(ctx, pr.Repo, pr.Number)
 	if err != nil {
 		return verdict{}, err

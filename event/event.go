@@ -22,6 +22,9 @@ const (
 	Comment Kind = "comment"
 	// Review: an approval, review or dismissal.
 	Review Kind = "review"
+	// MergeGroup: a merge queue asks for checks of the commit it would merge (GitHub's
+	// merge_group checks_requested). Number is the queued pull request, HeadSHA that commit.
+	MergeGroup Kind = "merge_group"
 )
 
 // Event is one webhook delivery, reduced to what kubeplan acts on.

@@ -25,6 +25,10 @@ type PullRequest struct {
 	// Mergeable is nil while the forge is still computing it.
 	Mergeable      *bool
 	MergeCommitSHA string
+	// MergedBy is who merged it, as the forge says; MergedByBot marks an app's account
+	// (GitHub's merge queue, a merge bot) rather than a person's.
+	MergedBy    string
+	MergedByBot bool
 }
 
 // Comment is a comment on a pull request.

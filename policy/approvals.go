@@ -22,9 +22,6 @@ type PullRequest struct {
 	Reviews []forge.Review
 }
 
-// Target is a project on a cluster the pull request plans.
-type Target struct{ Project, Cluster string }
-
 // ApprovalStatus says whether a pull request has the approvals it needs.
 type ApprovalStatus struct {
 	Satisfied bool
@@ -43,8 +40,8 @@ type approver struct {
 	sha   string
 }
 
-// Approvals evaluates every approval rule whose scope matches one of the targets; all of
-// them must be satisfied. A reviewer's current stance is their latest approving,
+// Approvals evaluates every approval rule whose scope matches one of the targets, under any
+// of their names (see Target); all of them must be satisfied. A reviewer's current stance is their latest approving,
 // change-requesting or dismissed review (plain comments change nothing); the author's own
 // approval never counts; an approval given on another commit than HeadSHA (or on an unknown
 // one) counts only for rules with CountStaleApprovals. Each rule is evaluated once however
@@ -54,7 +51,7 @@ func (p *Policy) Approvals(ctx context.Context, dir Directory, pr PullRequest, o
 	if p != nil {
 		for i := range p.approvals {
 			r := &p.approvals[i]
-			if slices.ContainsFunc(targets, func(t Target) bool { return r.Scope.Matches(t.Project, t.Cluster) }) {
+			if slices.ContainsFunc(targets, func(t Target) bool { return t.matchedBy(r.Scope) }) {
 				rules = append(rules, r)
 			}
 		}

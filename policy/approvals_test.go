@@ -26,8 +26,8 @@ func approve(who, sha string) forge.Review {
 }
 
 func TestApprovals(t *testing.T) {
-	staging := []Target{{"web", "staging"}}
-	prod := []Target{{"web", "prod-eu"}}
+	staging := []Target{{Project: "web", Cluster: "staging"}}
+	prod := []Target{{Project: "web", Cluster: "prod-eu"}}
 	for _, tc := range []struct {
 		name      string
 		policy    string
@@ -73,11 +73,11 @@ func TestApprovals(t *testing.T) {
 			summary: "1 of 2 approvals, needs @org/sre",
 			details: []string{"", "approval by @sam is on an older commit"}},
 		{name: "cluster-scoped rule applies when any target is on it", reviews: []forge.Review{approve("carol", head)},
-			targets: []Target{{"web", "staging"}, {"web", "prod-us"}}, summary: "1 of 2 approvals, needs @org/sre"},
+			targets: []Target{{Project: "web", Cluster: "staging"}, {Project: "web", Cluster: "prod-us"}}, summary: "1 of 2 approvals, needs @org/sre"},
 		{name: "rule matching several targets is evaluated once", reviews: []forge.Review{approve("carol", head)},
-			targets: []Target{{"web", "staging"}, {"api", "staging"}, {"db", "staging"}}, satisfied: true, summary: "1 of 1 approvals",
+			targets: []Target{{Project: "web", Cluster: "staging"}, {Project: "api", Cluster: "staging"}, {Project: "db", Cluster: "staging"}}, satisfied: true, summary: "1 of 1 approvals",
 			details: []string{`approval rule "default"`}},
-		{name: "project-scoped rule skipped for other projects", policy: approvalPolicy + "  projects: [web]\n", targets: []Target{{"api", "prod-eu"}},
+		{name: "project-scoped rule skipped for other projects", policy: approvalPolicy + "  projects: [web]\n", targets: []Target{{Project: "api", Cluster: "prod-eu"}},
 			reviews: nil, summary: "0 of 1 approvals", details: []string{`approval rule "default"`}},
 		{name: "no targets", targets: nil, satisfied: true, summary: "No approval rule applies"},
 		{name: "scoped-out targets", policy: "approvals: [{name: p, clusters: [prod], minApprovals: 1}]", targets: staging,
@@ -116,7 +116,7 @@ func TestApprovals(t *testing.T) {
 func TestApprovalsRepositoryRules(t *testing.T) {
 	server := "{allowedOverrides: [approvals], approvals: [{name: default, minApprovals: 1}]}"
 	pr := PullRequest{Author: "bob", HeadSHA: head, Reviews: []forge.Review{approve("alice", head)}}
-	targets := []Target{{"web", "staging"}}
+	targets := []Target{{Project: "web", Cluster: "staging"}}
 
 	before, err := mustCompile(t, server, "").Approvals(context.Background(), newDir(), pr, CodeOwners{}, targets)
 	if err != nil || !before.Satisfied {
@@ -147,7 +147,7 @@ func TestApprovalsDirectoryError(t *testing.T) {
 	dir := newDir()
 	dir.fail = map[string]bool{"org/sre": true}
 	pr := PullRequest{Author: "bob", HeadSHA: head, Reviews: []forge.Review{approve("carol", head)}}
-	_, err := mustCompile(t, approvalPolicy, "").Approvals(context.Background(), dir, pr, CodeOwners{}, []Target{{"web", "prod-eu"}})
+	_, err := mustCompile(t, approvalPolicy, "").Approvals(context.Background(), dir, pr, CodeOwners{}, []Target{{Project: "web", Cluster: "prod-eu"}})
 	if !errors.Is(err, errBoom) {
 		t.Fatalf("got %v, want the directory error", err)
 	}
@@ -157,7 +157,7 @@ func TestApprovalsMembershipCached(t *testing.T) {
 	dir := newDir()
 	p := mustCompile(t, `approvals: [{name: a, teams: [org/sre]}, {name: b, clusters: [prod-*], teams: [org/sre]}]`, "")
 	pr := PullRequest{Author: "bob", HeadSHA: head, Reviews: []forge.Review{approve("carol", head)}}
-	if _, err := p.Approvals(context.Background(), dir, pr, CodeOwners{}, []Target{{"web", "prod-eu"}}); err != nil {
+	if _, err := p.Approvals(context.Background(), dir, pr, CodeOwners{}, []Target{{Project: "web", Cluster: "prod-eu"}}); err != nil {
 		t.Fatal(err)
 	}
 	if dir.calls != 1 {
@@ -171,7 +171,7 @@ func TestSummaryLength(t *testing.T) {
 		teams = append(teams, "org/team-"+s)
 	}
 	p := mustCompile(t, "approvals: [{name: many, minApprovals: 3, teams: ["+strings.Join(teams, ", ")+"]}]", "")
-	st, err := p.Approvals(context.Background(), newDir(), PullRequest{HeadSHA: head}, CodeOwners{}, []Target{{"a", "b"}})
+	st, err := p.Approvals(context.Background(), newDir(), PullRequest{HeadSHA: head}, CodeOwners{}, []Target{{Project: "a", Cluster: "b"}})
 	if err != nil {
 		t.Fatal(err)
 	}

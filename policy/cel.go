@@ -177,8 +177,8 @@ func celIssues(s string) string {
 	return strings.Join(out, "; ")
 }
 
-func (r *manifestRule) appliesTo(project, cluster string, ch plan.Change) bool {
-	if !slices.Contains(r.actions, ch.Action) || !r.Scope.Matches(project, cluster) {
+func (r *manifestRule) appliesTo(t Target, ch plan.Change) bool {
+	if !slices.Contains(r.actions, ch.Action) || !t.matchedBy(r.Scope) {
 		return false
 	}
 	if len(r.kinds) == 0 {
@@ -189,17 +189,18 @@ func (r *manifestRule) appliesTo(project, cluster string, ch plan.Change) bool {
 	})
 }
 
-// Check evaluates the manifest rules in scope on one planned change (planned is nil for a
-// deletion, live nil for a creation) and returns the rules it breaks. A rule that cannot be
+// Check evaluates the manifest rules in scope of the target (under any of its names, see
+// Target) on one planned change (planned is nil for a deletion, live nil for a creation) and
+// returns the rules it breaks. A rule that cannot be
 // evaluated (missing field, cost limit, timeout) is a finding too: deny rules fail closed.
-func (p *Policy) Check(ctx context.Context, project, cluster string, ch plan.Change, planned, live map[string]any, pr PRInfo) []plan.Finding {
+func (p *Policy) Check(ctx context.Context, t Target, ch plan.Change, planned, live map[string]any, pr PRInfo) []plan.Finding {
 	if p == nil {
 		return nil
 	}
 	var vars map[string]any
 	var out []plan.Finding
 	for _, r := range p.rules {
-		if !r.appliesTo(project, cluster, ch) {
+		if !r.appliesTo(t, ch) {
 			continue
 		}
 		if vars == nil {
@@ -207,8 +208,8 @@ func (p *Policy) Check(ctx context.Context, project, cluster string, ch plan.Cha
 				"object":    objectValue(planned),
 				"oldObject": objectValue(live),
 				"action":    string(ch.Action),
-				"project":   project,
-				"cluster":   cluster,
+				"project":   t.Project,
+				"cluster":   t.Cluster,
 				"pr": map[string]any{
 					"repo":    pr.Repo,
 					"number":  int64(pr.Number),

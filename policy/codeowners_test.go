@@ -147,7 +147,7 @@ func TestApprovalsCodeOwners(t *testing.T) {
 				reviews = append(reviews, approve(a, head))
 			}
 			pr := PullRequest{Author: "mallory", HeadSHA: head, ChangedFiles: tc.files, Reviews: reviews}
-			st, err := p.Approvals(context.Background(), newDir(), pr, co, []Target{{"web", "staging"}})
+			st, err := p.Approvals(context.Background(), newDir(), pr, co, []Target{{Project: "web", Cluster: "staging"}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -164,7 +164,7 @@ func TestApprovalsCodeOwners(t *testing.T) {
 	}
 
 	// Without a CODEOWNERS file nothing is owned.
-	st, err := p.Approvals(context.Background(), newDir(), PullRequest{HeadSHA: head, ChangedFiles: []string{"x"}}, CodeOwners{}, []Target{{"a", "b"}})
+	st, err := p.Approvals(context.Background(), newDir(), PullRequest{HeadSHA: head, ChangedFiles: []string{"x"}}, CodeOwners{}, []Target{{Project: "a", Cluster: "b"}})
 	if err != nil || !st.Satisfied || !strings.Contains(st.Details[0], "no CODEOWNERS file") {
 		t.Errorf("no CODEOWNERS: %+v, %v", st, err)
 	}

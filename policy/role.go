@@ -117,7 +117,11 @@ type Request struct {
 	Repo string
 	// Project and Cluster are the target. Empty means unknown: restrictions apply, grants don't.
 	Project, Cluster string
-	Need             Role
+	// Was and New say what the base branch knows of the project (see Target): the role is
+	// the lowest the user has under any of its names.
+	Was  []Target
+	New  bool
+	Need Role
 	// Command is what the refusal says the user may not do ("/apply"); empty derives it from
 	// Need: /plan for read, /apply for apply.
 	Command string
@@ -133,7 +137,34 @@ func (p *Policy) Authorize(ctx context.Context, dir Directory, user string, perm
 // scope, then capped by restrictions in scope that do not list them. The second result is the
 // restriction that capped them, if any.
 func (p *Policy) Role(ctx context.Context, dir Directory, user string, perm forge.Permission, project, cluster string) (Role, *RoleRule, error) {
-	m := newMembership(dir, user)
+	return p.role(ctx, newMembership(dir, user), perm, project, cluster)
+}
+
+// roleOn is the lowest role the user has on a target under any of its names (see Target),
+// with the restriction that capped it and the name it capped under.
+func (p *Policy) roleOn(ctx context.Context, m *membership, perm forge.Permission, t Target) (Role, *RoleRule, identity, error) {
+	var (
+		lowest Role = -1
+		capped *RoleRule
+		under  identity
+	)
+	for _, id := range t.identities() {
+		project := id.project
+		if id.unknown {
+			project = ""
+		}
+		role, c, err := p.role(ctx, m, perm, project, id.cluster)
+		if err != nil {
+			return RoleNone, nil, identity{}, err
+		}
+		if lowest < 0 || role < lowest {
+			lowest, capped, under = role, c, id
+		}
+	}
+	return lowest, capped, under, nil
+}
+
+func (p *Policy) role(ctx context.Context, m *membership, perm forge.Permission, project, cluster string) (Role, *RoleRule, error) {
 	role := RoleFromPermission(perm)
 	if p == nil {
 		return role, nil, nil
@@ -171,7 +202,8 @@ func (p *Policy) Role(ctx context.Context, dir Directory, user string, perm forg
 
 // AuthorizeRequest is Authorize with the repository and command named in refusals.
 func (p *Policy) AuthorizeRequest(ctx context.Context, dir Directory, req Request) error {
-	role, capped, err := p.Role(ctx, dir, req.User, req.Permission, req.Project, req.Cluster)
+	role, capped, under, err := p.roleOn(ctx, newMembership(dir, req.User), req.Permission,
+		Target{Project: req.Project, Cluster: req.Cluster, Was: req.Was, New: req.New})
 	if err != nil {
 		return err
 	}
@@ -195,8 +227,8 @@ func (p *Policy) AuthorizeRequest(ctx context.Context, dir Directory, req Reques
 		if to == "" {
 			to = "no one"
 		}
-		return &Refusal{Rule: capped.Name, Message: fmt.Sprintf("%s may not %s%s: role rule %q restricts %s there to %s",
-			who, cmd, target(req.Project, req.Cluster), capped.Name, capped.Restrict, to)}
+		return &Refusal{Rule: capped.Name, Message: fmt.Sprintf("%s may not %s%s%s: role rule %q restricts %s there to %s",
+			who, cmd, target(req.Project, req.Cluster), under.why(), capped.Name, capped.Restrict, to)}
 	}
 	repo := "the repository"
 	if req.Repo != "" {

@@ -443,11 +443,16 @@ func TestPullRequestJourneyOnTwoClusters(t *testing.T) {
 			if p := planComments(emu.PRState(repo, pr3)); !strings.Contains(p[0].Body, "privileged containers are not allowed") {
 				t.Fatalf("plan comment does not show the denial:\n%s", p[0].Body)
 			}
-			// Merged anyway (branch protection off): the denied change is not rolled out.
-			merge3 := emu.MergePR(repo, pr3, "erin")
+			// Approved and merged anyway by an SRE (branch protection off): the denied change is
+			// not rolled out.
+			j.approve(pr3, "dave")
+			j.approve(pr3, "carol")
+			merge3 := emu.MergePR(repo, pr3, "carol")
 			before = j.lastCommentID(pr3)
-			j.pull(pr3, "merged", "erin")
-			j.comment(pr3, before, "kubeplan did not roll out `web` on `prod`")
+			j.pull(pr3, "merged", "carol")
+			if denied := j.comment(pr3, before, "kubeplan did not roll out `web` on `prod`"); !strings.Contains(denied, "break deny rules") {
+				t.Fatalf("roll-out of a denied change:\n%s", denied)
+			}
 			j.status(pr3, merge3, "kubeplan/apply", forge.Failure, "Roll-out incomplete")
 		})
 	}

@@ -52,7 +52,7 @@ CREATE TABLE IF NOT EXISTS applies (
 	plan_hash   TEXT NOT NULL,
 	trigger     TEXT NOT NULL, -- before_merge | on_merge
 	actor       TEXT NOT NULL,
-	state       TEXT NOT NULL, -- running | succeeded | failed | interrupted
+	state       TEXT NOT NULL, -- running | succeeded | failed | interrupted | refused
 	summary     TEXT NOT NULL DEFAULT '',
 	delivery    TEXT NOT NULL DEFAULT '', -- the webhook delivery that asked for it
 	report      TEXT NOT NULL DEFAULT '', -- the result comment, kept until it is posted
@@ -67,6 +67,15 @@ CREATE TABLE IF NOT EXISTS approvals (
 	sha         TEXT NOT NULL,
 	approved_at MILLIS NOT NULL,
 	PRIMARY KEY (pr, reviewer)
+);
+CREATE TABLE IF NOT EXISTS merge_groups (
+	pr         TEXT NOT NULL,
+	sha        TEXT NOT NULL, -- the merge group's head commit
+	actor      TEXT NOT NULL, -- who the forge says queued it
+	passed     INTEGER NOT NULL, -- 1: the plan matched the reviewed one and the policy held
+	summary    TEXT NOT NULL,
+	checked_at MILLIS NOT NULL,
+	PRIMARY KEY (pr, sha)
 );
 `
 
@@ -253,6 +262,8 @@ const (
 	ApplySucceeded   = "succeeded"
 	ApplyFailed      = "failed"
 	ApplyInterrupted = "interrupted"
+	// ApplyRefused: a roll-out on merge that the policy did not allow; nothing was applied.
+	ApplyRefused = "refused"
 )
 
 // Apply triggers.
@@ -392,4 +403,43 @@ func (s *State) ApprovalSHAs(ctx context.Context, pr string) (map[string]string,
 		out[who] = sha
 	}
 	return out, rows.Err()
+}
+
+// MergeGroupCheck is kubeplan's verdict on a merge queue's commit for a pull request.
+type MergeGroupCheck struct {
+	SHA     string
+	Actor   string
+	Passed  bool
+	Summary string
+}
+
+// RecordMergeGroup remembers the verdict on a merge group's head for a pull request, replacing
+// an earlier one for the same commit.
+func (s *State) RecordMergeGroup(ctx context.Context, pr string, c MergeGroupCheck) error {
+	passed := 0
+	if c.Passed {
+		passed = 1
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO merge_groups(pr, sha, actor, passed, summary, checked_at) VALUES($1, $2, $3, $4, $5, $6)
+		ON CONFLICT(pr, sha) DO UPDATE SET actor = excluded.actor, passed = excluded.passed, summary = excluded.summary, checked_at = excluded.checked_at`,
+		pr, c.SHA, c.Actor, passed, c.Summary, s.now().UnixMilli())
+	if err != nil {
+		return fmt.Errorf("record merge group %s of %s: %w", c.SHA, pr, err)
+	}
+	return nil
+}
+
+// MergeGroup returns the verdict on a merge group's head for a pull request, if there is one.
+func (s *State) MergeGroup(ctx context.Context, pr, sha string) (MergeGroupCheck, bool, error) {
+	c := MergeGroupCheck{SHA: sha}
+	var passed int
+	err := s.db.QueryRowContext(ctx, `SELECT actor, passed, summary FROM merge_groups WHERE pr = $1 AND sha = $2`, pr, sha).Scan(&c.Actor, &passed, &c.Summary)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return MergeGroupCheck{}, false, nil
+	case err != nil:
+		return MergeGroupCheck{}, false, fmt.Errorf("read merge group %s of %s: %w", sha, pr, err)
+	}
+	c.Passed = passed == 1
+	return c, true, nil
 }

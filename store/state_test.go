@@ -158,6 +158,40 @@ func TestApprovalsRememberTheirCommit(t *testing.T) {
 	})
 }
 
+// A merge group's verdict is kept per pull request and commit; checking the commit again
+// replaces it.
+func TestMergeGroupVerdictsArePerCommit(t *testing.T) {
+	eachBackend(t, func(t *testing.T, open opener) {
+		ctx := context.Background()
+		clock := time.Unix(1_800_000_000, 0)
+		s := open(&clock).State()
+		pr := "github:acme/shop#4"
+		if _, found, err := s.MergeGroup(ctx, pr, "g1"); err != nil || found {
+			t.Fatalf("before any check: found %v, %v", found, err)
+		}
+		for _, c := range []MergeGroupCheck{
+			{SHA: "g1", Actor: "alice", Passed: false, Summary: "differs from the reviewed plan"},
+			{SHA: "g1", Actor: "alice", Passed: true, Summary: "matches"},
+			{SHA: "g2", Actor: "bob", Passed: false, Summary: "0 of 2 approvals"},
+		} {
+			if err := s.RecordMergeGroup(ctx, pr, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for sha, want := range map[string]MergeGroupCheck{
+			"g1": {SHA: "g1", Actor: "alice", Passed: true, Summary: "matches"},
+			"g2": {SHA: "g2", Actor: "bob", Passed: false, Summary: "0 of 2 approvals"},
+		} {
+			if got, found, err := s.MergeGroup(ctx, pr, sha); err != nil || !found || got != want {
+				t.Errorf("MergeGroup(%s) = %+v, %v, %v; want %+v", sha, got, found, err, want)
+			}
+		}
+		if _, found, _ := s.MergeGroup(ctx, "github:acme/shop#5", "g1"); found {
+			t.Error("another pull request sees #4's verdict")
+		}
+	})
+}
+
 // Replicas racing for one lock (two /apply comments at once, on two replicas): one wins, the
 // other is told who holds it.
 func TestReplicasRacingForALockLetOneWin(t *testing.T) {

@@ -121,6 +121,8 @@ func githubEvent(parsed any) (event.Event, string) {
 			HeadSHA: head, Draft: pr.GetDraft(), Merged: pr.GetMerged(), Closed: pr.GetState() == "closed",
 			Sender: reviewer.GetLogin(), SenderIsBot: reviewer.GetType() == "Bot", InstallationID: e.GetInstallation().GetID(),
 		}, ""
+	case *github.MergeGroupEvent:
+		return mergeGroupEvent(e)
 	}
 	return event.Event{}, "event not used by kubeplan"
 }

@@ -155,8 +155,9 @@ func (w *Workflow) preconditions(ctx context.Context, r applyRequest) ([]string,
 		return nil, err
 	}
 	for _, t := range r.targets {
+		id := r.co.policyTarget(t.project.Name, t.cluster)
 		err := r.co.policy.AuthorizeRequest(ctx, r.f, policy.Request{User: r.ev.Sender, Permission: perm, Repo: r.ev.Repo,
-			Project: t.project.Name, Cluster: t.cluster, Need: policy.RoleApply, Command: "/apply"})
+			Project: t.project.Name, Cluster: t.cluster, Was: id.Was, New: id.New, Need: policy.RoleApply, Command: "/apply"})
 		if refusal, ok := policy.IsRefusal(err); ok {
 			reasons = append(reasons, refusal.Message)
 		} else if err != nil {
@@ -178,7 +179,7 @@ func (w *Workflow) preconditions(ctx context.Context, r applyRequest) ([]string,
 			chosen = append(chosen, t)
 		}
 	}
-	v, err := w.judge(ctx, r.f, r.ev, r.pr, r.co, chosen)
+	v, err := w.judge(ctx, r.f, r.ev, r.pr, r.co, chosen, r.sel)
 	if err != nil {
 		return nil, err
 	}
@@ -243,6 +244,21 @@ func (w *Workflow) takeLocks(ctx context.Context, r applyRequest) ([]string, err
 	var reasons []string
 	var taken []store.Target
 	for _, t := range r.targets {
+		// A project renamed by the pull request is still the project another pull request may
+		// hold locked under its base-branch name.
+		for _, was := range r.co.policyTarget(t.project.Name, t.cluster).Was {
+			if was.Cluster != t.cluster {
+				continue
+			}
+			held, locked, err := w.State.LockOf(ctx, repoKey(r.ev), store.Target{Project: was.Project, Cluster: was.Cluster})
+			if err != nil {
+				return nil, err
+			}
+			if locked && held.PR != prKey(r.ev) {
+				reasons = append(reasons, fmt.Sprintf("%s is `%s` on the base branch, which #%d holds locked (applied by @%s): it stays locked until #%d is merged or closed, or an admin runs `/unlock`",
+					t, was.Project, held.Number, held.Holder, held.Number))
+			}
+		}
 		_, heldBefore, err := w.State.LockOf(ctx, repoKey(r.ev), t.key())
 		if err != nil {
 			return nil, err
@@ -395,9 +411,18 @@ func (w *Workflow) mergeable(ctx context.Context, f Forge, pr *forge.PullRequest
 // applyRequirement sets kubeplan/apply on the head: pending while a project that must be
 // applied before merge is not, failure when the latest apply of a target at this head failed.
 func (w *Workflow) applyRequirement(ctx context.Context, f Forge, ev event.Event, pr *forge.PullRequest, targets []target) error {
-	history, err := w.State.Applies(ctx, prKey(ev))
+	st, err := w.applyStatus(ctx, ev, pr, targets)
 	if err != nil {
 		return err
+	}
+	return f.SetStatus(ctx, pr.Repo, pr.HeadSHA, st)
+}
+
+// applyStatus is kubeplan/apply for the pull request's head (see applyRequirement).
+func (w *Workflow) applyStatus(ctx context.Context, ev event.Event, pr *forge.PullRequest, targets []target) (forge.Status, error) {
+	history, err := w.State.Applies(ctx, prKey(ev))
+	if err != nil {
+		return forge.Status{}, err
 	}
 	latest := map[store.Target]store.ApplyRecord{}
 	for _, r := range history {
@@ -429,7 +454,7 @@ func (w *Workflow) applyRequirement(ctx context.Context, f Forge, ev event.Event
 		st.State, st.Description = forge.Success, "No project needs applying before merge"
 	}
 	st.Description = clip(st.Description, 140)
-	return f.SetStatus(ctx, pr.Repo, pr.HeadSHA, st)
+	return st, nil
 }
 
 func short(sha string) string {

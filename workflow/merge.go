@@ -8,8 +8,10 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/kubeplan/kubeplan/comments"
 	"github.com/kubeplan/kubeplan/event"
 	"github.com/kubeplan/kubeplan/forge"
+	"github.com/kubeplan/kubeplan/policy"
 	"github.com/kubeplan/kubeplan/repoconfig"
 	"github.com/kubeplan/kubeplan/store"
 )
@@ -90,7 +92,7 @@ func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *for
 	}
 	finished := map[store.Target]bool{}
 	for _, r := range history {
-		if r.Delivery == ev.Delivery && ev.Delivery != "" && (r.State == store.ApplySucceeded || r.State == store.ApplyFailed) {
+		if r.Delivery == ev.Delivery && ev.Delivery != "" && (r.State == store.ApplySucceeded || r.State == store.ApplyFailed || r.State == store.ApplyRefused) {
 			finished[r.Target] = true
 		}
 	}
@@ -108,6 +110,17 @@ func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *for
 		return err
 	}
 	targets := co.targets(w.Clusters.Registry().Default, selection{}, func(p repoconfig.Project) bool { return p.OnMerge() })
+	// A merge rolls out only what /apply would have applied: the merger must have the apply
+	// role and the approvals must hold, or branch protection switched off (or an admin's
+	// bypass) would let anyone with merge rights deploy.
+	merger := pr.MergedBy
+	if merger == "" {
+		merger = ev.Sender
+	}
+	refused, err := w.rolloutRefusals(ctx, f, ev, pr, co, targets, merger)
+	if err != nil {
+		return err
+	}
 	if len(targets) > 0 {
 		if err := status(forge.Pending, "Rolling out…"); err != nil {
 			return err
@@ -127,6 +140,13 @@ func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *for
 			return nil
 		}
 		tlog := log.With("project", t.project.Name, "cluster", t.cluster)
+		if reasons := refused[t.key()]; len(reasons) > 0 {
+			tlog.Info("not rolled out: the policy is not satisfied", "merger", merger, "reasons", strings.Join(reasons, "; "))
+			mu.Lock()
+			defer mu.Unlock()
+			failed = append(failed, t.project.Name+" on "+t.cluster+" (refused by policy)")
+			return w.refuseRollout(ctx, f, ev, sha, t, merger, reasons)
+		}
 		// Hold the lock while rolling out, so no other pull request's /apply runs beside it.
 		lock, acquired, err := w.State.Acquire(ctx, store.Lock{Repo: repoKey(ev), Target: t.key(), PR: prKey(ev), Number: ev.Number, Holder: ev.Sender})
 		if err != nil {
@@ -173,8 +193,13 @@ func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *for
 		}
 	}
 	for _, t := range targets {
-		if r, ok := latest[t.key()]; ok && r.State != store.ApplySucceeded && !slices.Contains(failed, t.project.Name+" on "+t.cluster) {
-			failed = append(failed, t.project.Name+" on "+t.cluster)
+		name := t.project.Name + " on " + t.cluster
+		switch r, ok := latest[t.key()]; {
+		case !ok || r.State == store.ApplySucceeded || slices.Contains(failed, name) || slices.Contains(failed, name+" (refused by policy)"):
+		case r.State == store.ApplyRefused:
+			failed = append(failed, name+" (refused by policy)")
+		default:
+			failed = append(failed, name)
 		}
 	}
 	released, err := w.State.ReleasePR(ctx, prKey(ev))
@@ -194,6 +219,80 @@ func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *for
 		return status(forge.Failure, "Roll-out incomplete: "+strings.Join(failed, ", "))
 	}
 	return status(forge.Success, fmt.Sprintf("Rolled out %d project × cluster target(s)", len(targets)))
+}
+
+// rolloutRefusals checks each target of a roll-out as /apply would: the merger's apply role
+// (under every name the project has, see policyTarget) and the approval rules on the merged
+// head. It returns the reasons not to roll out, per target. A merge by an app's account (a
+// merge queue, a merge bot) names no person whose role could be checked: it rolls out only if
+// kubeplan checked that very commit as this pull request's merge group and the policy held,
+// the role of whoever queued it included.
+func (w *Workflow) rolloutRefusals(ctx context.Context, f Forge, ev event.Event, pr *forge.PullRequest, co *checkout, targets []target, merger string) (map[store.Target][]string, error) {
+	out := map[store.Target][]string{}
+	if len(targets) == 0 {
+		return out, nil
+	}
+	refuse := func(t target, reason string) { out[t.key()] = append(out[t.key()], reason) }
+	if pr.MergedByBot {
+		check, found, err := w.State.MergeGroup(ctx, prKey(ev), pr.MergeCommitSHA)
+		if err != nil {
+			return nil, err
+		}
+		if !found || !check.Passed {
+			reason := fmt.Sprintf("@%s is an app's account: kubeplan rolls out a merge by an app only when it checked that very commit (`%s`) as this pull request's merge-queue group and found the policy satisfied there", merger, short(pr.MergeCommitSHA))
+			if found {
+				reason += "; it did not: " + check.Summary
+			}
+			for _, t := range targets {
+				refuse(t, reason)
+			}
+		}
+	} else {
+		perm, err := f.Permission(ctx, ev.Repo, merger)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range targets {
+			id := co.policyTarget(t.project.Name, t.cluster)
+			err := co.policy.AuthorizeRequest(ctx, f, policy.Request{User: merger, Permission: perm, Repo: ev.Repo,
+				Project: t.project.Name, Cluster: t.cluster, Was: id.Was, New: id.New, Need: policy.RoleApply, Command: "roll out"})
+			if refusal, ok := policy.IsRefusal(err); ok {
+				refuse(t, refusal.Message)
+			} else if err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, t := range targets {
+		v, err := w.judge(ctx, f, ev, pr, co, []comments.Target{{Project: t.project.Name, Cluster: t.cluster}}, selection{project: t.project.Name, cluster: t.cluster})
+		if err != nil {
+			return nil, err
+		}
+		if v.state != forge.Success {
+			reason := "the policy is not satisfied at the merged head `" + short(pr.HeadSHA) + "`: " + v.summary
+			if len(v.details) > 0 {
+				reason += "\n  - " + strings.Join(v.details, "\n  - ")
+			}
+			refuse(t, reason)
+		}
+	}
+	return out, nil
+}
+
+// refuseRollout records a target the policy keeps from rolling out, with the comment that
+// says so, and posts it (the caller holds the posting lock).
+func (w *Workflow) refuseRollout(ctx context.Context, f Forge, ev event.Event, sha string, t target, merger string, reasons []string) error {
+	id, err := w.State.StartApply(ctx, store.ApplyRecord{PR: prKey(ev), Target: t.key(), SHA: sha, Trigger: store.OnMerge, Actor: merger, Delivery: ev.Delivery})
+	if err != nil {
+		return err
+	}
+	report := fmt.Sprintf("### ⛔ kubeplan did not roll out %s at `%s`\n\nThis merge does not satisfy the policy that `/apply` enforces, so nothing was applied:\n\n- %s\n\n"+
+		"The change is on the default branch but not on the cluster. The next pull request that touches this project plans the cluster against the default branch, so its plan shows this change too; applying or merging it with the policy satisfied rolls it out.\n",
+		t, short(sha), strings.Join(reasons, "\n- "))
+	if err := w.State.FinishApply(ctx, id, store.ApplyRefused, "refused: "+reasons[0], report); err != nil {
+		return err
+	}
+	return w.postReports(ctx, f, ev)
 }
 
 func describeLocks(locks []store.Lock) string {

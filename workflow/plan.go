@@ -26,12 +26,17 @@ import (
 
 // checkout is a pull request's files at one commit, with the configuration they carry.
 type checkout struct {
-	sha    string
-	dir    string
-	cfg    *repoconfig.Config
-	policy *policy.Policy
-	owners policy.CodeOwners
-	files  []string // changed by the pull request
+	sha string
+	dir string
+	cfg *repoconfig.Config
+	// base is the configuration of the branch the change targets; kin relates each project of
+	// cfg to it, for policy (see kin).
+	base           *repoconfig.Config
+	kin            map[string]kin
+	defaultCluster string
+	policy         *policy.Policy
+	owners         policy.CodeOwners
+	files          []string // changed by the pull request
 }
 
 // target is one project on one cluster.
@@ -91,10 +96,11 @@ func (w *Workflow) checkout(ctx context.Context, f Forge, pr *forge.PullRequest,
 		return nil, err
 	}
 	// The rules that judge a change come from the branch it targets, never from the change:
-	// a pull request must not be able to drop its own approval rules or name its author a
-	// code owner. (After a merge, sha is the base: the same tree serves both.)
+	// a pull request must not be able to drop its own approval rules, rename its projects out
+	// of them or name its author a code owner. A merged pull request's roll-out is judged as
+	// its /apply would have been, against the base it was reviewed on.
 	baseDir, baseCfg := dir, cfg
-	if pr.BaseSHA != "" && pr.BaseSHA != sha && !pr.Merged {
+	if pr.BaseSHA != "" && pr.BaseSHA != sha {
 		if baseDir, err = w.Checkouts.Checkout(ctx, pr.Repo, pr.BaseSHA, func(ctx context.Context) (io.ReadCloser, error) {
 			return f.Archive(ctx, pr.Repo, pr.BaseSHA)
 		}); err != nil {
@@ -124,7 +130,40 @@ func (w *Workflow) checkout(ctx context.Context, f Forge, pr *forge.PullRequest,
 	if err != nil {
 		return nil, &repoconfig.Error{Reason: "CODEOWNERS: " + err.Error()}
 	}
-	return &checkout{sha: sha, dir: dir, cfg: cfg, policy: pol, owners: owners, files: files}, nil
+	def := w.Clusters.Registry().Default
+	return &checkout{sha: sha, dir: dir, cfg: cfg, base: baseCfg, kin: relate(cfg, baseCfg, def), defaultCluster: def,
+		policy: pol, owners: owners, files: files}, nil
+}
+
+// policyTarget is a project on a cluster as policy sees it: under its name here and, if the
+// pull request changed the project, under the names the base branch knows it by.
+func (c *checkout) policyTarget(project, cluster string) policy.Target {
+	return c.kin[project].target(project, cluster, c.defaultCluster)
+}
+
+// policyScope is what approval rules are judged on: each target under all its names, and the
+// base branch's project × cluster pairs whose files the change touches (a pull request's own
+// configuration cannot take a project out of its review), those the selection names. Notes
+// say why rules of other names apply.
+func (c *checkout) policyScope(targets []comments.Target, sel selection) (scope []policy.Target, notes []string) {
+	noted := map[string]bool{}
+	for _, t := range targets {
+		scope = append(scope, c.policyTarget(t.Project, t.Cluster))
+		if n := c.kin[t.Project].note(t.Project); n != "" && !noted[t.Project] {
+			noted[t.Project] = true
+			notes = append(notes, n)
+		}
+	}
+	if c.base != nil {
+		for _, p := range c.base.Affected(c.files) {
+			for _, cl := range clustersOf(p, c.defaultCluster) {
+				if sel.matches(p.Name, cl) {
+					scope = append(scope, policy.Target{Project: p.Name, Cluster: cl})
+				}
+			}
+		}
+	}
+	return scope, notes
 }
 
 // targets lists the project × cluster pairs the change touches, in configuration order.
@@ -186,7 +225,7 @@ func (w *Workflow) planTarget(ctx context.Context, co *checkout, t target, pr po
 		return out
 	}
 	inspect := func(ch *plan.Change, plannedObj, live *unstructured.Unstructured) {
-		ch.Findings = co.policy.Check(ctx, t.project.Name, t.cluster, *ch, policy.Content(plannedObj), policy.Content(live), pr)
+		ch.Findings = co.policy.Check(ctx, co.policyTarget(t.project.Name, t.cluster), *ch, policy.Content(plannedObj), policy.Content(live), pr)
 	}
 	pl, err := w.Planner.Plan(ctx, client, planner.Request{Project: t.project.Name, Objects: res.Objects, Notes: res.Notes,
 		Renderer: string(res.Renderer), Namespace: out.namespace, Inspect: inspect})

@@ -23,7 +23,18 @@ type verdict struct {
 }
 
 // judge evaluates the approval rules for the targets and the deny rules their plans broke.
-func (w *Workflow) judge(ctx context.Context, f Forge, ev event.Event, pr *forge.PullRequest, co *checkout, targets []comments.Target) (verdict, error) {
+// The approval rules are judged on each target under all its names and on the base branch's
+// targets the change touches (see policyScope); the details say why rules of other names apply.
+func (w *Workflow) judge(ctx context.Context, f Forge, ev event.Event, pr *forge.PullRequest, co *checkout, targets []comments.Target, sel selection) (verdict, error) {
+	scope, notes := co.policyScope(targets, sel)
+	var denials []string
+	for _, t := range targets {
+		if t.Plan != nil {
+			for _, d := range t.Plan.Denials() {
+				denials = append(denials, fmt.Sprintf("%s / %s: %s", t.Cluster, t.Project, d))
+			}
+		}
+	}
 	reviews, err := f.Reviews(ctx, pr.Repo, pr.Number)
 	if err != nil {
 		return verdict{}, err
@@ -38,21 +49,11 @@ func (w *Workflow) judge(ctx context.Context, f Forge, ev event.Event, pr *forge
 			reviews[i].CommitSHA = recorded[r.Author]
 		}
 	}
-	var scope []policy.Target
-	var denials []string
-	for _, t := range targets {
-		scope = append(scope, policy.Target{Project: t.Project, Cluster: t.Cluster})
-		if t.Plan != nil {
-			for _, d := range t.Plan.Denials() {
-				denials = append(denials, fmt.Sprintf("%s / %s: %s", t.Cluster, t.Project, d))
-			}
-		}
-	}
 	st, err := co.policy.Approvals(ctx, f, policy.PullRequest{Author: pr.Author, HeadSHA: pr.HeadSHA, ChangedFiles: co.files, Reviews: reviews}, co.owners, scope)
 	if err != nil {
 		return verdict{}, err
 	}
-	v := verdict{details: append(denials, st.Details...)}
+	v := verdict{details: append(append(denials, st.Details...), notes...)}
 	switch {
 	case len(denials) > 0:
 		v.state, v.summary = forge.Failure, fmt.Sprintf("Denied: %s", denials[0])
@@ -66,7 +67,7 @@ func (w *Workflow) judge(ctx context.Context, f Forge, ev event.Event, pr *forge
 
 // evaluatePolicy judges the pull request and sets kubeplan/policy on its head.
 func (w *Workflow) evaluatePolicy(ctx context.Context, f Forge, ev event.Event, pr *forge.PullRequest, co *checkout, targets []comments.Target) (verdict, error) {
-	v, err := w.judge(ctx, f, ev, pr, co, targets)
+	v, err := w.judge(ctx, f, ev, pr, co, targets, selection{})
 	if err != nil {
 		_ = f.SetStatus(ctx, pr.Repo, pr.HeadSHA, forge.Status{Context: StatusPolicy, State: forge.Error, Description: clip("kubeplan could not evaluate the policy: "+err.Error(), 140)})
 		return v, err

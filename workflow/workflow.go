@@ -64,6 +64,8 @@ type State interface {
 	RecordApproval(ctx context.Context, pr, reviewer, sha string) error
 	ForgetApproval(ctx context.Context, pr, reviewer string) error
 	ApprovalSHAs(ctx context.Context, pr string) (map[string]string, error)
+	RecordMergeGroup(ctx context.Context, pr string, c store.MergeGroupCheck) error
+	MergeGroup(ctx context.Context, pr, sha string) (store.MergeGroupCheck, bool, error)
 }
 
 // Forges returns the forge client that can act on an event (e.g. its GitHub App installation).
@@ -120,6 +122,8 @@ func (w *Workflow) Handle(ctx context.Context, ev event.Event) error {
 		return w.command(ctx, ev)
 	case event.Review:
 		return w.review(ctx, ev)
+	case event.MergeGroup:
+		return w.mergeGroup(ctx, ev)
 	default:
 		w.Log.Info("event not handled", "kind", ev.Kind, "repo", ev.Repo, "number", ev.Number)
 		return nil

@@ -106,7 +106,7 @@ func runPlan(cmd *cobra.Command, dir string, f planFlags) error {
 		Renderer: string(rendered.Renderer), Namespace: f.namespace}
 	if rules != nil {
 		req.Inspect = func(ch *plan.Change, planned, live *unstructured.Unstructured) {
-			ch.Findings = rules.Check(ctx, project, client.Name, *ch, policy.Content(planned), policy.Content(live), policy.PRInfo{})
+			ch.Findings = rules.Check(ctx, policy.Target{Project: project, Cluster: client.Name}, *ch, policy.Content(planned), policy.Content(live), policy.PRInfo{})
 		}
 	}
 	p, err := planner.New(planner.Options{Workers: f.workers}).Plan(ctx, client, req)

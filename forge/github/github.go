@@ -186,6 +186,7 @@ func (c *Client) PullRequest(ctx context.Context, repo string, number int) (*for
 	// only a merged pull request's (merge, squash or rebase result on the base) is kept, as on GitLab.
 	if out.Merged {
 		out.MergeCommitSHA = pr.GetMergeCommitSHA()
+		out.MergedBy, out.MergedByBot = pr.GetMergedBy().GetLogin(), pr.GetMergedBy().GetType() == "Bot"
 	}
 	return out, nil
 }

@@ -230,7 +230,7 @@ func TestGitHubReviewsTeamsAndMerges(t *testing.T) {
 		t.Fatalf("default branch %s, merge %s, head %s", emu.DefaultHead(repo), sha, second)
 	}
 	pr, err = c.PullRequest(ctx, repo, n)
-	if err != nil || !pr.Merged || !pr.Closed || pr.MergeCommitSHA != sha || pr.Mergeable != nil {
+	if err != nil || !pr.Merged || !pr.Closed || pr.MergeCommitSHA != sha || pr.Mergeable != nil || pr.MergedBy != "alice" || pr.MergedByBot {
 		t.Fatalf("merged: %+v %v", pr, err)
 	}
 	if err := c.SetStatus(ctx, repo, sha, forge.Status{Context: "kubeplan/apply", State: forge.Success}); err != nil {

@@ -111,6 +111,12 @@ func (c *Client) PullRequest(ctx context.Context, repo string, number int) (*for
 		pr.BaseSHA = mr.DiffRefs.BaseSha
 	}
 	if pr.Merged {
+		switch {
+		case mr.MergeUser != nil:
+			pr.MergedBy = mr.MergeUser.Username
+		case mr.MergedBy != nil: // GitLab before 14.7
+			pr.MergedBy = mr.MergedBy.Username
+		}
 		// The commit the merge left on the target branch: the merge commit; with squash and
 		// fast-forward, the squash commit; with a plain fast-forward, the head itself.
 		switch {

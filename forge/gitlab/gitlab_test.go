@@ -163,7 +163,7 @@ func TestGitLabApprovalsGroupsAndMerges(t *testing.T) {
 	head := emu.PRState(repo, n).HeadSHA
 	sha := emu.MergePR(repo, n, "alice")
 	mr, err := c.PullRequest(ctx, repo, n)
-	if err != nil || !mr.Merged || !mr.Closed || mr.MergeCommitSHA != sha || sha == head || emu.DefaultHead(repo) != sha || show(mr.Mergeable) != "false" {
+	if err != nil || !mr.Merged || !mr.Closed || mr.MergeCommitSHA != sha || sha == head || emu.DefaultHead(repo) != sha || show(mr.Mergeable) != "false" || mr.MergedBy != "alice" {
 		t.Fatalf("merged: %+v %v (merge %s)", mr, err, sha)
 	}
 	if err := c.SetStatus(ctx, repo, sha, forge.Status{Context: "kubeplan/apply", State: forge.Success}); err != nil {

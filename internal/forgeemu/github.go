@@ -183,7 +183,7 @@ func (e *Emulator) githubAPI() http.Handler {
 		}
 		st := forge.Status{Context: in.GetContext(), State: forge.State(in.GetState()), Description: in.GetDescription(), TargetURL: in.GetTargetURL()}
 		for _, pr := range repo.PRs {
-			if pr.HeadSHA == sha || pr.MergeCommitSHA == sha || hasStatuses(pr, sha) {
+			if pr.HeadSHA == sha || pr.MergeCommitSHA == sha || (pr.Group != nil && pr.Group.HeadSHA == sha) || hasStatuses(pr, sha) {
 				pr.Statuses[sha] = append(pr.Statuses[sha], st)
 			}
 		}

@@ -71,6 +71,8 @@ type Repo struct {
 	PRs     map[int]*PR
 	// Permissions are users' access (GitHub words; GitLab access levels map onto them).
 	Permissions map[string]forge.Permission
+	// queue is GitHub's merge queue of the default branch: the queued pull requests, in order.
+	queue []int
 }
 
 // PR is a pull request (merge request on GitLab).
@@ -90,12 +92,14 @@ type PR struct {
 	DetailedMergeStatus string
 	Merged              bool
 	MergeCommitSHA      string
-	MergedBy            string
-	MergedAt, ClosedAt  time.Time
-	Comments            []*Comment
-	Reviews             []*Review
-	Statuses            map[string][]forge.Status // sha → statuses in order set
-	Created             time.Time
+	// Group is the merge group the pull request is queued in (GitHub's merge queue), if any.
+	Group              *MergeGroup
+	MergedBy           string
+	MergedAt, ClosedAt time.Time
+	Comments           []*Comment
+	Reviews            []*Review
+	Statuses           map[string][]forge.Status // sha → statuses in order set
+	Created            time.Time
 }
 
 // Comment is a PR comment (GitLab note).
@@ -357,6 +361,10 @@ func (e *Emulator) PRState(repo string, number int) PR {
 	}
 	if pr.Mergeable != nil {
 		pr.Mergeable = Bool(*pr.Mergeable)
+	}
+	if pr.Group != nil {
+		g := *pr.Group
+		pr.Group = &g
 	}
 	pr.Statuses = map[string][]forge.Status{}
 	for k, v := range e.repos[repo].PRs[number].Statuses {

@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/kubeplan/kubeplan/config"
 	"github.com/kubeplan/kubeplan/forge"
@@ -15,12 +13,6 @@ import (
 	"github.com/kubeplan/kubeplan/policy"
 	"github.com/kubeplan/kubeplan/store"
 )
-
-// unique makes a namespace or repository name of this run (go test -count=2 runs again
-// against the same cluster).
-func unique(prefix string) string {
-	return prefix + "-" + strconv.FormatInt(time.Now().UnixNano()%1_000_000_000, 36)
-}
 
 func namespaceYAML(ns string) string {
 	return fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata: {name: %s}\n", ns)

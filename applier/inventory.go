@@ -194,7 +194,7 @@ func (a *Applier) prune(ctx context.Context, c *cluster.Client, req Request, ite
 			return true
 		case plan.Destroys(ref) && !req.AllowDestructive:
 			keep(m)
-			pr.notes = append(pr.notes, fmt.Sprintf("%s is gone from the render but not deleted: deleting it takes down everything in it, and the project does not allow destructive changes (apply.allow_destructive)", ref))
+			pr.notes = append(pr.notes, fmt.Sprintf("%s is gone from the render but not deleted: deleting it takes down all it holds, and the project does not allow destructive changes (apply.allow_destructive)", ref))
 			return true
 		}
 		return false

@@ -113,7 +113,7 @@ func TestTwoRepositoriesDeclaringTheSameProject(t *testing.T) {
 	// /apply nor the merge carries it out without apply.allow_destructive.
 	n = emu.OpenPR(ownerRepo, "alice", "drop legacy", ownerBase, map[string]string{"apps/web/legacy.yaml": ""})
 	owner.pull(n, "opened", "alice")
-	owner.status(n, emu.PRState(ownerRepo, n).HeadSHA, "kubeplan/plan", forge.Success, "")
+	owner.status(n, emu.PRState(ownerRepo, n).HeadSHA, "kubeplan/plan", forge.Success, "0 to create, 0 to change, 1 to delete (1 destructive)")
 	body = planComments(emu.PRState(ownerRepo, n))[0].Body
 	for _, want := range []string{
 		"💥 **1 destructive**",

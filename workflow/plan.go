@@ -422,7 +422,7 @@ func (w *Workflow) publish(ctx context.Context, f Forge, pr *forge.PullRequest, 
 
 // summarize turns the targets into the plan status and its one-line description.
 func summarize(targets []comments.Target) (forge.State, string) {
-	var create, change, del, failing int
+	var create, change, del, failing, destructive int
 	var errs []string
 	for _, t := range targets {
 		if t.Plan == nil {
@@ -431,6 +431,7 @@ func summarize(targets []comments.Target) (forge.State, string) {
 		}
 		c := t.Plan.Counts()
 		create, change, del, failing = create+c.Create, change+c.Update, del+c.Delete, failing+c.Fail
+		destructive += len(t.Plan.Destructive())
 	}
 	switch {
 	case len(errs) > 0:
@@ -438,7 +439,11 @@ func summarize(targets []comments.Target) (forge.State, string) {
 	case failing > 0:
 		return forge.Failure, fmt.Sprintf("%d object(s) would fail to apply", failing)
 	}
-	return forge.Success, fmt.Sprintf("%d to create, %d to change, %d to delete", create, change, del)
+	desc := fmt.Sprintf("%d to create, %d to change, %d to delete", create, change, del)
+	if destructive > 0 {
+		desc += fmt.Sprintf(" (%d destructive)", destructive)
+	}
+	return forge.Success, desc
 }
 
 // clip shortens s to at most n characters (forges cap status descriptions at 140).

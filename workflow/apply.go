@@ -100,14 +100,14 @@ func (w *Workflow) apply(ctx context.Context, f Forge, ev event.Event, sel selec
 		return reply(ctx, f, ev, "nothing was applied: the plan that was reviewed is not the plan now.\n\n- "+strings.Join(stale, "\n- ")+
 			"\n\nThe plan comment shows the new plan; review it and comment `/apply` again.")
 	}
-	// 5b: destructive deletions need the project's yes and an approval rule that covers them.
+	// 6: destructive deletions need the project's yes and a covering approval rule that is met.
 	if reasons, err = w.destructiveRefusals(ctx, req, fresh); err != nil {
 		return err
 	}
 	if len(reasons) > 0 {
 		return refuse(reasons...)
 	}
-	// 6: the locks.
+	// 7: the locks.
 	if reasons, err = w.takeLocks(ctx, req); err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
 
 	"github.com/kubeplan/kubeplan/cluster"
 	"github.com/kubeplan/kubeplan/plan"
@@ -30,21 +31,25 @@ const cascadeListLimit = 500
 // namespace. Only object metadata is listed. What cannot be counted makes the count a lower
 // bound; it never fails the plan.
 func (p *Planner) cascade(ctx context.Context, c *cluster.Client, u *unstructured.Unstructured) *plan.Cascade {
-	md, err := metadata.NewForConfig(c.Config)
+	// Listing every resource lists deprecated ones too (v1 Endpoints): their warnings would
+	// only fill the log.
+	cfg := rest.CopyConfig(c.Config)
+	cfg.WarningHandler = rest.NoWarnings{}
+	md, err := metadata.NewForConfig(cfg)
 	if err != nil {
 		return nil
 	}
 	if u.GetKind() == "Namespace" {
-		return p.namespaceCascade(ctx, c, md, u.GetName())
+		return p.namespaceCascade(ctx, cfg, md, u.GetName())
 	}
 	return crdCascade(ctx, md, u)
 }
 
 // namespaceCascade counts the objects in a namespace, one list per namespaced resource the
 // cluster serves (its preferred version). Events are left out: they are noise, not workloads.
-func (p *Planner) namespaceCascade(ctx context.Context, c *cluster.Client, md metadata.Interface, ns string) *plan.Cascade {
+func (p *Planner) namespaceCascade(ctx context.Context, cfg *rest.Config, md metadata.Interface, ns string) *plan.Cascade {
 	out := &plan.Cascade{}
-	disco, err := discovery.NewDiscoveryClientForConfig(c.Config)
+	disco, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
 		return nil
 	}

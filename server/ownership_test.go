@@ -81,7 +81,7 @@ func TestTwoRepositoriesDeclaringTheSameProject(t *testing.T) {
 	// The stranger's repository declares the same project and namespace.
 	strangerBase := emu.CreateRepo(strangerRepo, map[string]string{".kubeplan.yaml": project})
 	emu.SetPermission(strangerRepo, "mallory", forge.PermAdmin)
-	stranger := &journey{t: t, fc: forges[0], e: e, emu: emu, repo: strangerRepo}
+	stranger := &journey{t: t, fc: forges[0], e: e, emu: emu, repo: strangerRepo, seq: 1000} // delivery ids of its own
 	m := emu.OpenPR(strangerRepo, "mallory", "innocent", strangerBase, map[string]string{
 		"apps/web/mine.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: mine}\ndata: {value: x}\n",
 	})

@@ -67,13 +67,28 @@ type Request struct {
 	// Inventory is the project's ApplySet on this cluster; zero means
 	// inventory.ForProject(Project, Namespace).
 	Inventory inventory.Set
+	// Repository ("github:acme/shop") is who applies: an inventory another repository owns is
+	// refused before anything is applied, and the parent records Repository as the owner.
+	// Empty keeps whatever owner the parent records.
+	Repository string
+	// Scope, when set, refuses the whole apply, before anything is applied, when an object or
+	// the inventory lies outside it (the server's access rules for this repository).
+	Scope Scope
 	// Prune deletes inventory members that are gone from Objects.
 	Prune bool
+	// AllowDestructive lets prune delete Namespaces and CustomResourceDefinitions, which takes
+	// down everything in them; without it they are left in place with a note.
+	AllowDestructive bool
 	// Force takes over fields owned by other field managers; without it such a conflict fails
 	// the object.
 	Force bool
 	// HealthTimeout bounds the wait for applied objects to become healthy; 0 does not wait.
 	HealthTimeout time.Duration
+}
+
+// Scope says which objects an apply may touch.
+type Scope interface {
+	Permits(ref plan.ObjectRef) error
 }
 
 // Action is what applying did to one object.
@@ -252,17 +267,24 @@ func (a *Applier) Apply(ctx context.Context, c *cluster.Client, req Request) (*R
 		return fmt.Errorf("cluster %s: write inventory configmap %s/%s: %w", c.Name, inv.ParentNamespace, inv.ParentName, err)
 	}
 
-	prev, notes, err := readParent(ctx, c, inv)
+	if err := checkScope(c, req, items); err != nil {
+		return finish(err)
+	}
+	prev, notes, err := readParent(ctx, c, inv, req.Repository)
 	if err != nil {
 		return finish(err)
 	}
 	out.Notes = append(out.Notes, notes...)
+	owner := req.Repository
+	if owner == "" {
+		owner = prev.owner
+	}
 
 	// KEP-3659: before members are applied, the parent records a superset of the kinds and
 	// namespaces they live in, so that an interrupted apply leaves nothing untracked.
 	superset := prev.union(scopeOf(items, true))
 	parentWritten := true
-	if err := writeParent(ctx, c, inv, superset); err != nil {
+	if err := writeParent(ctx, c, inv, superset, owner); err != nil {
 		if !cluster.NamespaceNotFound(err, inv.ParentNamespace) || !rendersNamespace(items, inv.ParentNamespace) {
 			return finish(parentErr(err))
 		}
@@ -277,7 +299,7 @@ func (a *Applier) Apply(ctx context.Context, c *cluster.Client, req Request) (*R
 		return finish(err)
 	}
 	if !parentWritten {
-		if err := writeParent(ctx, c, inv, superset); err != nil {
+		if err := writeParent(ctx, c, inv, superset, owner); err != nil {
 			return finish(parentErr(err))
 		}
 	}
@@ -298,7 +320,7 @@ func (a *Applier) Apply(ctx context.Context, c *cluster.Client, req Request) (*R
 
 	// The parent now records only where members may still live: the current objects, members
 	// that were not pruned, and kinds the cluster no longer serves (their objects may return).
-	if err := writeParent(ctx, c, inv, scopeOf(items, false).union(pr.remaining)); err != nil {
+	if err := writeParent(ctx, c, inv, scopeOf(items, false).union(pr.remaining), owner); err != nil {
 		if ctx.Err() != nil {
 			return finish(parentErr(err))
 		}
@@ -366,6 +388,8 @@ func (a *Applier) resolve(c *cluster.Client, req Request) ([]*item, map[schema.G
 		switch {
 		case obj.GetName() == "":
 			it.fail("%s from %s has no name", gvk.Kind, src.Source)
+		case inventory.Reserved(gvk.Group, gvk.Kind, obj.GetName()):
+			it.fail("%s", inventory.ReservedReason)
 		case unknown:
 			it.fail("unknown kind %s in %s: cluster %s does not serve it and this request creates no CRD for it", gvk.Kind, gvk.GroupVersion(), c.Name)
 		}
@@ -389,6 +413,23 @@ func (a *Applier) resolve(c *cluster.Client, req Request) ([]*item, map[schema.G
 		}
 	}
 	return items, crdOf, nil
+}
+
+// checkScope refuses a request that names an object, or keeps its inventory, outside its scope.
+func checkScope(c *cluster.Client, req Request, items []*item) error {
+	if req.Scope == nil {
+		return nil
+	}
+	parent := plan.ObjectRef{APIVersion: "v1", Kind: "ConfigMap", Namespace: req.Inventory.ParentNamespace, Name: req.Inventory.ParentName}
+	if err := req.Scope.Permits(parent); err != nil {
+		return fmt.Errorf("cluster %s: the project's inventory: %w", c.Name, err)
+	}
+	for _, it := range items {
+		if err := req.Scope.Permits(it.ref); err != nil {
+			return fmt.Errorf("cluster %s: %s (from %s): %w", c.Name, it.ref, it.src.Source, err)
+		}
+	}
+	return nil
 }
 
 func key(group, kind, namespace, name string) string {

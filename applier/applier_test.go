@@ -323,7 +323,7 @@ func TestKindsTheClusterNoLongerServesAreNotedAndKept(t *testing.T) {
 	createNamespace(t, c, ns)
 	inv := inventory.ForProject("p", ns)
 	// An earlier apply recorded a kind whose CRD has since been removed.
-	parent := inv.Parent([]schema.GroupKind{{Kind: "ConfigMap"}, {Group: "gone.example.com", Kind: "Phantom"}}, nil)
+	parent := inv.Parent([]schema.GroupKind{{Kind: "ConfigMap"}, {Group: "gone.example.com", Kind: "Phantom"}}, nil, "")
 	if _, err := c.Dynamic.Resource(configMapsGVR).Namespace(ns).Apply(context.Background(), parent.GetName(), parent,
 		metav1.ApplyOptions{FieldManager: "kubeplan"}); err != nil {
 		t.Fatal(err)

@@ -21,10 +21,12 @@ import (
 
 var configMapGVR = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
 
-// scope is what an ApplySet parent records: the group-kinds and namespaces of its members.
+// scope is what an ApplySet parent records: the group-kinds and namespaces of its members
+// (and, read from a parent, its owning repository).
 type scope struct {
 	groupKinds map[string]bool // schema.GroupKind.String()
 	namespaces map[string]bool
+	owner      string
 }
 
 func newScope() scope { return scope{groupKinds: map[string]bool{}, namespaces: map[string]bool{}} }
@@ -61,20 +63,21 @@ func scopeOf(items []*item, pending bool) scope {
 	return s
 }
 
-// readParent reads the scope the existing parent records (empty when there is none yet).
-func readParent(ctx context.Context, c *cluster.Client, inv inventory.Set) (scope, []string, error) {
+// readParent reads the scope the existing parent records (empty when there is none yet). A
+// parent another repository owns is refused.
+func readParent(ctx context.Context, c *cluster.Client, inv inventory.Set, repository string) (scope, []string, error) {
 	s := newScope()
-	parent, err := c.Dynamic.Resource(configMapGVR).Namespace(inv.ParentNamespace).Get(ctx, inv.ParentName, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
+	parent, err := inv.ReadParent(ctx, c.Dynamic)
+	if err != nil {
+		return s, nil, fmt.Errorf("cluster %s: %w", c.Name, err)
+	}
+	if parent == nil {
 		return s, nil, nil
 	}
-	if err != nil {
-		return s, nil, fmt.Errorf("cluster %s: read inventory configmap %s/%s: %w", c.Name, inv.ParentNamespace, inv.ParentName, err)
+	if err := inv.CheckOwner(parent, repository); err != nil {
+		return s, nil, fmt.Errorf("cluster %s: %w", c.Name, err)
 	}
-	if id := parent.GetLabels()[inventory.LabelID]; id != inv.ID() {
-		return s, nil, fmt.Errorf("cluster %s: configmap %s/%s is not the ApplySet parent kubeplan expects (label %s is %q, want %q)",
-			c.Name, inv.ParentNamespace, inv.ParentName, inventory.LabelID, id, inv.ID())
-	}
+	s.owner = inventory.Owner(parent)
 	ann := parent.GetAnnotations()
 	groupKinds, namespaces := inventory.Recorded(parent)
 	for _, gk := range groupKinds {
@@ -87,12 +90,16 @@ func readParent(ctx context.Context, c *cluster.Client, inv inventory.Set) (scop
 	if tooling := ann[inventory.AnnotationTooling]; tooling != "" && tooling != inventory.Tooling {
 		notes = append(notes, fmt.Sprintf("inventory configmap %s/%s was written by %s; kubeplan takes it over", inv.ParentNamespace, inv.ParentName, tooling))
 	}
+	if s.owner == "" && repository != "" {
+		notes = append(notes, fmt.Sprintf("inventory configmap %s/%s recorded no owning repository: it now records %s", inv.ParentNamespace, inv.ParentName, repository))
+	}
 	return s, notes, nil
 }
 
-// writeParent server-side applies the parent ConfigMap recording s. The parent is kubeplan's
-// own bookkeeping (its id label was checked), so conflicts over it are forced.
-func writeParent(ctx context.Context, c *cluster.Client, inv inventory.Set, s scope) error {
+// writeParent server-side applies the parent ConfigMap recording s and the owning repository.
+// The parent is kubeplan's own bookkeeping (its id label and owner were checked), so conflicts
+// over it are forced.
+func writeParent(ctx context.Context, c *cluster.Client, inv inventory.Set, s scope, owner string) error {
 	var gks []schema.GroupKind
 	for gk := range s.groupKinds {
 		gks = append(gks, schema.ParseGroupKind(gk))
@@ -101,7 +108,7 @@ func writeParent(ctx context.Context, c *cluster.Client, inv inventory.Set, s sc
 	for ns := range s.namespaces {
 		nss = append(nss, ns)
 	}
-	parent := inv.Parent(gks, nss)
+	parent := inv.Parent(gks, nss, owner)
 	_, err := c.Dynamic.Resource(configMapGVR).Namespace(inv.ParentNamespace).Apply(ctx, inv.ParentName, parent,
 		metav1.ApplyOptions{FieldManager: planner.FieldManager, Force: true})
 	return err
@@ -120,7 +127,7 @@ type pruneResult struct {
 func (a *Applier) prune(ctx context.Context, c *cluster.Client, req Request, items []*item) (pruneResult, error) {
 	inv := req.Inventory
 	pr := pruneResult{remaining: newScope()}
-	members, skipped, err := inv.Members(ctx, c.Dynamic, c.Mapper)
+	members, skipped, err := inv.Members(ctx, c.Dynamic, c.Mapper, req.Repository)
 	if err != nil {
 		return pr, fmt.Errorf("cluster %s: %w", c.Name, err)
 	}
@@ -176,12 +183,18 @@ func (a *Applier) prune(ctx context.Context, c *cluster.Client, req Request, ite
 		return pr, nil
 	}
 
-	// Deleting the namespace that holds the parent would delete the inventory with it.
+	// Deleting the namespace that holds the parent would delete the inventory with it; deleting
+	// any Namespace or CRD takes down more than the inventory knows, and needs the project's yes.
 	gone = slices.DeleteFunc(gone, func(m inventory.Member) bool {
 		ref := memberRef(m)
-		if ref.Kind == "Namespace" && ref.Group() == "" && ref.Name == inv.ParentNamespace {
+		switch {
+		case ref.Kind == "Namespace" && ref.Group() == "" && ref.Name == inv.ParentNamespace:
 			keep(m)
 			pr.notes = append(pr.notes, fmt.Sprintf("%s is gone from the render but not pruned: it holds the project's inventory configmap %s", ref, inv.ParentName))
+			return true
+		case plan.Destroys(ref) && !req.AllowDestructive:
+			keep(m)
+			pr.notes = append(pr.notes, fmt.Sprintf("%s is gone from the render but not deleted: deleting it takes down all it holds, and the project does not allow destructive changes (apply.allow_destructive)", ref))
 			return true
 		}
 		return false

@@ -143,18 +143,24 @@ func header(in Input) string {
 
 func status(p *plan.Plan) string {
 	c := p.Counts()
+	var s string
 	switch {
 	case c.Fail > 0:
-		return fmt.Sprintf("❌ %d failing", c.Fail)
+		s = fmt.Sprintf("❌ %d failing", c.Fail)
 	case len(p.Denials()) > 0:
-		return "⛔ denied by policy"
+		s = "⛔ denied by policy"
 	case c.Delete > 0 || len(report.Warnings(p)) > 0:
-		return "⚠️ review warnings"
+		s = "⚠️ review warnings"
 	case c.HasChanges():
-		return "✅ changes"
+		s = "✅ changes"
 	default:
-		return "✅ no changes"
+		s = "✅ no changes"
 	}
+	// Whatever else holds, a destructive deletion is never out of sight.
+	if d := len(p.Destructive()); d > 0 {
+		s = fmt.Sprintf("💥 **%d destructive** · %s", d, s)
+	}
+	return s
 }
 
 // section is the opening of a target's collapsible section and its blocks (header, then one
@@ -166,6 +172,14 @@ func section(t Target, max int) (string, []string) {
 		return open, []string{"```text\n" + strings.ReplaceAll(t.Err, "```", "'''") + "\n```\n\n"}
 	}
 	open := fmt.Sprintf("<details><summary><b>%s</b></summary>\n\n", html(t.Plan.Summary()))
+	if d := len(t.Plan.Destructive()); d > 0 {
+		// Open, and saying so in its title: nobody should have to unfold a section to find this.
+		what := "1 destructive deletion"
+		if d > 1 {
+			what = fmt.Sprintf("%d destructive deletions", d)
+		}
+		open = fmt.Sprintf("<details open><summary><b>%s — 💥 %s</b></summary>\n\n", html(t.Plan.Summary()), what)
+	}
 	blocks := []string{report.MarkdownNotes(t.Plan)}
 	for _, ch := range t.Plan.Changes {
 		if ch.Action == plan.Unchanged {

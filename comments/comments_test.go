@@ -131,3 +131,45 @@ func TestSplitAndCutCommentsGolden(t *testing.T) {
 		golden.Assert(t, fmt.Sprintf("comment-cut-%d.md", i+1), body)
 	}
 }
+
+// A plan that deletes a Namespace and a CRD says so loudly: in the summary table, in the
+// section's title (opened, not folded), in a caution block at the top of the section, and on
+// each object's line, with what each deletion takes down.
+func TestDestructiveDeletionsAreLoudGolden(t *testing.T) {
+	p := samplePlan("prod-eu", "shop", 1, 1)
+	p.Changes = append(p.Changes,
+		plan.Change{Object: plan.ObjectRef{APIVersion: "v1", Kind: "Namespace", Name: "shop-legacy"}, Action: plan.Delete,
+			Reason: "applied by kubeplan for this project before, gone from the render", Destructive: true,
+			Cascade: &plan.Cascade{Total: 42, Kinds: []plan.KindCount{{Kind: "Pod", Count: 30}, {Kind: "ConfigMap", Count: 10}, {Kind: "Deployment.apps", Count: 2}}},
+			Diff:    "--- live/Namespace shop-legacy\n+++ /dev/null\n@@ -1 +0,0 @@\n-kind: Namespace\n"},
+		plan.Change{Object: plan.ObjectRef{APIVersion: "apiextensions.k8s.io/v1", Kind: "CustomResourceDefinition", Name: "gizmos.example.com"}, Action: plan.Delete,
+			Reason: "applied by kubeplan for this project before, gone from the render", Destructive: true,
+			Cascade: &plan.Cascade{Total: 500, AtLeast: true, Kinds: []plan.KindCount{{Kind: "Gizmo.example.com", Count: 500}}},
+			Diff:    "--- live/CustomResourceDefinition gizmos.example.com\n+++ /dev/null\n@@ -1 +0,0 @@\n-kind: CustomResourceDefinition\n"},
+	)
+	p.Sort()
+	bodies := Render(Input{HeadSHA: "0123456789abcdef0123456789abcdef01234567", Commands: commands,
+		Targets: []Target{{Project: "shop", Cluster: "prod-eu", Plan: p}, {Project: "web", Cluster: "prod-eu", Plan: samplePlan("prod-eu", "web", 1, 1)}}})
+	if len(bodies) != 1 {
+		t.Fatalf("%d parts, want 1", len(bodies))
+	}
+	body := bodies[0]
+	checkMarkdown(t, body)
+	for _, want := range []string{
+		"| shop | prod-eu | 0 | 1 | 3 | 💥 **2 destructive** · ⚠️ review warnings |",
+		"| web | prod-eu | 0 | 1 | 1 | ⚠️ review warnings |",
+		"<details open><summary><b>prod-eu / shop — 0 to create, 1 to change, 3 to delete — 💥 2 destructive deletions</b></summary>",
+		"> - 💥 Namespace shop-legacy takes down everything in it: 42 objects (30 Pod, 10 ConfigMap, 2 Deployment.apps)",
+		"> - 💥 CustomResourceDefinition gizmos.example.com takes down every custom resource of it: at least 500 objects (500 Gizmo.example.com)",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("comment lacks %q", want)
+		}
+	}
+	// The caution comes before anything else in the section.
+	section := body[strings.Index(body, "prod-eu / shop"):]
+	if c, w := strings.Index(section, "[!CAUTION]"), strings.Index(section, "[!WARNING]"); c < 0 || c > w {
+		t.Errorf("the caution is not at the top of the section")
+	}
+	golden.Assert(t, "comment-destructive.md", body)
+}

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/kubeplan/kubeplan/access"
 	"github.com/kubeplan/kubeplan/cluster"
 	"github.com/kubeplan/kubeplan/policy"
 )
@@ -66,6 +67,9 @@ type Config struct {
 
 	Clusters       []cluster.Target `json:"clusters"`
 	DefaultCluster string           `json:"defaultCluster,omitempty"`
+	// Access says which repositories may deploy to which clusters and namespaces. A cluster
+	// no rule names is open to every repository the allowlist admits.
+	Access access.Rules `json:"access,omitempty"`
 
 	// Policy is the server's roles, approval and manifest rules, and what a repository's
 	// .kubeplan.yaml may add to them (allowedOverrides).
@@ -158,6 +162,13 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Clusters) == 0 {
 		errs = append(errs, errors.New("no clusters configured (clusters: [{name, kubeconfig, context}] or inCluster)"))
+	}
+	var names []string
+	for _, t := range c.Clusters {
+		names = append(names, t.Name)
+	}
+	if err := c.Access.Validate(names); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Apply.HealthTimeout.Duration < 0 {
 		errs = append(errs, errors.New("apply.healthTimeout must not be negative (0 skips the health wait)"))

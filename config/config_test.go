@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubeplan/kubeplan/access"
+	"github.com/kubeplan/kubeplan/plan"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -100,5 +103,54 @@ policy:
 	d.Clusters = c.Clusters
 	if err := d.Validate(); err != nil || d.Apply.HealthTimeout.Duration != time.Minute {
 		t.Errorf("default health timeout with jobTimeout 2m: %v, %v", d.Apply.HealthTimeout, err)
+	}
+}
+
+// Access rules in the file: the shop repository is held to its namespaces on prod, staging
+// stays open to every allowlisted repository, and a rule that names no configured cluster stops
+// serve instead of leaving the cluster it meant open.
+func TestClusterAndNamespaceAccess(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kubeplan.yaml")
+	if err := os.WriteFile(path, []byte(`clusters:
+- {name: prod, inCluster: true}
+- {name: staging, inCluster: true}
+repositories: ["acme/*"]
+access:
+- {repositories: [acme/shop], clusters: [prod], namespaces: ["shop-*"]}
+- {repositories: ["github:acme/platform"], clusters: [prod], clusterScoped: true}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path, env(map[string]string{"KUBEPLAN_GITHUB_TOKEN": "t", "KUBEPLAN_GITHUB_WEBHOOK_SECRET": "s"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		forge, repo, cluster, namespace string
+		allowed                         bool
+	}{
+		{"github", "acme/shop", "prod", "shop-web", true},
+		{"github", "acme/shop", "prod", "payments", false},
+		{"github", "acme/shop", "staging", "payments", true},
+		{"github", "acme/other", "prod", "shop-web", false},
+		{"github", "acme/other", "staging", "anything", true},
+		{"github", "acme/platform", "prod", "payments", true},
+		{"gitlab", "acme/platform", "prod", "payments", false},
+	} {
+		g, err := c.Access.For(tc.forge, tc.repo, tc.cluster)
+		if err == nil {
+			err = g.Permits(plan.ObjectRef{APIVersion: "v1", Kind: "ConfigMap", Namespace: tc.namespace, Name: "x"})
+		}
+		if (err == nil) != tc.allowed {
+			t.Errorf("%s:%s on %s in %s: allowed %v, want %v (%v)", tc.forge, tc.repo, tc.cluster, tc.namespace, err == nil, tc.allowed, err)
+		}
+	}
+
+	c.Access = append(c.Access, access.Rule{Repositories: []string{"acme/shop"}, Clusters: []string{"prdo"}})
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), `access[2]: cluster pattern "prdo" matches no configured cluster (prod, staging)`) {
+		t.Errorf("a rule for a cluster that does not exist: %v", err)
 	}
 }

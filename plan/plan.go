@@ -67,9 +67,76 @@ type Change struct {
 	// Conflicts is true when the change takes over fields another field manager owns: an
 	// apply without force fails on it (Warnings say which fields and managers).
 	Conflicts bool `json:"conflicts,omitempty"`
+	// Destructive marks the deletion of a Namespace or a CustomResourceDefinition: it takes
+	// down everything in the Namespace, or every custom resource of the CRD, inventory or not.
+	Destructive bool `json:"destructive,omitempty"`
+	// Cascade counts what a destructive deletion takes down with it, as the cluster had it
+	// when planned (nil when it could not be counted at all).
+	Cascade *Cascade `json:"cascade,omitempty"`
 	// LiveSecretVersion is the live Secret's resourceVersion. Its values are hidden from Diff,
 	// so a value someone changes after planning would not move the plan's hash; this does.
 	LiveSecretVersion string `json:"-"`
+}
+
+// Cascade is what a destructive deletion takes down besides the object itself.
+type Cascade struct {
+	// Total is the number of objects counted.
+	Total int `json:"total"`
+	// Kinds are the counts by kind ("Deployment.apps"), largest first.
+	Kinds []KindCount `json:"kinds,omitempty"`
+	// AtLeast is true when Total is a lower bound: a list was capped or a kind could not be
+	// listed (Uncounted names those).
+	AtLeast   bool     `json:"atLeast,omitempty"`
+	Uncounted []string `json:"uncounted,omitempty"`
+}
+
+// KindCount is how many objects of one kind a destructive deletion takes down.
+type KindCount struct {
+	Kind  string `json:"kind"`
+	Count int    `json:"count"`
+}
+
+// String is "42 objects (30 Pod, 10 ConfigMap, 2 Deployment.apps)", "at least 1000 objects
+// (…)", or "nothing" when the count is zero and complete.
+func (c *Cascade) String() string {
+	if c == nil {
+		return "an uncounted number of objects"
+	}
+	if c.Total == 0 && !c.AtLeast {
+		return "nothing else"
+	}
+	s := fmt.Sprintf("%d object", c.Total)
+	if c.Total != 1 {
+		s += "s"
+	}
+	if c.AtLeast {
+		s = "at least " + s
+	}
+	var kinds []string
+	for i, k := range c.Kinds {
+		if i == 8 {
+			kinds = append(kinds, fmt.Sprintf("%d more kinds", len(c.Kinds)-8))
+			break
+		}
+		kinds = append(kinds, fmt.Sprintf("%d %s", k.Count, k.Kind))
+	}
+	if len(kinds) > 0 {
+		s += " (" + strings.Join(kinds, ", ") + ")"
+	}
+	if len(c.Uncounted) > 0 {
+		s += "; not counted: " + strings.Join(c.Uncounted, ", ")
+	}
+	return s
+}
+
+// Destroys reports whether deleting the object takes more down with it: a Namespace deletes
+// everything in it, a CustomResourceDefinition every custom resource of its kind.
+func Destroys(r ObjectRef) bool {
+	switch ApplyPhase(r) {
+	case 0, 1:
+		return true
+	}
+	return false
 }
 
 // Severity says what a broken manifest rule does.
@@ -122,6 +189,17 @@ func (p *Plan) Counts() Counts {
 		}
 	}
 	return c
+}
+
+// Destructive lists the plan's destructive deletions (see Change.Destructive).
+func (p *Plan) Destructive() []Change {
+	var out []Change
+	for _, ch := range p.Changes {
+		if ch.Destructive {
+			out = append(out, ch)
+		}
+	}
+	return out
 }
 
 // HasChanges reports whether applying would change anything.
@@ -181,19 +259,24 @@ func ApplyPhase(r ObjectRef) int {
 
 // Hash identifies the plan's content: the same inputs against the same live state give the
 // same hash, so an apply can check that it applies what was reviewed. Notes and the cluster
-// version are not part of it; the versions of live Secrets are, as their values are not.
+// version are not part of it; the versions of live Secrets are, as their values are not. Nor
+// are the counts of what a destructive deletion takes down: pods and events come and go in a
+// live namespace, and what was reviewed is the decision to delete it.
 func (p *Plan) Hash() string {
 	var secretVersions []string
-	for _, ch := range p.Changes {
+	changes := make([]Change, len(p.Changes))
+	for i, ch := range p.Changes {
 		if ch.LiveSecretVersion != "" {
 			secretVersions = append(secretVersions, ch.Object.String()+"@"+ch.LiveSecretVersion)
 		}
+		ch.Cascade = nil
+		changes[i] = ch
 	}
 	content := struct {
 		Project, Cluster string
 		Changes          []Change
 		SecretVersions   []string `json:",omitempty"`
-	}{p.Project, p.Cluster, p.Changes, secretVersions}
+	}{p.Project, p.Cluster, changes, secretVersions}
 	b, err := json.Marshal(content)
 	if err != nil {
 		// Only strings and slices of strings: marshalling cannot fail.

@@ -67,10 +67,22 @@ type Request struct {
 	// Inventory is the project's ApplySet on this cluster; zero means
 	// inventory.ForProject(Project, Namespace).
 	Inventory inventory.Set
+	// Repository ("github:acme/shop") is who asks. An inventory another repository owns is
+	// refused before any live object is read. Empty (the CLI, which has no repository) plans
+	// any inventory and notes its owner.
+	Repository string
+	// Scope, when set, refuses the whole plan, before any live object is read, when an object
+	// or the inventory lies outside it (the server's access rules for this repository).
+	Scope Scope
 	// Inspect, when set, sees every change with the object as apply would leave it (nil for a
 	// deletion) and the live object (nil for a creation), e.g. to check manifest policy. It
 	// is called concurrently and may add findings or warnings to the change.
 	Inspect func(ch *plan.Change, planned, live *unstructured.Unstructured)
+}
+
+// Scope says which objects a plan may touch.
+type Scope interface {
+	Permits(ref plan.ObjectRef) error
 }
 
 // desired is one rendered object resolved against the cluster.
@@ -98,6 +110,18 @@ func (p *Planner) Plan(ctx context.Context, c *cluster.Client, req Request) (*pl
 	if err != nil {
 		return nil, err
 	}
+	// Nothing live is read before the request is known to be entitled to what it names.
+	if err := checkScope(c, req, objs); err != nil {
+		return nil, err
+	}
+	parent, err := req.Inventory.ReadParent(ctx, c.Dynamic)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", c.Name, err)
+	}
+	if err := req.Inventory.CheckOwner(parent, req.Repository); err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", c.Name, err)
+	}
+	out.Notes = append(out.Notes, ownerNotes(req, parent)...)
 	live, err := p.readLive(ctx, c, objs)
 	if err != nil {
 		return nil, err
@@ -132,7 +156,7 @@ func (p *Planner) Plan(ctx context.Context, c *cluster.Client, req Request) (*pl
 	}
 	out.Changes = changes
 
-	deletions, notes, err := p.deletions(ctx, c, req.Inventory, objs, req.Inspect)
+	deletions, notes, err := p.deletions(ctx, c, req, objs)
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +201,9 @@ func (p *Planner) resolve(c *cluster.Client, req Request) ([]*desired, error) {
 		}
 		seen[key(d.ref)] = src.Source
 
-		if d.mapping == nil {
+		if inventory.Reserved(d.ref.Group(), d.ref.Kind, d.ref.Name) {
+			d.change = &plan.Change{Object: d.ref, Source: src.Source, Action: plan.Fail, Reason: inventory.ReservedReason}
+		} else if d.mapping == nil {
 			ch := plan.Change{Object: d.ref, Source: src.Source}
 			if _, ok := newKinds[gvk]; ok {
 				ch.Action = plan.Create
@@ -192,6 +218,41 @@ func (p *Planner) resolve(c *cluster.Client, req Request) ([]*desired, error) {
 		out = append(out, d)
 	}
 	return out, nil
+}
+
+// checkScope refuses a request that names an object, or keeps its inventory, outside its scope.
+func checkScope(c *cluster.Client, req Request, objs []*desired) error {
+	if req.Scope == nil {
+		return nil
+	}
+	parent := plan.ObjectRef{APIVersion: "v1", Kind: "ConfigMap", Namespace: req.Inventory.ParentNamespace, Name: req.Inventory.ParentName}
+	if err := req.Scope.Permits(parent); err != nil {
+		return fmt.Errorf("cluster %s: the project's inventory: %w", c.Name, err)
+	}
+	for _, d := range objs {
+		if err := req.Scope.Permits(d.ref); err != nil {
+			return fmt.Errorf("cluster %s: %s (from %s): %w", c.Name, d.ref, d.src.Source, err)
+		}
+	}
+	return nil
+}
+
+// ownerNotes say whose inventory this is when that is news: the CLI plans any, and a parent
+// without an owner is claimed by the next apply.
+func ownerNotes(req Request, parent *unstructured.Unstructured) []string {
+	if parent == nil {
+		return nil
+	}
+	inv := req.Inventory
+	owner := inventory.Owner(parent)
+	switch {
+	case owner == "" && req.Repository != "":
+		return []string{fmt.Sprintf("inventory configmap %s/%s records no owning repository (written by kubectl or an earlier kubeplan): applying this plan records %s as its owner, and kubeplan refuses other repositories from then on",
+			inv.ParentNamespace, inv.ParentName, req.Repository)}
+	case owner != "" && req.Repository == "":
+		return []string{fmt.Sprintf("inventory configmap %s/%s belongs to repository %s", inv.ParentNamespace, inv.ParentName, owner)}
+	}
+	return nil
 }
 
 func key(r plan.ObjectRef) string {

@@ -5,18 +5,17 @@ import (
 	"fmt"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-
 	"github.com/kubeplan/kubeplan/cluster"
-	"github.com/kubeplan/kubeplan/inventory"
 	"github.com/kubeplan/kubeplan/objdiff"
 	"github.com/kubeplan/kubeplan/plan"
 )
 
 // deletions plans the removal of objects the inventory says this project applied before and
 // that the render no longer has. Nothing outside the inventory is ever planned for deletion.
-func (p *Planner) deletions(ctx context.Context, c *cluster.Client, inv inventory.Set, objs []*desired, inspect func(*plan.Change, *unstructured.Unstructured, *unstructured.Unstructured)) ([]plan.Change, []string, error) {
-	members, skipped, err := inv.Members(ctx, c.Dynamic, c.Mapper)
+// Deleting a Namespace or a CRD takes more down with it: such a deletion is marked destructive
+// and what it takes down is counted.
+func (p *Planner) deletions(ctx context.Context, c *cluster.Client, req Request, objs []*desired) ([]plan.Change, []string, error) {
+	members, skipped, err := req.Inventory.Members(ctx, c.Dynamic, c.Mapper, req.Repository)
 	if err != nil {
 		return nil, nil, fmt.Errorf("cluster %s: %w", c.Name, err)
 	}
@@ -35,6 +34,11 @@ func (p *Planner) deletions(ctx context.Context, c *cluster.Client, inv inventor
 		if rendered[key(ref)] {
 			continue
 		}
+		if req.Scope != nil {
+			if err := req.Scope.Permits(ref); err != nil {
+				return nil, nil, fmt.Errorf("cluster %s: the inventory lists %s: %w", c.Name, ref, err)
+			}
+		}
 		ch := plan.Change{Object: ref, Action: plan.Delete, Reason: "applied by kubeplan for this project before, gone from the render"}
 		l, _ := objdiff.Pair(u, nil)
 		y, err := objdiff.YAML(l)
@@ -45,8 +49,12 @@ func (p *Planner) deletions(ctx context.Context, c *cluster.Client, inv inventor
 		if u.GetDeletionTimestamp() != nil {
 			ch.Warnings = append(ch.Warnings, "already being deleted")
 		}
-		if inspect != nil {
-			inspect(&ch, nil, u)
+		if plan.Destroys(ref) {
+			ch.Destructive = true
+			ch.Cascade = p.cascade(ctx, c, u)
+		}
+		if req.Inspect != nil {
+			req.Inspect(&ch, nil, u)
 		}
 		out = append(out, ch)
 	}

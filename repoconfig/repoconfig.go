@@ -57,6 +57,10 @@ type Project struct {
 		Prune *bool `json:"prune,omitempty"`
 		// Force takes over fields other field managers own instead of failing on the conflict.
 		Force bool `json:"force,omitempty"`
+		// AllowDestructive lets an apply delete Namespaces and CustomResourceDefinitions gone
+		// from the render, which takes down everything in them; without it such a plan is
+		// refused. An approval rule must cover the project × cluster too.
+		AllowDestructive bool `json:"allow_destructive,omitempty"`
 	} `json:"apply,omitempty"`
 }
 

@@ -32,6 +32,13 @@ func MarkdownNotes(p *plan.Plan) string {
 	if c.Unchanged > 0 {
 		fmt.Fprintf(&b, "%d unchanged.\n\n", c.Unchanged)
 	}
+	if ds := Destructive(p); len(ds) > 0 {
+		b.WriteString("> [!CAUTION]\n> **Destructive:** these deletions take down more than this project's inventory. kubeplan applies them only for a project with `apply.allow_destructive: true`, where an approval rule covers it and is met.\n>\n")
+		for _, d := range ds {
+			fmt.Fprintf(&b, "> - 💥 %s\n", escape(d))
+		}
+		b.WriteString("\n")
+	}
 	if ws := Warnings(p); len(ws) > 0 {
 		b.WriteString("> [!WARNING]\n")
 		for _, w := range ws {
@@ -55,6 +62,9 @@ func MarkdownObject(ch plan.Change) string {
 	fmt.Fprintf(&b, "<details><summary><code>%s %s</code> %s", symbol(ch.Action), html.EscapeString(ch.Object.String()), ch.Action)
 	if ch.Reason != "" {
 		fmt.Fprintf(&b, " — %s", html.EscapeString(firstLine(ch.Reason)))
+	}
+	if ch.Destructive {
+		fmt.Fprintf(&b, " — 💥 <b>destructive</b>: %s", html.EscapeString(Takes(ch)))
 	}
 	b.WriteString("</summary>\n\n")
 	if ch.Action == plan.Fail {

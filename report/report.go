@@ -31,10 +31,12 @@ func symbol(a plan.Action) string {
 func Warnings(p *plan.Plan) []string {
 	var out []string
 	for _, ch := range p.Changes {
-		switch ch.Action {
-		case plan.Delete:
+		switch {
+		case ch.Destructive:
+			out = append(out, fmt.Sprintf("%s will be deleted (%s) — DESTRUCTIVE: %s", ch.Object, ch.Reason, Takes(ch)))
+		case ch.Action == plan.Delete:
 			out = append(out, fmt.Sprintf("%s will be deleted (%s)", ch.Object, ch.Reason))
-		case plan.Fail:
+		case ch.Action == plan.Fail:
 			out = append(out, fmt.Sprintf("%s: %s", ch.Object, ch.Reason))
 		}
 		for _, w := range ch.Warnings {
@@ -47,6 +49,25 @@ func Warnings(p *plan.Plan) []string {
 				out = append(out, fmt.Sprintf("%s is denied by policy rule %q: %s", ch.Object, f.Rule, f.Message))
 			}
 		}
+	}
+	return out
+}
+
+// Takes says what a destructive deletion takes down: "takes down everything in it: 42
+// objects (30 Pod, …)" for a Namespace, "takes down every Gizmo.example.com: 3 objects" for
+// a CRD.
+func Takes(ch plan.Change) string {
+	if ch.Object.Kind == "Namespace" {
+		return "takes down everything in it: " + ch.Cascade.String()
+	}
+	return "takes down every custom resource of it: " + ch.Cascade.String()
+}
+
+// Destructive lists the plan's destructive deletions, one line each: object and what it takes down.
+func Destructive(p *plan.Plan) []string {
+	var out []string
+	for _, ch := range p.Destructive() {
+		out = append(out, fmt.Sprintf("%s %s", ch.Object, Takes(ch)))
 	}
 	return out
 }
@@ -66,12 +87,14 @@ func JSON(w io.Writer, plans ...*plan.Plan) error {
 		Summary  string   `json:"summary"`
 		Counts   counts   `json:"counts"`
 		Warnings []string `json:"warnings,omitempty"`
+		// Destructive lists deletions of Namespaces and CRDs with what they take down.
+		Destructive []string `json:"destructive,omitempty"`
 	}
 	list := make([]out, 0, len(plans))
 	for _, p := range plans {
 		c := p.Counts()
 		list = append(list, out{Plan: p, Hash: p.Hash(), Summary: p.Summary(),
-			Counts: counts{c.Create, c.Update, c.Delete, c.Unchanged, c.Fail}, Warnings: Warnings(p)})
+			Counts: counts{c.Create, c.Update, c.Delete, c.Unchanged, c.Fail}, Warnings: Warnings(p), Destructive: Destructive(p)})
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -115,6 +138,9 @@ func Text(w io.Writer, p *plan.Plan, o TextOptions) error {
 		fmt.Fprintf(&b, " (%d unchanged)", c.Unchanged)
 	}
 	b.WriteString("\n")
+	for _, d := range Destructive(p) {
+		b.WriteString(paint(ansiBold+ansiRed, "  DESTRUCTIVE: "+d) + "\n")
+	}
 	for _, n := range p.Notes {
 		fmt.Fprintf(&b, "  note: %s\n", n)
 	}

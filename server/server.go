@@ -72,6 +72,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	} else if n > 0 {
 		log.Info("jobs interrupted by the last shutdown are queued again (those whose attempts are used up, to be given up)", "jobs", n)
 	}
+	if len(cfg.Repositories) == 0 && len(cfg.Access) == 0 {
+		log.Warn("no repositories allowlist and no access rules: every repository that sends a webhook may deploy to every namespace of every cluster")
+	}
 	s := &Server{cfg: cfg, log: log, queue: q, github: map[int64]*ghforge.Client{}}
 	s.flow = &workflow.Workflow{
 		Forges:        s.forgeFor,
@@ -81,6 +84,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Checkouts:     archive.NewCache(filepath.Join(cfg.WorkDir, "checkouts"), int64(cfg.CheckoutCacheMB)<<20),
 		State:         q.State(),
 		Policy:        cfg.Policy,
+		Access:        cfg.Access,
 		HealthTimeout: cfg.Apply.HealthTimeout.Duration,
 		Render: (&isolate.Renderer{Limits: isolate.Limits{Timeout: cfg.Render.Timeout.Duration,
 			MemoryBytes: cfg.Render.MemoryMB << 20}}).Render,

@@ -61,7 +61,7 @@ func (w *Workflow) apply(ctx context.Context, f Forge, ev event.Event, sel selec
 		}
 		return w.plan(ctx, ev, selection{})
 	}
-	co, err := w.checkout(ctx, f, pr, pr.HeadSHA)
+	co, err := w.checkout(ctx, f, ev, pr, pr.HeadSHA)
 	var cfgErr *repoconfig.Error
 	if errors.As(err, &cfgErr) {
 		return refuse(cfgErr.Error())
@@ -100,7 +100,14 @@ func (w *Workflow) apply(ctx context.Context, f Forge, ev event.Event, sel selec
 		return reply(ctx, f, ev, "nothing was applied: the plan that was reviewed is not the plan now.\n\n- "+strings.Join(stale, "\n- ")+
 			"\n\nThe plan comment shows the new plan; review it and comment `/apply` again.")
 	}
-	// 6: the locks.
+	// 6: destructive deletions need the project's yes and a covering approval rule that is met.
+	if reasons, err = w.destructiveRefusals(ctx, req, fresh); err != nil {
+		return err
+	}
+	if len(reasons) > 0 {
+		return refuse(reasons...)
+	}
+	// 7: the locks.
 	if reasons, err = w.takeLocks(ctx, req); err != nil {
 		return err
 	}
@@ -303,7 +310,8 @@ func (w *Workflow) applyTarget(ctx context.Context, f Forge, ev event.Event, sha
 	client, err := w.Clusters.Get(ctx, t.cluster)
 	if err == nil {
 		report.Result, err = w.Applier.Apply(ctx, client, applier.Request{Project: t.project.Name, Namespace: p.namespace, Objects: p.objects,
-			Prune: t.project.Prune(), Force: t.project.Apply.Force, HealthTimeout: w.HealthTimeout})
+			Prune: t.project.Prune(), Force: t.project.Apply.Force, HealthTimeout: w.HealthTimeout,
+			Repository: repoKey(ev), Scope: p.grant, AllowDestructive: t.project.Apply.AllowDestructive})
 	}
 	switch {
 	case err != nil && ctx.Err() != nil:

@@ -99,7 +99,7 @@ func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *for
 	status := func(state forge.State, desc string) error {
 		return f.SetStatus(ctx, pr.Repo, sha, forge.Status{Context: StatusApply, State: state, Description: clip(desc, 140)})
 	}
-	co, err := w.checkout(ctx, f, pr, sha)
+	co, err := w.checkout(ctx, f, ev, pr, sha)
 	var cfgErr *repoconfig.Error
 	if errors.As(err, &cfgErr) {
 		_ = status(forge.Failure, "Not rolled out: "+cfgErr.Error())
@@ -171,6 +171,14 @@ func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *for
 		if d := p.Plan.Denials(); len(d) > 0 {
 			fail(t)
 			_, err := f.CreateComment(ctx, ev.Repo, ev.Number, fmt.Sprintf("### ⛔ kubeplan did not roll out %s at `%s`\n\nThe merged manifests break deny rules:\n\n- %s\n", t, short(sha), strings.Join(d, "\n- ")))
+			return err
+		}
+		if refusal, err := w.destructiveRefusal(ctx, f, ev, pr, co, t, p.Plan); err != nil || refusal != "" {
+			if err != nil {
+				return err
+			}
+			fail(t)
+			_, err := f.CreateComment(ctx, ev.Repo, ev.Number, fmt.Sprintf("### 💥 kubeplan did not roll out %s at `%s`\n\n%s\n", t, short(sha), refusal))
 			return err
 		}
 		if err := w.applyTarget(ctx, f, ev, sha, t, p, store.OnMerge, ev.Sender, notes, log); err != nil {

@@ -49,7 +49,7 @@ func (w *Workflow) mergeGroup(ctx context.Context, ev event.Event) error {
 		return err
 	}
 
-	co, err := w.checkout(ctx, f, pr, sha)
+	co, err := w.checkout(ctx, f, ev, pr, sha)
 	var cfgErr *repoconfig.Error
 	if errors.As(err, &cfgErr) {
 		_ = status(StatusPolicy, forge.Failure, "Policy not evaluated: "+cfgErr.Error())

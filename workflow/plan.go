@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/kubeplan/kubeplan/access"
 	"github.com/kubeplan/kubeplan/comments"
 	"github.com/kubeplan/kubeplan/event"
 	"github.com/kubeplan/kubeplan/forge"
@@ -26,9 +27,13 @@ import (
 
 // checkout is a pull request's files at one commit, with the configuration they carry.
 type checkout struct {
-	sha string
-	dir string
-	cfg *repoconfig.Config
+	// forge and repo name the repository; owner is both as inventories record it.
+	forge event.Forge
+	repo  string
+	owner string
+	sha   string
+	dir   string
+	cfg   *repoconfig.Config
 	// base is the configuration of the branch the change targets; kin relates each project of
 	// cfg to it, for policy (see kin).
 	base           *repoconfig.Config
@@ -80,7 +85,7 @@ func byCluster(targets []target, do func(i int, t target) error) error {
 
 // checkout fetches the repository at sha and reads its configuration and policy. Problems the
 // repository's authors must fix come back as *repoconfig.Error.
-func (w *Workflow) checkout(ctx context.Context, f Forge, pr *forge.PullRequest, sha string) (*checkout, error) {
+func (w *Workflow) checkout(ctx context.Context, f Forge, ev event.Event, pr *forge.PullRequest, sha string) (*checkout, error) {
 	files, err := f.ChangedFiles(ctx, pr.Repo, pr.Number)
 	if err != nil {
 		return nil, err
@@ -131,8 +136,8 @@ func (w *Workflow) checkout(ctx context.Context, f Forge, pr *forge.PullRequest,
 		return nil, &repoconfig.Error{Reason: "CODEOWNERS: " + err.Error()}
 	}
 	def := w.Clusters.Registry().Default
-	return &checkout{sha: sha, dir: dir, cfg: cfg, base: baseCfg, kin: relate(cfg, baseCfg, def), defaultCluster: def,
-		policy: pol, owners: owners, files: files}, nil
+	return &checkout{forge: ev.Forge, repo: ev.Repo, owner: repoKey(ev), sha: sha, dir: dir, cfg: cfg, base: baseCfg,
+		kin: relate(cfg, baseCfg, def), defaultCluster: def, policy: pol, owners: owners, files: files}, nil
 }
 
 // policyTarget is a project on a cluster as policy sees it: under its name here and, if the
@@ -192,6 +197,8 @@ type planned struct {
 	comments.Target
 	objects   []render.Object
 	namespace string
+	// grant is what the repository may touch on the cluster; apply is held to it as well.
+	grant access.Grant
 }
 
 func prInfo(pr *forge.PullRequest) policy.PRInfo {
@@ -202,6 +209,13 @@ func prInfo(pr *forge.PullRequest) policy.PRInfo {
 // manifest rules; failures become the target's one-line error, never a stack trace.
 func (w *Workflow) planTarget(ctx context.Context, co *checkout, t target, pr policy.PRInfo, log *slog.Logger) planned {
 	out := planned{Target: comments.Target{Project: t.project.Name, Cluster: t.cluster}}
+	grant, err := w.Access.For(string(co.forge), co.repo, t.cluster)
+	if err != nil {
+		out.Err = err.Error()
+		log.Info("refused by the access rules", "project", t.project.Name, "cluster", t.cluster, "err", err)
+		return out
+	}
+	out.grant = grant
 	client, err := w.Clusters.Get(ctx, t.cluster)
 	if err != nil {
 		out.Err = err.Error()
@@ -228,7 +242,7 @@ func (w *Workflow) planTarget(ctx context.Context, co *checkout, t target, pr po
 		ch.Findings = co.policy.Check(ctx, co.policyTarget(t.project.Name, t.cluster), *ch, policy.Content(plannedObj), policy.Content(live), pr)
 	}
 	pl, err := w.Planner.Plan(ctx, client, planner.Request{Project: t.project.Name, Objects: res.Objects, Notes: res.Notes,
-		Renderer: string(res.Renderer), Namespace: out.namespace, Inspect: inspect})
+		Renderer: string(res.Renderer), Namespace: out.namespace, Inspect: inspect, Repository: co.owner, Scope: grant})
 	if err != nil {
 		out.Err = err.Error()
 		log.Warn("plan failed", "project", t.project.Name, "cluster", t.cluster, "err", err)
@@ -257,7 +271,7 @@ func (w *Workflow) plan(ctx context.Context, ev event.Event, sel selection) erro
 	status := func(context string, state forge.State, desc string) error {
 		return f.SetStatus(ctx, ev.Repo, pr.HeadSHA, forge.Status{Context: context, State: state, Description: clip(desc, 140)})
 	}
-	co, err := w.checkout(ctx, f, pr, pr.HeadSHA)
+	co, err := w.checkout(ctx, f, ev, pr, pr.HeadSHA)
 	var cfgErr *repoconfig.Error
 	switch {
 	case errors.As(err, &cfgErr):
@@ -447,7 +461,7 @@ func (w *Workflow) publish(ctx context.Context, f Forge, pr *forge.PullRequest, 
 
 // summarize turns the targets into the plan status and its one-line description.
 func summarize(targets []comments.Target) (forge.State, string) {
-	var create, change, del, failing int
+	var create, change, del, failing, destructive int
 	var errs []string
 	for _, t := range targets {
 		if t.Plan == nil {
@@ -456,6 +470,7 @@ func summarize(targets []comments.Target) (forge.State, string) {
 		}
 		c := t.Plan.Counts()
 		create, change, del, failing = create+c.Create, change+c.Update, del+c.Delete, failing+c.Fail
+		destructive += len(t.Plan.Destructive())
 	}
 	switch {
 	case len(errs) > 0:
@@ -463,7 +478,11 @@ func summarize(targets []comments.Target) (forge.State, string) {
 	case failing > 0:
 		return forge.Failure, fmt.Sprintf("%d object(s) would fail to apply", failing)
 	}
-	return forge.Success, fmt.Sprintf("%d to create, %d to change, %d to delete", create, change, del)
+	desc := fmt.Sprintf("%d to create, %d to change, %d to delete", create, change, del)
+	if destructive > 0 {
+		desc += fmt.Sprintf(" (%d destructive)", destructive)
+	}
+	return forge.Success, desc
 }
 
 // clip shortens s to at most n characters (forges cap status descriptions at 140).

@@ -97,7 +97,7 @@ func (w *Workflow) review(ctx context.Context, ev event.Event) error {
 	if pr.Closed {
 		return nil
 	}
-	co, err := w.checkout(ctx, f, pr, pr.HeadSHA)
+	co, err := w.checkout(ctx, f, ev, pr, pr.HeadSHA)
 	var cfgErr *repoconfig.Error
 	if errors.As(err, &cfgErr) {
 		return f.SetStatus(ctx, pr.Repo, pr.HeadSHA, forge.Status{Context: StatusPolicy, State: forge.Failure, Description: clip("Policy not evaluated: "+cfgErr.Error(), 140)})

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/kubeplan/kubeplan/access"
 	"github.com/kubeplan/kubeplan/applier"
 	"github.com/kubeplan/kubeplan/archive"
 	"github.com/kubeplan/kubeplan/cluster"
@@ -89,6 +90,9 @@ type Workflow struct {
 	// Policy is the server's policy; a repository's .kubeplan.yaml may add to it where
 	// Policy.AllowedOverrides lets it.
 	Policy policy.Config
+	// Access says which repositories may deploy to which clusters and namespaces; nil lets
+	// every repository deploy everywhere.
+	Access access.Rules
 	// HealthTimeout bounds the wait for applied objects to become healthy.
 	HealthTimeout time.Duration
 	// MergeableWait is how long /apply waits for the forge to compute mergeability.

@@ -185,7 +185,7 @@ func prepare(ctx context.Context, c *cluster.Client, ns string, n int) (string, 
 		set.Label(o)
 		existing = append(existing, o)
 	}
-	existing = append(existing, set.Parent([]schema.GroupKind{{Group: "apps", Kind: "Deployment"}, {Kind: "Service"}, {Kind: "ConfigMap"}}, nil))
+	existing = append(existing, set.Parent([]schema.GroupKind{{Group: "apps", Kind: "Deployment"}, {Kind: "Service"}, {Kind: "ConfigMap"}}, nil, ""))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(32)
 	for _, o := range existing {

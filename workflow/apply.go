@@ -156,7 +156,7 @@ func (w *Workflow) preconditions(ctx context.Context, r applyRequest) ([]string,
 	}
 	for _, t := range r.targets {
 		err := r.co.policy.AuthorizeRequest(ctx, r.f, policy.Request{User: r.ev.Sender, Permission: perm, Repo: r.ev.Repo,
-			Project: t.project.Name, Cluster: t.cluster, Need: policy.RoleApply, Command: "/apply"})
+			Project: t.project.Name, Cluster: t.cluster, Need: policy.RoleApply, Command: "/apply", PermissionName: r.f.PermissionName})
 		if refusal, ok := policy.IsRefusal(err); ok {
 			reasons = append(reasons, refusal.Message)
 		} else if err != nil {

@@ -43,6 +43,8 @@ type Forge interface {
 	// IsMember answers for a GitHub team ("org/slug") or a GitLab group path.
 	Reviews(ctx context.Context, repo string, number int) ([]forge.Review, error)
 	Permission(ctx context.Context, repo, user string) (forge.Permission, error)
+	// PermissionName words a permission as the forge does ("Reporter" on GitLab).
+	PermissionName(p forge.Permission) string
 	IsMember(ctx context.Context, team, user string) (bool, error)
 }
 
@@ -220,7 +222,7 @@ func (w *Workflow) mayPlan(ctx context.Context, f Forge, ev event.Event, sel sel
 		return "", err
 	}
 	err = pol.AuthorizeRequest(ctx, f, policy.Request{User: ev.Sender, Permission: perm, Repo: ev.Repo,
-		Project: sel.project, Cluster: sel.cluster, Need: policy.RoleRead, Command: "/plan"})
+		Project: sel.project, Cluster: sel.cluster, Need: policy.RoleRead, Command: "/plan", PermissionName: f.PermissionName})
 	if r, ok := policy.IsRefusal(err); ok {
 		return r.Message, nil
 	}

@@ -185,11 +185,15 @@ func (w *Workflow) planTarget(ctx context.Context, co *checkout, t target, pr po
 		log.Info("render failed", "project", t.project.Name, "err", err)
 		return out
 	}
+	budget := policy.NewBudget() // one for the plan: every object under every rule
 	inspect := func(ch *plan.Change, plannedObj, live *unstructured.Unstructured) {
-		ch.Findings = co.policy.Check(ctx, t.project.Name, t.cluster, *ch, policy.Content(plannedObj), policy.Content(live), pr)
+		ch.Findings = co.policy.Check(ctx, budget, t.project.Name, t.cluster, *ch, policy.Content(plannedObj), policy.Content(live), pr)
 	}
 	pl, err := w.Planner.Plan(ctx, client, planner.Request{Project: t.project.Name, Objects: res.Objects, Notes: res.Notes,
 		Renderer: string(res.Renderer), Namespace: out.namespace, Inspect: inspect})
+	if err == nil {
+		err = budget.Err() // an incomplete check is no plan to review or apply
+	}
 	if err != nil {
 		out.Err = err.Error()
 		log.Warn("plan failed", "project", t.project.Name, "cluster", t.cluster, "err", err)

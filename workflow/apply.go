@@ -294,10 +294,15 @@ func (w *Workflow) applyTarget(ctx context.Context, f Forge, ev event.Event, sha
 		return err // stopped (timeout, shutdown): the record stays running and is reported next time
 	case err != nil:
 		log.Warn("apply failed", "project", t.project.Name, "cluster", t.cluster, "err", err)
-		report.Result, report.Err, summary = nil, err.Error(), err.Error()
+		report.Result, report.Err, summary = nil, w.public(err), w.public(err)
 	default:
-		for _, o := range report.Result.Objects {
+		for i, o := range report.Result.Objects {
 			log.Info("applied object", "project", t.project.Name, "cluster", t.cluster, "object", o.Object.String(), "result", o.Action, "health", o.Health, "error", o.Error)
+			report.Result.Objects[i].Error = w.Clusters.Redact(o.Error)
+			report.Result.Objects[i].HealthMessage = w.Clusters.Redact(o.HealthMessage)
+		}
+		for i, n := range report.Result.Notes {
+			report.Result.Notes[i] = w.Clusters.Redact(n)
 		}
 		summary = summarizeApply(report.Result)
 		if !report.Result.Failed() {

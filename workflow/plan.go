@@ -165,7 +165,7 @@ func (w *Workflow) planTarget(ctx context.Context, co *checkout, t target, pr po
 	out := planned{Target: comments.Target{Project: t.project.Name, Cluster: t.cluster}}
 	client, err := w.Clusters.Get(ctx, t.cluster)
 	if err != nil {
-		out.Err = err.Error()
+		out.Err = w.public(err)
 		log.Warn("cluster unavailable", "project", t.project.Name, "cluster", t.cluster, "err", err)
 		return out
 	}
@@ -195,7 +195,7 @@ func (w *Workflow) planTarget(ctx context.Context, co *checkout, t target, pr po
 		err = budget.Err() // an incomplete check is no plan to review or apply
 	}
 	if err != nil {
-		out.Err = err.Error()
+		out.Err = w.public(err)
 		log.Warn("plan failed", "project", t.project.Name, "cluster", t.cluster, "err", err)
 		return out
 	}
@@ -230,13 +230,13 @@ func (w *Workflow) plan(ctx context.Context, ev event.Event, sel selection) erro
 		in := comments.Input{HeadSHA: pr.HeadSHA, Commands: Commands, Limit: f.MaxCommentLength(),
 			Targets: []comments.Target{{Project: "(configuration)", Cluster: "-", Err: cfgErr.Error()}}}
 		if err := w.publish(ctx, f, pr, in, true); err != nil {
-			_ = status(StatusPlan, forge.Error, "kubeplan could not post the plan: "+err.Error())
+			_ = status(StatusPlan, forge.Error, "kubeplan could not post the plan: "+w.public(err))
 			return err
 		}
 		_ = status(StatusPolicy, forge.Failure, "Policy not evaluated: "+cfgErr.Error())
 		return status(StatusPlan, forge.Failure, cfgErr.Error())
 	case err != nil:
-		_ = status(StatusPlan, forge.Error, "kubeplan could not plan: "+err.Error())
+		_ = status(StatusPlan, forge.Error, "kubeplan could not plan: "+w.public(err))
 		return err
 	}
 	if pr.Draft && co.cfg.Drafts == "skip" {
@@ -254,7 +254,7 @@ func (w *Workflow) plan(ctx context.Context, ev event.Event, sel selection) erro
 
 	results, err := w.planAll(ctx, ev, co, pr, all, sel, log)
 	if err != nil {
-		_ = status(StatusPlan, forge.Error, "kubeplan could not plan: "+err.Error())
+		_ = status(StatusPlan, forge.Error, "kubeplan could not plan: "+w.public(err))
 		return err
 	}
 	in := comments.Input{HeadSHA: pr.HeadSHA, Commands: Commands, Limit: f.MaxCommentLength()}
@@ -263,7 +263,7 @@ func (w *Workflow) plan(ctx context.Context, ev event.Event, sel selection) erro
 	}
 	notes, err := w.lockNotes(ctx, ev, all)
 	if err != nil {
-		_ = status(StatusPlan, forge.Error, "kubeplan could not read its locks: "+err.Error())
+		_ = status(StatusPlan, forge.Error, "kubeplan could not read its locks: "+w.public(err))
 		return err
 	}
 	in.Notes = append(in.Notes, notes...)
@@ -273,7 +273,7 @@ func (w *Workflow) plan(ctx context.Context, ev event.Event, sel selection) erro
 	if len(in.Targets) == 0 {
 		// Nothing to plan: update an earlier plan comment so it does not look current.
 		if err := w.publish(ctx, f, pr, in, false); err != nil {
-			_ = status(StatusPlan, forge.Error, "kubeplan could not update its comment: "+err.Error())
+			_ = status(StatusPlan, forge.Error, "kubeplan could not update its comment: "+w.public(err))
 			return err
 		}
 		_ = status(StatusPolicy, forge.Success, "No project is affected by this change")
@@ -281,7 +281,7 @@ func (w *Workflow) plan(ctx context.Context, ev event.Event, sel selection) erro
 	}
 	if err := w.publish(ctx, f, pr, in, true); err != nil {
 		// Never leave the status pending: a pending status would block the merge silently.
-		_ = status(StatusPlan, forge.Error, "kubeplan could not post the plan: "+err.Error())
+		_ = status(StatusPlan, forge.Error, "kubeplan could not post the plan: "+w.public(err))
 		return err
 	}
 	state, desc := summarize(in.Targets)

@@ -229,6 +229,12 @@ func (w *Workflow) mayPlan(ctx context.Context, f Forge, ev event.Event, sel sel
 	return "", err
 }
 
+// public is an error as a pull request, a commit status or the store may show it: without
+// the clusters' apiserver addresses, kubeconfig paths and credentials (logs keep them).
+func (w *Workflow) public(err error) string {
+	return w.Clusters.Redact(err.Error())
+}
+
 // reply answers the sender of an event in a new comment.
 func reply(ctx context.Context, f Forge, ev event.Event, body string) error {
 	_, err := f.CreateComment(ctx, ev.Repo, ev.Number, fmt.Sprintf("@%s %s", ev.Sender, body))

@@ -77,3 +77,19 @@ func TestPairNeverComparesSecretValues(t *testing.T) {
 		t.Errorf("written keys %q, want password,token,user (set, added, removed)", got)
 	}
 }
+
+// A refusal that quotes a Secret's values (an admission policy's message, a webhook's) reads
+// "(hidden)" in their place, written or base64-encoded; other objects' text stays, and so do
+// values under four characters, which would take ordinary words and numbers with them.
+func TestScrubSecretValuesFromMessages(t *testing.T) {
+	live := secret(map[string]any{"password": "aHVudGVyMg=="}) // hunter2
+	planned := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Secret",
+		"stringData": map[string]any{"password": "hunter2-and-more", "pin": "42"}}}
+	cm := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "data": map[string]any{"k": "denied"}}}
+	msg := `admission webhook "v.example.com" denied the request: password hunter2-and-more (was hunter2, aHVudGVyMg==), pin 42`
+	got := objdiff.ScrubSecretValues(msg, planned, live, cm)
+	want := `admission webhook "v.example.com" denied the request: password (hidden) (was (hidden), (hidden)), pin 42`
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,14 +47,15 @@ func kubectl(t *testing.T, stdin string, args ...string) string {
 	return out
 }
 
-// namespace creates a fresh namespace for one test.
+// namespace creates a fresh namespace for one test, named after it; the suffix keeps runs
+// apart (go test -count=2).
 func namespace(t *testing.T) string {
 	t.Helper()
-	ns := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
+	ns := strings.ToLower(strings.NewReplacer("/", "-", "_", "-", ",", "-").Replace(t.Name()))
 	if len(ns) > 50 {
 		ns = ns[:50]
 	}
-	ns = strings.Trim(ns, "-")
+	ns = fmt.Sprintf("%s-%06d", strings.Trim(ns, "-"), rand.IntN(1_000_000))
 	kubectl(t, "", "create", "namespace", ns)
 	return ns
 }

@@ -2,7 +2,6 @@ package planner_test
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -10,14 +9,6 @@ import (
 	"github.com/kubeplan/kubeplan/comments"
 	"github.com/kubeplan/kubeplan/plan"
 )
-
-// uniqueNamespace creates a namespace whose name no earlier run used (go test -count=2).
-func uniqueNamespace(t *testing.T, prefix string) string {
-	t.Helper()
-	ns := fmt.Sprintf("%s-%06d", prefix, rand.IntN(1_000_000))
-	kubectl(t, "", "create", "namespace", ns)
-	return ns
-}
 
 // A pull request author cannot learn a live Secret's value by guessing it: a plan of a Secret
 // holding the right value and one holding a wrong value produce the same comment, byte for
@@ -70,7 +61,7 @@ func TestGuessingASecretValueLearnsNothing(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ns := uniqueNamespace(t, "guess")
+			ns := namespace(t)
 			tc.setUp(t, ns)
 			right := planFiles(t, "guess", ns, map[string]string{"db.yaml": tc.guess(live)})
 			wrongPlan := planFiles(t, "guess", ns, map[string]string{"db.yaml": tc.guess(wrong)})

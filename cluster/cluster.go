@@ -242,17 +242,22 @@ func firstLine(s string) string {
 type Pool struct {
 	reg     *Registry
 	tune    Tuning
+	redact  *Redactor
 	mu      sync.Mutex
 	clients map[string]*Client
 }
 
 // NewPool returns a pool over a registry.
 func NewPool(reg *Registry, tune Tuning) *Pool {
-	return &Pool{reg: reg, tune: tune, clients: map[string]*Client{}}
+	return &Pool{reg: reg, tune: tune, redact: NewRedactor(reg), clients: map[string]*Client{}}
 }
 
 // Registry is the pool's registry.
 func (p *Pool) Registry() *Registry { return p.reg }
+
+// Redact takes the registered clusters' apiserver addresses, kubeconfig and credential paths
+// and credentials out of s, naming the clusters instead (see Redactor).
+func (p *Pool) Redact(s string) string { return p.redact.Redact(s) }
 
 // Get returns the client for a cluster name ("" is the default cluster), connecting if needed.
 // Its RESTMapper is reset so kinds added since the last use (new CRDs) are seen.

@@ -69,7 +69,9 @@ type Review struct {
 	CommitSHA string
 }
 
-// Permission is a user's access to a repository, in GitHub's words (GitLab levels map onto it).
+// Permission is a user's access to a repository on kubeplan's scale, which is GitHub's
+// repository roles; GitLab's roles map onto it. People are told it in their forge's own
+// words: each forge client's PermissionName ("triage" on GitHub is "Reporter" on GitLab).
 type Permission string
 
 const (

@@ -19,7 +19,7 @@ func BenchmarkPairYAMLUnified(b *testing.B) {
 	planned.Object["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["containers"] = containers(20, "1.1")
 	b.ReportAllocs()
 	for b.Loop() {
-		l, p := Pair(live, planned)
+		l, p := Pair(live, planned, nil)
 		ly, _ := YAML(l)
 		py, _ := YAML(p)
 		if Unified("a", "b", ly, py) == "" {

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"sort"
+	"strings"
 
 	"go.yaml.in/yaml/v2"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -20,23 +21,30 @@ var serverOwnedMetadata = []string{"managedFields", "resourceVersion", "generati
 var clientBookkeepingAnnotations = []string{"kubectl.kubernetes.io/last-applied-configuration"}
 
 // Pair normalizes the two sides of a diff: server-owned noise removed and Secret values
-// hidden, the planned side saying "changed" where its value differs from the live one.
-// Either side may be nil (create, delete).
-func Pair(live, desired *unstructured.Unstructured) (*unstructured.Unstructured, *unstructured.Unstructured) {
-	l, d := strip(live), strip(desired)
-	if IsSecret(live) || IsSecret(desired) {
-		var liveValues map[string]string
-		if live != nil {
-			liveValues = secretValues(live)
-		}
+// hidden. Either side may be nil (create, delete).
+//
+// Secret values are never compared with the live ones: a comparison would tell anyone who can
+// open a pull request whether a value they guessed is the live one. When there is a live side,
+// every key in set (the keys the change writes) reads "(hidden, set by this change)" on the
+// planned side, whether or not its value differs; other keys read "(hidden)" on both sides.
+func Pair(live, planned *unstructured.Unstructured, set []string) (*unstructured.Unstructured, *unstructured.Unstructured) {
+	l, p := strip(live), strip(planned)
+	if IsSecret(live) || IsSecret(planned) {
 		if l != nil {
 			maskSecret(l, nil)
 		}
-		if d != nil {
-			maskSecret(d, liveValues)
+		if p != nil {
+			var marked map[string]bool
+			if live != nil {
+				marked = make(map[string]bool, len(set))
+				for _, k := range set {
+					marked[k] = true
+				}
+			}
+			maskSecret(p, marked)
 		}
 	}
-	return l, d
+	return l, p
 }
 
 func strip(obj *unstructured.Unstructured) *unstructured.Unstructured {
@@ -77,10 +85,9 @@ func Masked(obj *unstructured.Unstructured) *unstructured.Unstructured {
 	return c
 }
 
-// maskSecret replaces every value in data and stringData with a marker. Given the live
-// values, a value that differs from its live twin is marked changed. stringData is folded
-// into data first, as the apiserver does on write.
-func maskSecret(s *unstructured.Unstructured, liveValues map[string]string) {
+// maskSecret replaces every value in data and stringData with a marker; keys in set say they
+// are set by this change. stringData is folded into data first, as the apiserver does on write.
+func maskSecret(s *unstructured.Unstructured, set map[string]bool) {
 	values := secretValues(s)
 	unstructured.RemoveNestedField(s.Object, "stringData")
 	if len(values) == 0 {
@@ -88,18 +95,18 @@ func maskSecret(s *unstructured.Unstructured, liveValues map[string]string) {
 		return
 	}
 	masked := make(map[string]any, len(values))
-	for k, v := range values {
+	for k := range values {
 		masked[k] = hiddenValue
-		if lv, had := liveValues[k]; had && lv != v {
-			masked[k] = hiddenChangedValue
+		if set[k] {
+			masked[k] = hiddenSetValue
 		}
 	}
 	s.Object["data"] = masked
 }
 
 const (
-	hiddenValue        = "(hidden)"
-	hiddenChangedValue = "(hidden, changed)"
+	hiddenValue    = "(hidden)"
+	hiddenSetValue = "(hidden, set by this change)"
 )
 
 func decodeBase64(s string) string {
@@ -143,27 +150,81 @@ func YAML(obj *unstructured.Unstructured) (string, error) {
 	return string(b), nil
 }
 
-// ChangedSecretKeys lists keys whose values differ between two Secrets (added, removed or
-// changed), sorted: what a plan may say about a Secret without saying anything of its values.
-func ChangedSecretKeys(live, desired *unstructured.Unstructured) []string {
-	var a, b map[string]string
-	if live != nil {
-		a = secretValues(live)
+// SecretKeys lists the keys a Secret's data and stringData name, sorted, without values:
+// for a rendered Secret, the keys the change sets.
+func SecretKeys(s *unstructured.Unstructured) []string {
+	if s == nil {
+		return nil
 	}
-	if desired != nil {
-		b = secretValues(desired)
-	}
-	var keys []string
-	for k, v := range b {
-		if ov, ok := a[k]; !ok || ov != v {
-			keys = append(keys, k)
-		}
-	}
-	for k := range a {
-		if _, ok := b[k]; !ok {
-			keys = append(keys, k)
-		}
+	keys := make([]string, 0, len(secretValues(s)))
+	for k := range secretValues(s) {
+		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// WrittenSecretKeys lists, sorted, the keys a change writes to a Secret: those it sets, and
+// those the live Secret has and the planned one no longer does. Values are not compared, so
+// a key set to the value it already has is listed too.
+func WrittenSecretKeys(live, planned *unstructured.Unstructured, set []string) []string {
+	keys := map[string]bool{}
+	for _, k := range set {
+		keys[k] = true
+	}
+	var kept map[string]string
+	if planned != nil {
+		kept = secretValues(planned)
+	}
+	if live != nil {
+		for k := range secretValues(live) {
+			if _, ok := kept[k]; !ok {
+				keys[k] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(keys))
+	for k := range keys {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// minScrubbed is the shortest value ScrubSecretValues replaces: shorter ones would take
+// ordinary words and letters out of the message.
+const minScrubbed = 4
+
+// ScrubSecretValues replaces in msg every value of the given Secrets (as written and base64
+// encoded) with "(hidden)": an apiserver, webhook or admission policy may quote the object it
+// refuses. Objects that are not Secrets are ignored.
+func ScrubSecretValues(msg string, secrets ...*unstructured.Unstructured) string {
+	var pairs []string
+	for _, s := range secrets {
+		if !IsSecret(s) {
+			continue
+		}
+		for _, v := range secretValues(s) {
+			for _, form := range []string{v, base64.StdEncoding.EncodeToString([]byte(v))} {
+				if len(form) >= minScrubbed {
+					pairs = append(pairs, form, hiddenValue)
+				}
+			}
+		}
+	}
+	if len(pairs) == 0 {
+		return msg
+	}
+	// Longest first, so that a value containing another goes as a whole.
+	type pair struct{ old, new string }
+	ps := make([]pair, 0, len(pairs)/2)
+	for i := 0; i < len(pairs); i += 2 {
+		ps = append(ps, pair{pairs[i], pairs[i+1]})
+	}
+	sort.SliceStable(ps, func(i, j int) bool { return len(ps[i].old) > len(ps[j].old) })
+	args := make([]string, 0, len(pairs))
+	for _, p := range ps {
+		args = append(args, p.old, p.new)
+	}
+	return strings.NewReplacer(args...).Replace(msg)
 }

@@ -58,8 +58,9 @@ type Change struct {
 	Reason string `json:"reason,omitempty"`
 	// Warnings are things a reviewer must see: field takeovers, moves between projects…
 	Warnings []string `json:"warnings,omitempty"`
-	// ChangedSecretKeys names the keys of a Secret whose values change, never the values.
-	ChangedSecretKeys []string `json:"changedSecretKeys,omitempty"`
+	// SecretKeys names the keys of a Secret this change sets or removes, never the values.
+	// Values are not compared with the live ones, so a key set to the value it has is listed.
+	SecretKeys []string `json:"secretKeys,omitempty"`
 	// Source is the file the object was rendered from (empty for deletions).
 	Source string `json:"source,omitempty"`
 	// Findings are the manifest policy rules this change breaks (package policy).

@@ -278,14 +278,23 @@ func (p *Planner) planObject(ctx context.Context, c *cluster.Client, d *desired,
 			ch.Warnings = append(ch.Warnings, fmt.Sprintf("belongs to another ApplySet (%s): applying moves it into project %s", other, inv.ParentName))
 		}
 	}
+	// A Secret that exists is dry-run with its live values, and the keys the change sets are
+	// reported without comparing values (see secrets.go).
+	sent := d.obj
+	var secretKeys []string
+	if objdiff.IsSecret(live) {
+		ch.LiveSecretVersion = live.GetResourceVersion()
+		secretKeys = objdiff.SecretKeys(d.obj)
+		sent = blindSecret(d.obj, live)
+	}
 	res := c.Dynamic.Resource(d.mapping.Resource).Namespace(d.obj.GetNamespace())
 	applyOpts := metav1.ApplyOptions{FieldManager: FieldManager, DryRun: []string{metav1.DryRunAll}}
-	planned, err := res.Apply(ctx, d.obj.GetName(), d.obj, applyOpts)
+	planned, err := res.Apply(ctx, d.obj.GetName(), sent, applyOpts)
 	if apierrors.IsConflict(err) {
 		ch.Warnings = append(ch.Warnings, takeoverWarnings(err)...)
 		ch.Conflicts = true
 		applyOpts.Force = true
-		planned, err = res.Apply(ctx, d.obj.GetName(), d.obj, applyOpts)
+		planned, err = res.Apply(ctx, d.obj.GetName(), sent, applyOpts)
 	}
 	if err != nil {
 		var status apierrors.APIStatus
@@ -299,21 +308,19 @@ func (p *Planner) planObject(ctx context.Context, c *cluster.Client, d *desired,
 			return ch, d.obj, nil
 		}
 		ch.Action = plan.Fail
-		ch.Reason = describeRejection(err)
+		// An admission webhook or policy may quote the Secret it refuses, live values included.
+		ch.Reason = objdiff.ScrubSecretValues(describeRejection(err), d.obj, live)
 		return ch, nil, nil
 	}
 	if live == nil {
 		ch.Action = plan.Create
 		ch.Diff = createDiff(d.ref, d.obj)
-		if objdiff.IsSecret(d.obj) {
-			ch.ChangedSecretKeys = objdiff.ChangedSecretKeys(nil, planned)
+		if objdiff.IsSecret(planned) {
+			ch.SecretKeys = objdiff.WrittenSecretKeys(nil, planned, nil)
 		}
 		return ch, planned, nil
 	}
-	if objdiff.IsSecret(live) {
-		ch.LiveSecretVersion = live.GetResourceVersion()
-	}
-	l, pl := objdiff.Pair(live, planned)
+	l, pl := objdiff.Pair(live, planned, secretKeys)
 	ly, err := objdiff.YAML(l)
 	if err != nil {
 		return ch, nil, err
@@ -330,7 +337,14 @@ func (p *Planner) planObject(ctx context.Context, c *cluster.Client, d *desired,
 	ch.Action = plan.Update
 	ch.Diff = objdiff.Unified("live/"+d.ref.String(), "planned/"+d.ref.String(), ly, py)
 	if objdiff.IsSecret(live) {
-		ch.ChangedSecretKeys = objdiff.ChangedSecretKeys(live, planned)
+		ch.SecretKeys = objdiff.WrittenSecretKeys(live, planned, secretKeys)
+		if ws := valueTakeovers(live, secretKeys); len(ws) > 0 {
+			ch.Warnings = append(ch.Warnings, ws...)
+			ch.Conflicts = true
+		}
+		if w := immutableWarning(live, secretKeys); w != "" {
+			ch.Warnings = append(ch.Warnings, w)
+		}
 	}
 	return ch, planned, nil
 }
@@ -338,7 +352,7 @@ func (p *Planner) planObject(ctx context.Context, c *cluster.Client, d *desired,
 // createDiff shows a new object as written (namespace defaulted, inventory label added):
 // server defaults would only bury what the author wrote.
 func createDiff(ref plan.ObjectRef, obj *unstructured.Unstructured) string {
-	_, n := objdiff.Pair(nil, obj)
+	_, n := objdiff.Pair(nil, obj, nil)
 	y, err := objdiff.YAML(n)
 	if err != nil {
 		return ""

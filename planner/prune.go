@@ -40,7 +40,7 @@ func (p *Planner) deletions(ctx context.Context, c *cluster.Client, req Request,
 			}
 		}
 		ch := plan.Change{Object: ref, Action: plan.Delete, Reason: "applied by kubeplan for this project before, gone from the render"}
-		l, _ := objdiff.Pair(u, nil)
+		l, _ := objdiff.Pair(u, nil, nil)
 		y, err := objdiff.YAML(l)
 		if err != nil {
 			return nil, nil, err

@@ -32,6 +32,20 @@ const (
 	MaxExprLength = 10_000
 	// interruptEvery is how many comprehension iterations pass between context checks.
 	interruptEvery = 100
+
+	// PlanCostBudget is the CEL cost all rule evaluations of one plan may spend together
+	// (every object × every rule in scope): about ten seconds of CPU, so a pull request of
+	// 50,000 objects under expensive rules cannot keep the server busy for minutes. Realistic
+	// rules cost tens of units per object; a plan of 50,000 objects under five of them spends
+	// a fraction of it.
+	PlanCostBudget = 10_000_000
+	// EvalOverheadCost is charged for every evaluation on top of its CEL cost: an evaluation
+	// takes some microseconds whatever its expression (activation, cost tracking), which CEL's
+	// cost does not count.
+	EvalOverheadCost = 10
+	// PlanEvalTime bounds the time during which one plan's evaluations run, should CEL's
+	// cost under-count some expression (see EvalTimeout and Budget).
+	PlanEvalTime = 30 * time.Second
 )
 
 // evalTimeout is EvalTimeout; tests lengthen it to see the cost limit act on its own.
@@ -191,11 +205,15 @@ func (r *manifestRule) appliesTo(t Target, ch plan.Change) bool {
 
 // Check evaluates the manifest rules in scope of the target (under any of its names, see
 // Target) on one planned change (planned is nil for a deletion, live nil for a creation) and
-// returns the rules it breaks. A rule that cannot be
-// evaluated (missing field, cost limit, timeout) is a finding too: deny rules fail closed.
-func (p *Policy) Check(ctx context.Context, t Target, ch plan.Change, planned, live map[string]any, pr PRInfo) []plan.Finding {
+// returns the rules it breaks, spending from b, the plan's budget (nil: a budget for this call
+// alone). A rule that cannot be evaluated (missing field, cost limit, timeout, budget spent) is
+// a finding too: deny rules fail closed.
+func (p *Policy) Check(ctx context.Context, b *Budget, t Target, ch plan.Change, planned, live map[string]any, pr PRInfo) []plan.Finding {
 	if p == nil {
 		return nil
+	}
+	if b == nil {
+		b = NewBudget()
 	}
 	var vars map[string]any
 	var out []plan.Finding
@@ -219,7 +237,7 @@ func (p *Policy) Check(ctx context.Context, t Target, ch plan.Change, planned, l
 				},
 			}
 		}
-		pass, err := r.eval(ctx, vars)
+		pass, err := r.eval(ctx, b, vars)
 		switch {
 		case err != nil:
 			out = append(out, plan.Finding{Rule: r.Name, Severity: r.Severity, Message: "rule could not be evaluated: " + err.Error()})
@@ -234,24 +252,32 @@ func (p *Policy) Check(ctx context.Context, t Target, ch plan.Change, planned, l
 	return out
 }
 
-func (r *manifestRule) eval(ctx context.Context, vars map[string]any) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, evalTimeout)
+func (r *manifestRule) eval(ctx context.Context, b *Budget, vars map[string]any) (bool, error) {
+	timeout, ok := b.reserve(evalTimeout)
+	if !ok {
+		return false, errBudgetSpent
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	val, _, err := r.prg.ContextEval(ctx, vars)
+	val, details, err := r.prg.ContextEval(ctx, vars)
+	cost := uint64(CostLimit)
+	if details != nil && details.ActualCost() != nil {
+		cost = min(*details.ActualCost(), CostLimit)
+	}
+	b.settle(r.Name, int64(cost))
 	if err != nil {
 		if ctx.Err() != nil {
 			return false, fmt.Errorf("%v (%w)", err, ctx.Err())
 		}
 		return false, err
 	}
-	b, ok := val.Value().(bool)
+	pass, ok := val.Value().(bool)
 	if !ok {
 		return false, fmt.Errorf("expression returned %s, not a bool", val.Type())
 	}
-	return b, nil
+	return pass, nil
 }
 
-// objectValue is the object as CEL sees it: a map, or null.
 // objectValue is an object as rules see it: null when absent, and a Secret with its values
 // hidden, so that no rule (a repository's included) can carry them into a message or a log.
 func objectValue(m map[string]any) any {

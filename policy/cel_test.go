@@ -127,7 +127,7 @@ func TestCheck(t *testing.T) {
 			if tc.live != "" {
 				live = obj(t, tc.live)
 			}
-			got := p.Check(context.Background(), Target{Project: tc.project, Cluster: tc.cluster}, tc.ch, planned, live, tc.pr)
+			got := p.Check(context.Background(), nil, Target{Project: tc.project, Cluster: tc.cluster}, tc.ch, planned, live, tc.pr)
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("findings:\n got %+v\nwant %+v", got, tc.want)
 			}
@@ -141,10 +141,10 @@ func TestCheckNullObjects(t *testing.T) {
   actions: [create, delete]
   expr: "(action == 'create') == (oldObject == null) && (action == 'delete') == (object == null)"
 `, "")
-	if f := p.Check(context.Background(), Target{Project: "p", Cluster: "c"}, change("v1", "ConfigMap", plan.Create), map[string]any{}, nil, PRInfo{}); f != nil {
+	if f := p.Check(context.Background(), nil, Target{Project: "p", Cluster: "c"}, change("v1", "ConfigMap", plan.Create), map[string]any{}, nil, PRInfo{}); f != nil {
 		t.Errorf("create: %+v", f)
 	}
-	if f := p.Check(context.Background(), Target{Project: "p", Cluster: "c"}, change("v1", "ConfigMap", plan.Delete), nil, map[string]any{}, PRInfo{}); f != nil {
+	if f := p.Check(context.Background(), nil, Target{Project: "p", Cluster: "c"}, change("v1", "ConfigMap", plan.Delete), nil, map[string]any{}, PRInfo{}); f != nil {
 		t.Errorf("delete: %+v", f)
 	}
 }
@@ -154,7 +154,7 @@ func TestCheckNumbers(t *testing.T) {
 	p := mustCompile(t, `rules: [{name: two, expr: "object.spec.replicas == 2 && object.spec.replicas < 3 && object.spec.replicas > 1.5"}]`, "")
 	for _, replicas := range []any{float64(2), int64(2), 2} {
 		o := map[string]any{"spec": map[string]any{"replicas": replicas}}
-		if f := p.Check(context.Background(), Target{Project: "p", Cluster: "c"}, change("apps/v1", "Deployment", plan.Update), o, o, PRInfo{}); f != nil {
+		if f := p.Check(context.Background(), nil, Target{Project: "p", Cluster: "c"}, change("apps/v1", "Deployment", plan.Update), o, o, PRInfo{}); f != nil {
 			t.Errorf("%T: %+v", replicas, f)
 		}
 	}
@@ -180,14 +180,14 @@ func TestCheckCostLimit(t *testing.T) {
 	defer func(d time.Duration) { evalTimeout = d }(evalTimeout)
 	evalTimeout = time.Minute
 	start := time.Now()
-	got := p.Check(context.Background(), Target{Project: "p", Cluster: "c"}, change("v1", "ConfigMap", plan.Create), bigList(300), nil, PRInfo{})
+	got := p.Check(context.Background(), nil, Target{Project: "p", Cluster: "c"}, change("v1", "ConfigMap", plan.Create), bigList(300), nil, PRInfo{})
 	want := []plan.Finding{{Rule: "quadratic", Severity: plan.Warn, Message: "rule could not be evaluated: operation cancelled: actual cost limit exceeded"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("findings:\n got %+v\nwant %+v", got, want)
 	}
 	t.Logf("stopped after %v", time.Since(start))
 	// A small list stays well under the limit.
-	if got := p.Check(context.Background(), Target{Project: "p", Cluster: "c"}, change("v1", "ConfigMap", plan.Create), bigList(20), nil, PRInfo{}); got != nil {
+	if got := p.Check(context.Background(), nil, Target{Project: "p", Cluster: "c"}, change("v1", "ConfigMap", plan.Create), bigList(20), nil, PRInfo{}); got != nil {
 		t.Errorf("small list: %+v", got)
 	}
 }
@@ -196,7 +196,7 @@ func TestCheckTimeout(t *testing.T) {
 	p := mustCompile(t, `rules: [{name: slow, expr: "object.spec.items.all(x, object.spec.items.all(y, x == y || x != y))"}]`, "")
 	defer func(d time.Duration) { evalTimeout = d }(evalTimeout)
 	evalTimeout = time.Millisecond
-	got := p.Check(context.Background(), Target{Project: "p", Cluster: "c"}, change("v1", "ConfigMap", plan.Create), bigList(1000), nil, PRInfo{})
+	got := p.Check(context.Background(), nil, Target{Project: "p", Cluster: "c"}, change("v1", "ConfigMap", plan.Create), bigList(1000), nil, PRInfo{})
 	if len(got) != 1 || got[0].Severity != plan.Deny || !strings.Contains(got[0].Message, "context deadline exceeded") {
 		t.Fatalf("findings: %+v", got)
 	}
@@ -209,7 +209,7 @@ func TestCheckContextCancelled(t *testing.T) {
 `, "")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	got := p.Check(ctx, Target{Project: "p", Cluster: "c"}, change("v1", "ConfigMap", plan.Create), bigList(1000), nil, PRInfo{})
+	got := p.Check(ctx, nil, Target{Project: "p", Cluster: "c"}, change("v1", "ConfigMap", plan.Create), bigList(1000), nil, PRInfo{})
 	if len(got) != 1 || got[0].Severity != plan.Deny || !strings.Contains(got[0].Message, "rule could not be evaluated") ||
 		!strings.Contains(got[0].Message, "context canceled") {
 		t.Fatalf("findings: %+v", got)
@@ -218,7 +218,7 @@ func TestCheckContextCancelled(t *testing.T) {
 
 func TestCheckWithoutRules(t *testing.T) {
 	var p *Policy
-	if f := p.Check(context.Background(), Target{Project: "p", Cluster: "c"}, change("v1", "ConfigMap", plan.Create), nil, nil, PRInfo{}); f != nil {
+	if f := p.Check(context.Background(), nil, Target{Project: "p", Cluster: "c"}, change("v1", "ConfigMap", plan.Create), nil, nil, PRInfo{}); f != nil {
 		t.Errorf("nil policy: %+v", f)
 	}
 }
@@ -232,7 +232,7 @@ func TestRulesSeeSecretsWithTheirValuesHidden(t *testing.T) {
 		t.Fatal(err)
 	}
 	secret := map[string]any{"apiVersion": "v1", "kind": "Secret", "metadata": map[string]any{"name": "db"}, "data": map[string]any{"password": "czNjcjN0"}}
-	got := p.Check(context.Background(), Target{Project: "p", Cluster: "c"}, change("v1", "Secret", plan.Create), secret, nil, PRInfo{})
+	got := p.Check(context.Background(), nil, Target{Project: "p", Cluster: "c"}, change("v1", "Secret", plan.Create), secret, nil, PRInfo{})
 	if len(got) != 1 || got[0].Rule != "keys-visible" {
 		t.Fatalf("findings %+v: want only keys-visible (keys are visible, values are not)", got)
 	}

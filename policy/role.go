@@ -125,6 +125,9 @@ type Request struct {
 	// Command is what the refusal says the user may not do ("/apply"); empty derives it from
 	// Need: /plan for read, /apply for apply.
 	Command string
+	// PermissionName words a permission as the user's forge does in refusals (GitLab:
+	// "Reporter"); nil uses kubeplan's scale, which is GitHub's words ("triage").
+	PermissionName func(forge.Permission) string
 }
 
 // Authorize checks that user, with permission perm on the repository, has role need for a
@@ -238,8 +241,12 @@ func (p *Policy) AuthorizeRequest(ctx context.Context, dir Directory, req Reques
 	if perm == "" {
 		perm = forge.PermNone
 	}
+	name := req.PermissionName
+	if name == nil {
+		name = func(p forge.Permission) string { return string(p) }
+	}
 	return &Refusal{Message: fmt.Sprintf("%s may not %s: their permission on %s is %s, %s needs %s (the %s role)",
-		who, cmd, repo, perm, cmd, permissionFor(req.Need), req.Need)}
+		who, cmd, repo, name(perm), cmd, name(permissionFor(req.Need)), req.Need)}
 }
 
 // target is " web on prod-eu", " web", " on prod-eu" or "".

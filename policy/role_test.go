@@ -9,6 +9,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubeplan/kubeplan/forge"
+	ghforge "github.com/kubeplan/kubeplan/forge/github"
+	glforge "github.com/kubeplan/kubeplan/forge/gitlab"
 )
 
 func TestRoleFromPermission(t *testing.T) {
@@ -138,6 +140,45 @@ func TestAuthorizeRequestNamesRepo(t *testing.T) {
 	want := "@bob may not /apply: their permission on acme/shop is read, /apply needs write (the apply role)"
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v\nwant %s", err, want)
+	}
+}
+
+// A refusal words permissions as the user's forge does: a GitLab Reporter is not told about
+// "triage", GitHub's word for the same rung.
+func TestRefusalsUseTheForgesWords(t *testing.T) {
+	gitlab, err := glforge.New(glforge.Config{Token: "unused"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	github, err := ghforge.New(ghforge.Config{Token: "unused"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := mustCompile(t, rolePolicy, "")
+	for _, tc := range []struct {
+		name  string
+		words func(forge.Permission) string
+		perm  forge.Permission
+		need  Role
+		want  string
+	}{
+		{"GitLab Reporter applies", gitlab.PermissionName, forge.PermTriage, RoleApply,
+			"@bob may not /apply: their permission on acme/shop is Reporter, /apply needs Developer (the apply role)"},
+		{"GitLab non-member plans", gitlab.PermissionName, forge.PermNone, RoleRead,
+			"@bob may not /plan: their permission on acme/shop is no access, /plan needs Guest (the read role)"},
+		{"GitLab Developer unlocks another's lock", gitlab.PermissionName, forge.PermWrite, RoleAdmin,
+			"@bob may not /unlock: their permission on acme/shop is Developer, /unlock needs Maintainer (the admin role)"},
+		{"GitHub triage applies", github.PermissionName, forge.PermTriage, RoleApply,
+			"@bob may not /apply: their permission on acme/shop is triage, /apply needs write (the apply role)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := map[Role]string{RoleRead: "/plan", RoleApply: "/apply", RoleAdmin: "/unlock"}[tc.need]
+			err := p.AuthorizeRequest(context.Background(), newDir(), Request{User: "bob", Permission: tc.perm, Repo: "acme/shop",
+				Project: "web", Cluster: "staging", Need: tc.need, Command: cmd, PermissionName: tc.words})
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("got %v\nwant %s", err, tc.want)
+			}
+		})
 	}
 }
 

@@ -139,7 +139,7 @@ func TestManifestRulesFollowTheBaseBranchIdentity(t *testing.T) {
 		target Target
 		denied bool
 	}{{plain, false}, {renamed, true}, {brandNew, true}} {
-		got := p.Check(context.Background(), tc.target, del, nil, map[string]any{}, PRInfo{})
+		got := p.Check(context.Background(), nil, tc.target, del, nil, map[string]any{}, PRInfo{})
 		if (len(got) > 0) != tc.denied {
 			t.Errorf("%+v: findings %+v, want denied %v", tc.target, got, tc.denied)
 		}

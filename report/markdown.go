@@ -70,8 +70,8 @@ func MarkdownObject(ch plan.Change) string {
 	if ch.Action == plan.Fail {
 		b.WriteString(fence("text", ch.Reason))
 	}
-	if len(ch.ChangedSecretKeys) > 0 {
-		fmt.Fprintf(&b, "Secret keys changed: %s (values hidden)\n\n", escape(strings.Join(ch.ChangedSecretKeys, ", ")))
+	if len(ch.SecretKeys) > 0 {
+		fmt.Fprintf(&b, "Secret keys set or removed: %s (values hidden and never compared with the live ones)\n\n", escape(strings.Join(ch.SecretKeys, ", ")))
 	}
 	if ch.Diff != "" {
 		b.WriteString(fence("diff", ch.Diff))

@@ -155,8 +155,8 @@ func Text(w io.Writer, p *plan.Plan, o TextOptions) error {
 		if ch.Reason != "" && ch.Action != plan.Fail && ch.Action != plan.Delete {
 			line += " — " + ch.Reason
 		}
-		if len(ch.ChangedSecretKeys) > 0 {
-			line += " (secret keys changed: " + strings.Join(ch.ChangedSecretKeys, ", ") + ")"
+		if len(ch.SecretKeys) > 0 {
+			line += " (secret keys set or removed: " + strings.Join(ch.SecretKeys, ", ") + ")"
 		}
 		b.WriteString(paint(actionColor[ch.Action], line) + "\n")
 	}

@@ -313,7 +313,7 @@ func TestPullRequestJourneyOnTwoClusters(t *testing.T) {
 			j.status(pr1, head, "kubeplan/apply", forge.Success, "")
 
 			// A read-only user may not apply.
-			if r := j.say(pr1, "bob", "/apply -c staging"); !strings.Contains(r, "refused") || !strings.Contains(r, "read") {
+			if r := j.say(pr1, "bob", "/apply -c staging"); !strings.Contains(r, "refused") || !strings.Contains(r, "(the apply role)") {
 				t.Fatalf("/apply by a reader: %q", r)
 			}
 			// The author's own approval does not count; one approval of two is pending, naming the team.

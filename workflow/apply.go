@@ -164,7 +164,7 @@ func (w *Workflow) preconditions(ctx context.Context, r applyRequest) ([]string,
 	for _, t := range r.targets {
 		id := r.co.policyTarget(t.project.Name, t.cluster)
 		err := r.co.policy.AuthorizeRequest(ctx, r.f, policy.Request{User: r.ev.Sender, Permission: perm, Repo: r.ev.Repo,
-			Project: t.project.Name, Cluster: t.cluster, Was: id.Was, New: id.New, Need: policy.RoleApply, Command: "/apply"})
+			Project: t.project.Name, Cluster: t.cluster, Was: id.Was, New: id.New, Need: policy.RoleApply, Command: "/apply", PermissionName: r.f.PermissionName})
 		if refusal, ok := policy.IsRefusal(err); ok {
 			reasons = append(reasons, refusal.Message)
 		} else if err != nil {
@@ -318,10 +318,15 @@ func (w *Workflow) applyTarget(ctx context.Context, f Forge, ev event.Event, sha
 		return err // stopped (timeout, shutdown): the record stays running and is reported next time
 	case err != nil:
 		log.Warn("apply failed", "project", t.project.Name, "cluster", t.cluster, "err", err)
-		report.Result, report.Err, summary = nil, err.Error(), err.Error()
+		report.Result, report.Err, summary = nil, w.public(err), w.public(err)
 	default:
-		for _, o := range report.Result.Objects {
+		for i, o := range report.Result.Objects {
 			log.Info("applied object", "project", t.project.Name, "cluster", t.cluster, "object", o.Object.String(), "result", o.Action, "health", o.Health, "error", o.Error)
+			report.Result.Objects[i].Error = w.Clusters.Redact(o.Error)
+			report.Result.Objects[i].HealthMessage = w.Clusters.Redact(o.HealthMessage)
+		}
+		for i, n := range report.Result.Notes {
+			report.Result.Notes[i] = w.Clusters.Redact(n)
 		}
 		summary = summarizeApply(report.Result)
 		if !report.Result.Failed() {

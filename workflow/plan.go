@@ -218,7 +218,7 @@ func (w *Workflow) planTarget(ctx context.Context, co *checkout, t target, pr po
 	out.grant = grant
 	client, err := w.Clusters.Get(ctx, t.cluster)
 	if err != nil {
-		out.Err = err.Error()
+		out.Err = w.public(err)
 		log.Warn("cluster unavailable", "project", t.project.Name, "cluster", t.cluster, "err", err)
 		return out
 	}
@@ -238,13 +238,17 @@ func (w *Workflow) planTarget(ctx context.Context, co *checkout, t target, pr po
 		log.Info("render failed", "project", t.project.Name, "err", err)
 		return out
 	}
+	budget := policy.NewBudget() // one for the plan: every object under every rule
 	inspect := func(ch *plan.Change, plannedObj, live *unstructured.Unstructured) {
-		ch.Findings = co.policy.Check(ctx, co.policyTarget(t.project.Name, t.cluster), *ch, policy.Content(plannedObj), policy.Content(live), pr)
+		ch.Findings = co.policy.Check(ctx, budget, co.policyTarget(t.project.Name, t.cluster), *ch, policy.Content(plannedObj), policy.Content(live), pr)
 	}
 	pl, err := w.Planner.Plan(ctx, client, planner.Request{Project: t.project.Name, Objects: res.Objects, Notes: res.Notes,
 		Renderer: string(res.Renderer), Namespace: out.namespace, Inspect: inspect, Repository: co.owner, Scope: grant})
+	if err == nil {
+		err = budget.Err() // an incomplete check is no plan to review or apply
+	}
 	if err != nil {
-		out.Err = err.Error()
+		out.Err = w.public(err)
 		log.Warn("plan failed", "project", t.project.Name, "cluster", t.cluster, "err", err)
 		return out
 	}
@@ -279,13 +283,13 @@ func (w *Workflow) plan(ctx context.Context, ev event.Event, sel selection) erro
 		in := comments.Input{HeadSHA: pr.HeadSHA, Commands: Commands, Limit: f.MaxCommentLength(),
 			Targets: []comments.Target{{Project: "(configuration)", Cluster: "-", Err: cfgErr.Error()}}}
 		if err := w.publish(ctx, f, pr, in, true); err != nil {
-			_ = status(StatusPlan, forge.Error, "kubeplan could not post the plan: "+err.Error())
+			_ = status(StatusPlan, forge.Error, "kubeplan could not post the plan: "+w.public(err))
 			return err
 		}
 		_ = status(StatusPolicy, forge.Failure, "Policy not evaluated: "+cfgErr.Error())
 		return status(StatusPlan, forge.Failure, cfgErr.Error())
 	case err != nil:
-		_ = status(StatusPlan, forge.Error, "kubeplan could not plan: "+err.Error())
+		_ = status(StatusPlan, forge.Error, "kubeplan could not plan: "+w.public(err))
 		return err
 	}
 	if pr.Draft && co.cfg.Drafts == "skip" {
@@ -303,7 +307,7 @@ func (w *Workflow) plan(ctx context.Context, ev event.Event, sel selection) erro
 
 	results, err := w.planAll(ctx, ev, co, pr, all, sel, log)
 	if err != nil {
-		_ = status(StatusPlan, forge.Error, "kubeplan could not plan: "+err.Error())
+		_ = status(StatusPlan, forge.Error, "kubeplan could not plan: "+w.public(err))
 		return err
 	}
 	in := comments.Input{HeadSHA: pr.HeadSHA, Commands: Commands, Limit: f.MaxCommentLength()}
@@ -312,7 +316,7 @@ func (w *Workflow) plan(ctx context.Context, ev event.Event, sel selection) erro
 	}
 	notes, err := w.lockNotes(ctx, ev, all)
 	if err != nil {
-		_ = status(StatusPlan, forge.Error, "kubeplan could not read its locks: "+err.Error())
+		_ = status(StatusPlan, forge.Error, "kubeplan could not read its locks: "+w.public(err))
 		return err
 	}
 	in.Notes = append(in.Notes, notes...)
@@ -322,7 +326,7 @@ func (w *Workflow) plan(ctx context.Context, ev event.Event, sel selection) erro
 	if len(in.Targets) == 0 {
 		// Nothing to plan: update an earlier plan comment so it does not look current.
 		if err := w.publish(ctx, f, pr, in, false); err != nil {
-			_ = status(StatusPlan, forge.Error, "kubeplan could not update its comment: "+err.Error())
+			_ = status(StatusPlan, forge.Error, "kubeplan could not update its comment: "+w.public(err))
 			return err
 		}
 		_ = status(StatusPolicy, forge.Success, "No project is affected by this change")
@@ -330,7 +334,7 @@ func (w *Workflow) plan(ctx context.Context, ev event.Event, sel selection) erro
 	}
 	if err := w.publish(ctx, f, pr, in, true); err != nil {
 		// Never leave the status pending: a pending status would block the merge silently.
-		_ = status(StatusPlan, forge.Error, "kubeplan could not post the plan: "+err.Error())
+		_ = status(StatusPlan, forge.Error, "kubeplan could not post the plan: "+w.public(err))
 		return err
 	}
 	state, desc := summarize(in.Targets)

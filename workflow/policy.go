@@ -69,7 +69,7 @@ func (w *Workflow) judge(ctx context.Context, f Forge, ev event.Event, pr *forge
 func (w *Workflow) evaluatePolicy(ctx context.Context, f Forge, ev event.Event, pr *forge.PullRequest, co *checkout, targets []comments.Target) (verdict, error) {
 	v, err := w.judge(ctx, f, ev, pr, co, targets, selection{})
 	if err != nil {
-		_ = f.SetStatus(ctx, pr.Repo, pr.HeadSHA, forge.Status{Context: StatusPolicy, State: forge.Error, Description: clip("kubeplan could not evaluate the policy: "+err.Error(), 140)})
+		_ = f.SetStatus(ctx, pr.Repo, pr.HeadSHA, forge.Status{Context: StatusPolicy, State: forge.Error, Description: clip("kubeplan could not evaluate the policy: "+w.public(err), 140)})
 		return v, err
 	}
 	w.Log.Info("policy evaluated", "repo", pr.Repo, "number", pr.Number, "head", pr.HeadSHA, "state", v.state, "summary", v.summary)

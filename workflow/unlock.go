@@ -55,7 +55,7 @@ func (w *Workflow) unlock(ctx context.Context, f Forge, ev event.Event, sel sele
 			need = policy.RoleAdmin
 		}
 		if err := pol.AuthorizeRequest(ctx, f, policy.Request{User: ev.Sender, Permission: perm, Repo: ev.Repo,
-			Project: l.Project, Cluster: l.Cluster, Need: need, Command: "/unlock"}); err != nil {
+			Project: l.Project, Cluster: l.Cluster, Need: need, Command: "/unlock", PermissionName: f.PermissionName}); err != nil {
 			var refusal *policy.Refusal
 			if !errors.As(err, &refusal) {
 				return err

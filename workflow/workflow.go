@@ -44,6 +44,8 @@ type Forge interface {
 	// IsMember answers for a GitHub team ("org/slug") or a GitLab group path.
 	Reviews(ctx context.Context, repo string, number int) ([]forge.Review, error)
 	Permission(ctx context.Context, repo, user string) (forge.Permission, error)
+	// PermissionName words a permission as the forge does ("Reporter" on GitLab).
+	PermissionName(p forge.Permission) string
 	IsMember(ctx context.Context, team, user string) (bool, error)
 }
 
@@ -228,11 +230,17 @@ func (w *Workflow) mayPlan(ctx context.Context, f Forge, ev event.Event, sel sel
 		return "", err
 	}
 	err = pol.AuthorizeRequest(ctx, f, policy.Request{User: ev.Sender, Permission: perm, Repo: ev.Repo,
-		Project: sel.project, Cluster: sel.cluster, Need: policy.RoleRead, Command: "/plan"})
+		Project: sel.project, Cluster: sel.cluster, Need: policy.RoleRead, Command: "/plan", PermissionName: f.PermissionName})
 	if r, ok := policy.IsRefusal(err); ok {
 		return r.Message, nil
 	}
 	return "", err
+}
+
+// public is an error as a pull request, a commit status or the store may show it: without
+// the clusters' apiserver addresses, kubeconfig paths and credentials (logs keep them).
+func (w *Workflow) public(err error) string {
+	return w.Clusters.Redact(err.Error())
 }
 
 // reply answers the sender of an event in a new comment.

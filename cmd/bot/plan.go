@@ -104,13 +104,17 @@ func runPlan(cmd *cobra.Command, dir string, f planFlags) error {
 	}
 	req := planner.Request{Project: project, Objects: rendered.Objects, Notes: rendered.Notes,
 		Renderer: string(rendered.Renderer), Namespace: f.namespace}
+	budget := policy.NewBudget()
 	if rules != nil {
 		req.Inspect = func(ch *plan.Change, planned, live *unstructured.Unstructured) {
-			ch.Findings = rules.Check(ctx, policy.Target{Project: project, Cluster: client.Name}, *ch, policy.Content(planned), policy.Content(live), policy.PRInfo{})
+			ch.Findings = rules.Check(ctx, budget, policy.Target{Project: project, Cluster: client.Name}, *ch, policy.Content(planned), policy.Content(live), policy.PRInfo{})
 		}
 	}
 	p, err := planner.New(planner.Options{Workers: f.workers}).Plan(ctx, client, req)
 	if err != nil {
+		return err
+	}
+	if err := budget.Err(); err != nil {
 		return err
 	}
 

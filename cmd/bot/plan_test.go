@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -68,15 +69,17 @@ func TestPlanOutputsGolden(t *testing.T) {
 		})
 	}
 
-	// Once applied, the same manifests plan to nothing: exit code 0.
+	// Once applied, the same manifests plan to nothing but the Secret: its values are never
+	// compared with the live ones, so setting them is always a change (docs/plan.md).
 	kubectl(t, "", "apply", "--server-side", "--field-manager=kubeplan", "--prune", "--applyset=configmap/kubeplan-shop",
 		"-n", "golden", "-f", filepath.Join(projects, "shop-v2", "app.yaml"))
 	code, out, errOut := kubeplan("plan", filepath.Join(projects, "shop-v2"), "--project", "shop", "-n", "golden",
 		"--kubeconfig", testCluster.Kubeconfig, "--color", "never")
-	if code != 0 {
-		t.Fatalf("exit code %d after apply, want 0\n%s%s", code, out, errOut)
+	if code != 2 {
+		t.Fatalf("exit code %d after apply, want 2 (the Secret's values are set again)\n%s%s", code, out, errOut)
 	}
-	if !strings.HasPrefix(out, "test / shop — 0 to create, 0 to change, 0 to delete (3 unchanged)\n") {
+	if !strings.HasPrefix(out, "test / shop — 0 to create, 1 to change, 0 to delete (2 unchanged)\n") ||
+		!strings.Contains(out, "\n  ~ update    Secret golden/shop-db (secret keys set or removed: password, username)\n") {
 		t.Fatalf("output after apply:\n%s", out)
 	}
 }
@@ -185,5 +188,40 @@ spec:
 	code, out, _ = kubeplan(append(args, "--policy", filepath.Join(dir, "warn.yaml"))...)
 	if code != 2 || !strings.Contains(out, `policy rule "pin-tags" warns: pin image tags`) {
 		t.Fatalf("warn rule: exit %d, output:\n%s", code, out)
+	}
+}
+
+// A project whose objects make the manifest rules expensive stops at the plan's budget with
+// one clear line, instead of evaluating every object under every rule: each evaluation
+// below stays under the per-evaluation cost limit, together they are over the plan's budget.
+func TestPlanStopsManifestRulesAtThePlansBudget(t *testing.T) {
+	dir := t.TempDir()
+	big := strings.Repeat("x", 100_000)
+	for i := range 12 {
+		cm := fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: big-%02d}\ndata: {big: %s}\n", i, big)
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("cm-%02d.yaml", i)), []byte(cm), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var scans []string
+	for i := range 9 { // nine scans of 100 KB cost about 90,000, under the limit of 100,000
+		scans = append(scans, fmt.Sprintf("!object.data.big.contains('needle-%d')", i))
+	}
+	var rules strings.Builder
+	rules.WriteString("rules:\n")
+	for i := range 10 { // 12 objects × 10 rules × 90,000: over the budget of 10,000,000
+		fmt.Fprintf(&rules, "- {name: scan-%d, kinds: [ConfigMap], severity: warn, message: found, expr: %q}\n", i, strings.Join(scans, " && "))
+	}
+	policyFile := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(policyFile, []byte(rules.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := kubeplan("plan", dir, "-n", "default", "--kubeconfig", testCluster.Kubeconfig, "--policy", policyFile, "--color", "never")
+	if code != 1 || out != "" {
+		t.Fatalf("exit code %d, want 1 and no plan; stdout %q", code, out)
+	}
+	want := "kubeplan: manifest rules spent this plan's budget (its 10,000,000 units of CEL cost) and "
+	if strings.Count(errOut, "\n") != 1 || !strings.HasPrefix(errOut, want) || !strings.Contains(errOut, "make the rules cheaper or the project smaller") {
+		t.Fatalf("stderr %q, want one line starting %q", errOut, want)
 	}
 }

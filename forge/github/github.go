@@ -412,6 +412,15 @@ func (c *Client) Permission(ctx context.Context, repo, user string) (forge.Permi
 	return forge.Permission(p.Permission), nil
 }
 
+// PermissionName is a permission as GitHub says it: kubeplan's permission scale is GitHub's
+// repository roles (read, triage, write, maintain, admin).
+func (c *Client) PermissionName(p forge.Permission) string {
+	if p == "" {
+		return string(forge.PermNone)
+	}
+	return string(p)
+}
+
 // React adds a reaction ("eyes", "+1", "-1", "rocket"…) to a comment.
 func (c *Client) React(ctx context.Context, repo string, _ int, commentID int64, reaction string) error {
 	owner, name := split(repo)

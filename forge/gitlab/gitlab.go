@@ -338,19 +338,36 @@ func (c *Client) Permission(ctx context.Context, repo, user string) (forge.Permi
 		}
 		return forge.PermNone, wrap(fmt.Sprintf("membership of %s in %s", user, repo), resp, err)
 	}
-	switch {
-	case m.AccessLevel >= gl.OwnerPermissions:
-		return forge.PermAdmin, nil
-	case m.AccessLevel >= gl.MaintainerPermissions:
-		return forge.PermMaintain, nil
-	case m.AccessLevel >= gl.DeveloperPermissions:
-		return forge.PermWrite, nil
-	case m.AccessLevel >= gl.ReporterPermissions:
-		return forge.PermTriage, nil
-	case m.AccessLevel >= gl.GuestPermissions:
-		return forge.PermRead, nil
+	for _, r := range roles {
+		if m.AccessLevel >= r.level {
+			return r.perm, nil
+		}
 	}
 	return forge.PermNone, nil
+}
+
+// roles maps GitLab's roles (access levels), highest first, onto kubeplan's permission scale,
+// with the names GitLab gives them: the one place GitLab's roles are spelled out.
+var roles = []struct {
+	level gl.AccessLevelValue
+	perm  forge.Permission
+	name  string
+}{
+	{gl.OwnerPermissions, forge.PermAdmin, "Owner"},
+	{gl.MaintainerPermissions, forge.PermMaintain, "Maintainer"},
+	{gl.DeveloperPermissions, forge.PermWrite, "Developer"},
+	{gl.ReporterPermissions, forge.PermTriage, "Reporter"},
+	{gl.GuestPermissions, forge.PermRead, "Guest"},
+}
+
+// PermissionName is a permission as GitLab says it: the role ("Reporter") that gives it.
+func (c *Client) PermissionName(p forge.Permission) string {
+	for _, r := range roles {
+		if r.perm == p {
+			return r.name
+		}
+	}
+	return "no access"
 }
 
 // React awards an emoji ("eyes", "thumbsup"…) to a note.

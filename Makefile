@@ -29,7 +29,8 @@ bench: build
 # Every fuzz target for FUZZTIME each (their seeds also run in `make test`).
 FUZZTIME ?= 30s
 FUZZ_TARGETS = ./webhook:FuzzGitHubWebhook ./webhook:FuzzGitLabWebhook ./archive:FuzzExtract \
-	./commands:FuzzParse ./repoconfig:FuzzParse ./render:FuzzRenderManifests
+	./commands:FuzzParse ./repoconfig:FuzzParse ./render:FuzzRenderManifests \
+	./render:FuzzKustomizeLoader ./render:FuzzAliasExpansion
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
 	  echo "== $$name ($$pkg) for $(FUZZTIME)"; \

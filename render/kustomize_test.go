@@ -20,7 +20,7 @@ type fetchRecorder struct {
 	hits atomic.Int64
 }
 
-func newFetchRecorder(t *testing.T) *fetchRecorder {
+func newFetchRecorder(t testing.TB) *fetchRecorder {
 	t.Helper()
 	f := &fetchRecorder{}
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

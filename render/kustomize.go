@@ -1,7 +1,6 @@
 package render
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -13,13 +12,12 @@ import (
 	"slices"
 	"strings"
 
+	yamlv3 "go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/openapi"
-	"sigs.k8s.io/yaml"
 )
 
 // renderKustomize runs kustomize's krusty on the repository, read through checkoutFS.
@@ -273,9 +271,19 @@ func (kc *kustomizeCheck) local(kfile, dir, field, ref string) (string, error) {
 // configurations that name files (ConfigMapGenerator files/envs/env, PatchTransformer path,
 // PatchStrategicMergeTransformer paths, ReplacementTransformer replacements[].path,
 // ValueAddTransformer targetFilePath, HelmChartInflationGenerator values files and homes).
-var pluginFileKeys = map[string]bool{
-	"path": true, "paths": true, "files": true, "envs": true, "env": true, "targetFilePath": true,
-	"valuesFile": true, "additionalValuesFiles": true, "chartHome": true, "configHome": true,
+var pluginFileKeys = []string{"path", "paths", "files", "envs", "env", "targetFilePath",
+	"valuesFile", "additionalValuesFiles", "chartHome", "configHome"}
+
+// isPluginFileKey matches keys as kustomize does: it decodes configurations with
+// encoding/json, which matches field names without regard to case (Unicode folding: "PATH",
+// "fileſ").
+func isPluginFileKey(k string) bool {
+	for _, f := range pluginFileKeys {
+		if strings.EqualFold(k, f) {
+			return true
+		}
+	}
+	return false
 }
 
 // plugin checks an entry of generators, transformers or validators: inline configuration,
@@ -288,28 +296,24 @@ func (kc *kustomizeCheck) plugin(kfile, dir, field, ref string) error {
 }
 
 // pluginConfig checks every document of a plugin configuration: any file-naming field, at any
-// depth, may not be a URL or leave the repository.
+// depth and through aliases, may not be remote or absolute. It parses as kustomize does (kyaml
+// is this YAML parser); what it cannot parse is refused, as kustomize would refuse it, rather
+// than left unchecked.
 func (kc *kustomizeCheck) pluginConfig(file, field string, data []byte) error {
-	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	if _, err := checkAliases(data, kc.b.limits.MaxOutputBytes); err != nil && !errors.Is(err, errUncheckable) {
+		return &Error{File: file, Reason: prefix(field) + err.Error(), Err: err}
+	}
+	dec := yamlv3.NewDecoder(bytes.NewReader(data))
 	for doc := 1; ; doc++ {
-		raw, err := reader.Read()
+		var root yamlv3.Node
+		err := dec.Decode(&root)
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
-			return nil // kustomize reports what it cannot parse
+			return &Error{File: file, Reason: fmt.Sprintf("%sinvalid generator or transformer configuration: %v", prefix(field), err), Err: err}
 		}
-		if _, err := checkAliases(raw, kc.b.limits.MaxOutputBytes); err != nil {
-			return &Error{File: file, Reason: fmt.Sprintf("%sdocument %d: %v", prefix(field), doc, err), Err: err}
-		}
-		var v any
-		if yaml.Unmarshal(raw, &v) != nil {
-			continue
-		}
-		if m, ok := v.(map[string]any); ok && m["kind"] == "HelmChartInflationGenerator" {
-			return &Error{File: file, Reason: prefix(field) + "HelmChartInflationGenerator is not supported: kubeplan does not run Helm from a kustomization"}
-		}
-		if err := walkFileKeys(v, "", func(at, ref string) error {
+		w := fileKeyWalk{busy: map[*yamlv3.Node]bool{}, check: func(at, ref string) error {
 			where := strings.TrimPrefix(prefix(field)+fmt.Sprintf("document %d ", doc)+at, " ")
 			if isRemote(ref) {
 				return refErr(file, where, ref, refusedURL)
@@ -318,8 +322,12 @@ func (kc *kustomizeCheck) pluginConfig(file, field string, data []byte) error {
 				return refErr(file, where, ref, "is an absolute path: kubeplan reads only the repository")
 			}
 			return nil
-		}); err != nil {
+		}}
+		if err := w.walk(&root, "", false); err != nil {
 			return err
+		}
+		if w.helm {
+			return &Error{File: file, Reason: prefix(field) + "HelmChartInflationGenerator is not supported: kubeplan does not run Helm from a kustomization"}
 		}
 	}
 }
@@ -331,36 +339,48 @@ func prefix(field string) string {
 	return field + ": "
 }
 
-// walkFileKeys calls check for every string under a key of pluginFileKeys, at any depth.
-func walkFileKeys(v any, at string, check func(at, ref string) error) error {
-	switch v := v.(type) {
-	case map[string]any:
-		for _, k := range sortedKeys(v) {
-			child := strings.TrimPrefix(at+"."+k, ".")
-			if pluginFileKeys[k] {
-				switch val := v[k].(type) {
-				case string:
-					if err := check(child, val); err != nil {
-						return err
-					}
-					continue
-				case []any:
-					for i, e := range val {
-						if s, ok := e.(string); ok {
-							if err := check(fmt.Sprintf("%s[%d]", child, i), s); err != nil {
-								return err
-							}
-						}
-					}
-				}
+// fileKeyWalk calls check for every string under a key of pluginFileKeys, at any depth.
+type fileKeyWalk struct {
+	busy  map[*yamlv3.Node]bool
+	check func(at, ref string) error
+	helm  bool
+}
+
+// walk visits n; underFileKey says n is the value of a file-naming key.
+func (w *fileKeyWalk) walk(n *yamlv3.Node, at string, underFileKey bool) error {
+	if n == nil || w.busy[n] {
+		return nil
+	}
+	w.busy[n] = true
+	defer delete(w.busy, n)
+	switch n.Kind {
+	case yamlv3.AliasNode:
+		return w.walk(n.Alias, at, underFileKey)
+	case yamlv3.ScalarNode:
+		if underFileKey {
+			return w.check(at, n.Value)
+		}
+	case yamlv3.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			for k.Kind == yamlv3.AliasNode && k.Alias != nil {
+				k = k.Alias
 			}
-			if err := walkFileKeys(v[k], child, check); err != nil {
+			if strings.EqualFold(k.Value, "kind") && v.Value == "HelmChartInflationGenerator" {
+				w.helm = true
+			}
+			child := strings.TrimPrefix(at+"."+k.Value, ".")
+			if err := w.walk(v, child, isPluginFileKey(k.Value)); err != nil {
 				return err
 			}
 		}
-	case []any:
-		for i, e := range v {
-			if err := walkFileKeys(e, fmt.Sprintf("%s[%d]", at, i), check); err != nil {
+	default: // document, sequence
+		for i, c := range n.Content {
+			child := at
+			if n.Kind == yamlv3.SequenceNode {
+				child = fmt.Sprintf("%s[%d]", at, i)
+			}
+			if err := w.walk(c, child, underFileKey && n.Kind == yamlv3.SequenceNode); err != nil {
 				return err
 			}
 		}

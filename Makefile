@@ -22,7 +22,7 @@ test: lint
 
 # Go micro-benchmarks, then kubeplan vs kubectl diff vs the raw floor on a local apiserver.
 bench: build
-	KUBEPLAN_TEST_POSTGRES="$(KUBEPLAN_TEST_POSTGRES)" $(GO) test -run '^$$' -bench . -benchmem ./objdiff ./render ./store
+	KUBEPLAN_TEST_POSTGRES="$(KUBEPLAN_TEST_POSTGRES)" $(GO) test -run '^$$' -bench . -benchmem ./objdiff ./render ./isolate ./store
 	KUBEBUILDER_ASSETS="$(KUBE_ASSETS)" $(GO) run ./bench/plancompare
 	KUBEBUILDER_ASSETS="$(KUBE_ASSETS)" $(GO) run ./bench/webhookload
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
@@ -55,7 +56,9 @@ func (c *checkoutFS) ReadFile(p string) ([]byte, error) {
 	}
 	data, err := c.b.read(r)
 	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) && c.err == nil {
+		// kustomize probes for files that need not exist; a limit or a link out of the
+		// repository is the render's error.
+		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.EISDIR) && c.err == nil {
 			c.err = err
 		}
 		return nil, err

@@ -26,7 +26,7 @@ import (
 // generator's files, CRDs, an OpenAPI schema…; no timeout, no size limit) and clones any base
 // that looks like a git URL with the git program. Both are refused before the build: every
 // field that names a file, in every kustomization and generator or transformer configuration
-// the build would read, is checked first (checkKustomization). krusty takes no context, so this
+// the build would read, is checked first (kustomizeCheck). krusty takes no context, so this
 // in-process render cannot be stopped once started, and kustomize keeps the OpenAPI schema a
 // kustomization's `openapi` names process-wide, for later builds too: kubeplan serve renders
 // each kustomization in a child process of its own (package isolate), which also cannot reach

@@ -95,7 +95,7 @@ type renderError struct{ File, Reason string }
 // Render renders like render.Render: Helm charts and kustomizations in a child process within
 // r.Limits, plain YAML in this process. Plain YAML is data read file by file, bounded by
 // render's own limits on what it reads and produces (YAML aliases included), and each file is
-// quick to decode; a child costs about 50 ms of CPU to start, which plans of plain manifests
+// quick to decode; a child costs 50–100 ms of CPU to start, which plans of plain manifests
 // need not pay.
 func (r *Renderer) Render(ctx context.Context, repoRoot, dir string, opts render.Options) (*render.Result, error) {
 	kind := r.kind(repoRoot, dir, opts.Renderer)

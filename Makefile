@@ -22,14 +22,15 @@ test: lint
 
 # Go micro-benchmarks, then kubeplan vs kubectl diff vs the raw floor on a local apiserver.
 bench: build
-	KUBEPLAN_TEST_POSTGRES="$(KUBEPLAN_TEST_POSTGRES)" $(GO) test -run '^$$' -bench . -benchmem ./objdiff ./render ./store
+	KUBEPLAN_TEST_POSTGRES="$(KUBEPLAN_TEST_POSTGRES)" $(GO) test -run '^$$' -bench . -benchmem ./objdiff ./render ./isolate ./store
 	KUBEBUILDER_ASSETS="$(KUBE_ASSETS)" $(GO) run ./bench/plancompare
 	KUBEBUILDER_ASSETS="$(KUBE_ASSETS)" $(GO) run ./bench/webhookload
 
 # Every fuzz target for FUZZTIME each (their seeds also run in `make test`).
 FUZZTIME ?= 30s
 FUZZ_TARGETS = ./webhook:FuzzGitHubWebhook ./webhook:FuzzGitLabWebhook ./archive:FuzzExtract \
-	./commands:FuzzParse ./repoconfig:FuzzParse ./render:FuzzRenderManifests
+	./commands:FuzzParse ./repoconfig:FuzzParse ./render:FuzzRenderManifests \
+	./render:FuzzKustomizeLoader ./render:FuzzAliasExpansion
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
 	  echo "== $$name ($$pkg) for $(FUZZTIME)"; \

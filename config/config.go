@@ -78,8 +78,9 @@ type Config struct {
 		// HealthTimeout bounds the wait for applied objects to become healthy (kstatus).
 		HealthTimeout metav1.Duration `json:"healthTimeout"`
 	} `json:"apply"`
-	// Render bounds each render of a Helm chart, done in a child process so that a hostile
-	// template (a loop of a billion turns) fails its own render, not the service.
+	// Render bounds each render of a Helm chart or kustomization, done in a child process so
+	// that a hostile template (a loop of a billion turns) or kustomization (a build of minutes,
+	// a file copied forty times) fails its own render, not the service.
 	Render struct {
 		Timeout  metav1.Duration `json:"timeout"`
 		MemoryMB int64           `json:"memoryMB"`

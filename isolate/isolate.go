@@ -2,10 +2,15 @@
 //
 // A Helm template is a program: `{{ range until 1000000000 }}` or `{{ range 1000000000 }}`
 // runs for minutes and allocates gigabytes, and neither Helm's engine nor text/template can be
-// stopped from outside. Rendered in kubeplan's own process, one such pull request from anyone
-// could stall or kill the service. Here each render runs in a child — this same program,
-// started with a marker argument — whose memory is capped by the kernel (RLIMIT_DATA) and
-// which is killed at its deadline; the failure is that project's render error, nothing more.
+// stopped from outside. Kustomize is data, but kustomize's build takes no context (it cannot be
+// stopped either), holds every copy a kustomization asks for (one file named by a generator
+// forty times is forty copies), and fetches any URL a kustomization names with a client that
+// has no timeout. Rendered in kubeplan's own process, one such pull request from anyone could
+// stall or kill the service, or make it fetch for an attacker. Here each render runs in a child
+// — this same program, started with a marker argument — whose memory is capped by the kernel
+// (RLIMIT_DATA), which is killed at its deadline or when the plan is cancelled, and which can
+// reach no network: its HTTP transport refuses every request and it has no PATH to find git
+// on. A failure is that project's render error, nothing more.
 package isolate
 
 import (
@@ -15,6 +20,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path"
@@ -85,13 +92,19 @@ type response struct {
 
 type renderError struct{ File, Reason string }
 
-// Render renders like render.Render: Helm charts in a child process within r.Limits, plain
-// YAML and Kustomize in this process. Those are data, bounded by render's own limits on what
-// it reads and produces; only a chart's templates are programs. (A child costs about 50 ms of
-// CPU to start, which plans of plain manifests need not pay.)
+// Render renders like render.Render: Helm charts and kustomizations in a child process within
+// r.Limits, plain YAML in this process. Plain YAML is data read file by file, bounded by
+// render's own limits on what it reads and produces (YAML aliases included), and each file is
+// quick to decode; a child costs 50–100 ms of CPU to start, which plans of plain manifests
+// need not pay.
 func (r *Renderer) Render(ctx context.Context, repoRoot, dir string, opts render.Options) (*render.Result, error) {
-	if !r.isHelm(repoRoot, dir, opts.Renderer) {
+	kind := r.kind(repoRoot, dir, opts.Renderer)
+	if kind != render.Helm && kind != render.Kustomize {
 		return render.Render(ctx, repoRoot, dir, opts)
+	}
+	slow, big := "a template that loops too long?", "a template that produces too much?"
+	if kind == render.Kustomize {
+		slow, big = "a kustomization that patches too much?", "a kustomization that copies too much?"
 	}
 	lim := r.Limits
 	if lim.Timeout <= 0 {
@@ -122,9 +135,11 @@ func (r *Renderer) Render(ctx context.Context, repoRoot, dir string, opts render
 	}
 	stderr := &headTail{max: 4096}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	// Nothing of kubeplan's environment (forge tokens, webhook secrets) reaches code that runs
-	// untrusted templates.
+	// Nothing of kubeplan's environment (forge tokens, webhook secrets, proxies) reaches code
+	// that runs untrusted templates; without PATH, no program (git) can be found either.
 	cmd.Env = []string{"GOMAXPROCS=2", "TMPDIR=" + os.TempDir()}
+	// Once killed, the answer pipe is given up on even if something still held it open.
+	cmd.WaitDelay = 5 * time.Second
 	runErr := cmd.Run()
 	switch {
 	case ctx.Err() != nil:
@@ -132,9 +147,9 @@ func (r *Renderer) Render(ctx context.Context, repoRoot, dir string, opts render
 	case stdout.over:
 		return nil, &render.Error{File: dir, Reason: fmt.Sprintf("rendered more than %d KiB of manifests; kubeplan stopped it", stdout.max>>10)}
 	case cctx.Err() != nil:
-		return nil, &render.Error{File: dir, Reason: fmt.Sprintf("rendering took longer than %s; kubeplan stopped it (a template that loops too long?)", lim.Timeout)}
+		return nil, &render.Error{File: dir, Reason: fmt.Sprintf("rendering took longer than %s; kubeplan stopped it (%s)", lim.Timeout, slow)}
 	case runErr != nil && outOfMemory(stderr.String()):
-		return nil, &render.Error{File: dir, Reason: fmt.Sprintf("rendering needed more than %d MiB of memory; kubeplan stopped it (a template that produces too much?)", lim.MemoryBytes>>20)}
+		return nil, &render.Error{File: dir, Reason: fmt.Sprintf("rendering needed more than %d MiB of memory; kubeplan stopped it (%s)", lim.MemoryBytes>>20, big)}
 	case runErr != nil:
 		return nil, fmt.Errorf("render %s: the render child failed: %w: %s", dir, runErr, strings.TrimSpace(stderr.String()))
 	}
@@ -159,17 +174,17 @@ func (r *Renderer) Render(ctx context.Context, repoRoot, dir string, opts render
 	return res, nil
 }
 
-// isHelm reports whether dir renders as a Helm chart (as render.Render would decide).
-func (r *Renderer) isHelm(repoRoot, dir string, chosen render.Renderer) bool {
+// kind says how dir renders, as render.Render would decide.
+func (r *Renderer) kind(repoRoot, dir string, chosen render.Renderer) render.Renderer {
 	if chosen != "" && chosen != render.Auto {
-		return chosen == render.Helm
+		return chosen
 	}
 	root, err := os.OpenRoot(repoRoot)
 	if err != nil {
-		return true // let the child report it
+		return render.Helm // a child, which reports it
 	}
 	defer root.Close()
-	return render.Detect(root.FS(), path.Clean(strings.TrimPrefix(dir, "/"))) == render.Helm
+	return render.Detect(root.FS(), path.Clean(strings.TrimPrefix(dir, "/")))
 }
 
 // runChild is the child's whole life: cap its own memory, render, answer.
@@ -186,6 +201,7 @@ func runChild(in io.Reader, out io.Writer) int {
 		return 2
 	}
 	debug.SetMemoryLimit(req.MemoryBytes * 3 / 4)
+	cutNetwork()
 	var resp response
 	res, err := render.Render(context.Background(), req.RepoRoot, req.Dir, req.Options)
 	var rerr *render.Error
@@ -210,6 +226,30 @@ func runChild(in io.Reader, out io.Writer) int {
 		return 2
 	}
 	return 0
+}
+
+// cutNetwork leaves the child no way to the network through Go's HTTP client or resolver:
+// kustomize GETs the URLs a kustomization names with an http.Client of its own, which uses
+// http.DefaultTransport. render refuses URLs before a build; this holds for any it missed. (It
+// changes process-wide defaults, which the child, rendering once and exiting, alone uses.)
+func cutNetwork() {
+	http.DefaultTransport = noNetwork{}
+	http.DefaultClient.Transport = noNetwork{}
+	net.DefaultResolver = &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) {
+		return nil, errNoNetwork
+	}}
+}
+
+var errNoNetwork = errors.New("kubeplan fetches nothing while rendering")
+
+// noNetwork is the child's HTTP transport: every request fails before any connection.
+type noNetwork struct{}
+
+func (noNetwork) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		r.Body.Close()
+	}
+	return nil, fmt.Errorf("%w (refused %s)", errNoNetwork, r.URL.Redacted())
 }
 
 // outOfMemory reads a dead child's stderr: the Go runtime says "out of memory" when the heap

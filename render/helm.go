@@ -100,9 +100,15 @@ func renderHelm(ctx context.Context, fsys fs.FS, dir string, opts Options) (*Res
 		return nil, &Error{File: dir, Reason: "helm template failed: " + err.Error(), Err: err}
 	}
 
+	out := newOutput(dir, opts.Limits)
+	// The text is already in memory (the render child's cap bounds that); its objects would be
+	// several times more.
+	if int64(len(rel.Manifest)) > out.max {
+		return nil, &Error{File: dir, Reason: fmt.Sprintf("renders more than %s of manifests, the limit", mib(out.max))}
+	}
 	res := &Result{}
 	for _, doc := range splitHelmManifest(rel.Manifest) {
-		objs, notes, err := decodeManifests(path.Join(dir, doc.source), []byte(doc.body))
+		objs, notes, err := decodeManifests(path.Join(dir, doc.source), []byte(doc.body), out)
 		if err != nil {
 			return nil, err
 		}

@@ -52,16 +52,42 @@ type Options struct {
 }
 
 // Limits bound what a render may read and produce, so hostile input fails with a clear error.
+// A zero field takes its default.
 type Limits struct {
 	MaxFileBytes  int64 // one file
-	MaxTotalBytes int64 // all files read
+	MaxTotalBytes int64 // all files read (a file read twice counts twice)
 	MaxFiles      int   // files read
 	MaxObjects    int   // objects produced
+	// MaxOutputBytes bounds what a render produces, as the JSON of its objects: what a plan
+	// holds in memory grows with it, whatever the input's size (YAML aliases, a generator
+	// naming one file many times, a template loop).
+	MaxOutputBytes int64
 }
 
 // DefaultLimits fit large real repositories while refusing bombs and runaway inputs.
 func DefaultLimits() Limits {
-	return Limits{MaxFileBytes: 8 << 20, MaxTotalBytes: 256 << 20, MaxFiles: 50000, MaxObjects: 50000}
+	return Limits{MaxFileBytes: 8 << 20, MaxTotalBytes: 256 << 20, MaxFiles: 50000, MaxObjects: 50000, MaxOutputBytes: 64 << 20}
+}
+
+// withDefaults fills the fields left zero.
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	if l.MaxFileBytes <= 0 {
+		l.MaxFileBytes = d.MaxFileBytes
+	}
+	if l.MaxTotalBytes <= 0 {
+		l.MaxTotalBytes = d.MaxTotalBytes
+	}
+	if l.MaxFiles <= 0 {
+		l.MaxFiles = d.MaxFiles
+	}
+	if l.MaxObjects <= 0 {
+		l.MaxObjects = d.MaxObjects
+	}
+	if l.MaxOutputBytes <= 0 {
+		l.MaxOutputBytes = d.MaxOutputBytes
+	}
+	return l
 }
 
 // Object is one rendered object and where it came from.
@@ -98,9 +124,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // Render renders dir (slash-separated, relative to repoRoot) with opts. Nothing outside
 // repoRoot is read, symlinks that leave it are refused, and no program or network is used.
 func Render(ctx context.Context, repoRoot, dir string, opts Options) (*Result, error) {
-	if opts.Limits == (Limits{}) {
-		opts.Limits = DefaultLimits()
-	}
+	opts.Limits = opts.Limits.withDefaults()
 	dir = path.Clean(strings.TrimPrefix(filepathToSlash(dir), "/"))
 	if dir == ".." || strings.HasPrefix(dir, "../") {
 		return nil, &Error{File: dir, Reason: "directory is outside the repository"}

@@ -22,6 +22,7 @@ import (
 func renderYAML(ctx context.Context, fsys fs.FS, dir string, limits Limits) (*Result, error) {
 	res := &Result{}
 	b := newBudget(fsys, limits)
+	out := newOutput(dir, limits)
 	skipDir := func(p string) bool {
 		if kustomizationFile(fsys, p) != "" || exists(fsys, path.Join(p, "Chart.yaml")) {
 			res.Notes = append(res.Notes, fmt.Sprintf("%s skipped: it is a Kustomize or Helm project of its own", p))
@@ -40,7 +41,7 @@ func renderYAML(ctx context.Context, fsys fs.FS, dir string, limits Limits) (*Re
 		if err != nil {
 			return err
 		}
-		objs, notes, err := decodeManifests(name, data)
+		objs, notes, err := decodeManifests(name, data, out)
 		if err != nil {
 			return err
 		}
@@ -57,9 +58,10 @@ func renderYAML(ctx context.Context, fsys fs.FS, dir string, limits Limits) (*Re
 	return res, nil
 }
 
-// decodeManifests splits a YAML stream (or one JSON document) into Kubernetes objects.
-// Documents that are not Kubernetes objects are skipped with a note; List kinds are expanded.
-func decodeManifests(name string, data []byte) ([]Object, []string, error) {
+// decodeManifests splits a YAML stream (or one JSON document) into Kubernetes objects, counting
+// what they decode to in out. Documents that are not Kubernetes objects are skipped with a note;
+// List kinds are expanded.
+func decodeManifests(name string, data []byte, out *output) ([]Object, []string, error) {
 	var objs []Object
 	var notes []string
 	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
@@ -78,9 +80,16 @@ func decodeManifests(name string, data []byte) ([]Object, []string, error) {
 		if doc > 1 {
 			source = fmt.Sprintf("%s#%d", name, doc)
 		}
+		// Aliases are measured before they are expanded: decoding is what would take the memory.
+		if _, err := checkAliases(raw, out.left()); err != nil {
+			return nil, nil, &Error{File: name, Reason: fmt.Sprintf("document %d: %v", doc, err), Err: err}
+		}
 		js, err := yaml.YAMLToJSON(raw)
 		if err != nil {
 			return nil, nil, &Error{File: name, Reason: fmt.Sprintf("document %d: %v", doc, err), Err: err}
+		}
+		if err := out.add(name, int64(len(js))); err != nil {
+			return nil, nil, err
 		}
 		var content map[string]any
 		// As Kubernetes decodes: integers become int64 (encoding/json would make them float64,

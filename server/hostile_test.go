@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -107,3 +109,76 @@ func TestAnEventThatKeepsKillingKubeplanIsGivenUp(t *testing.T) {
 
 // unique suffixes a namespace name so that a test can run again (-count=2) on the same cluster.
 func unique(name string) string { return fmt.Sprintf("%s-%x", name, time.Now().UnixNano()&0xffffff) }
+
+// A pull request whose kustomizations name URLs — a cloud metadata endpoint in a generator's
+// files, a URL that answers one byte a second as a patch — gets a plan comment saying each URL
+// is refused; neither is fetched (the response would have landed in the comment, and the
+// trickle held the plan for as long as it lasted), and the pull request's other project, a
+// kustomization at the repository's root, is planned.
+func TestAKustomizationCannotMakeKubeplanFetch(t *testing.T) {
+	ns := fmt.Sprintf("fetch-%d", time.Now().UnixNano())
+	kubectl(t, "", "create", "namespace", ns)
+	var hits atomic.Int64
+	stop := make(chan struct{})
+	metadata := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if r.URL.Path != "/trickle" {
+			fmt.Fprintln(w, "AWS_SECRET_ACCESS_KEY=leaked-by-kustomize")
+			return
+		}
+		for {
+			select {
+			case <-stop:
+				return
+			case <-r.Context().Done():
+				return
+			case <-time.After(time.Second):
+				_, _ = w.Write([]byte("x"))
+				w.(http.Flusher).Flush()
+			}
+		}
+	}))
+	t.Cleanup(func() { close(stop); metadata.Close() })
+
+	emu := forgeemu.New(token, bot)
+	t.Cleanup(emu.Close)
+	repo := "acme/" + ns
+	base := emu.CreateRepo(repo, map[string]string{
+		".kubeplan.yaml":               fmt.Sprintf("version: 1\nprojects:\n  - {name: root, dir: ., namespace: %[1]s}\n  - {name: leak, dir: apps/leak, namespace: %[1]s}\n  - {name: slow, dir: apps/slow, namespace: %[1]s}\n", ns),
+		"kustomization.yaml":           "resources: [cm.yaml]\n",
+		"cm.yaml":                      journeyConfigMap("v1"),
+		"apps/leak/kustomization.yaml": "configMapGenerator:\n- name: creds\n  literals: [user=app]\n",
+		"apps/slow/kustomization.yaml": "resources: [cm.yaml]\n",
+		"apps/slow/cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: slow}\n",
+	})
+	e := start(t, emu, filepath.Join(t.TempDir(), "state.db"), true, func(c *config.Config) {
+		c.Render.Timeout.Duration = 10 * time.Minute // a fetch, had it started, would hold the plan
+	})
+	j := &journey{t: t, fc: forges[0], e: e, emu: emu, repo: repo}
+
+	leak := metadata.URL + "/latest/meta-data/iam/security-credentials/node"
+	trickle := metadata.URL + "/trickle"
+	n := emu.OpenPR(repo, "mallory", "tidy config", base, map[string]string{
+		"cm.yaml":                      journeyConfigMap("v2"),
+		"apps/leak/kustomization.yaml": "configMapGenerator:\n- name: creds\n  files: [" + leak + "]\n",
+		"apps/slow/kustomization.yaml": "resources: [cm.yaml]\npatches:\n- path: " + trickle + "\n",
+	})
+	j.pull(n, "opened", "mallory")
+	j.status(n, emu.PRState(repo, n).HeadSHA, "kubeplan/plan", forge.Failure, "")
+	body := planComments(emu.PRState(repo, n))[0].Body
+	for _, want := range []string{
+		`apps/leak/kustomization.yaml: configMapGenerator[0].files[0] "` + leak + `" is remote (a URL or git reference): kubeplan fetches nothing while rendering`,
+		`apps/slow/kustomization.yaml: patches[0].path "` + trickle + `" is remote`,
+		"prod / root — 1 to create, 0 to change, 0 to delete",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("plan comment lacks %q:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, "leaked-by-kustomize") {
+		t.Errorf("the fetched secret is in the plan comment:\n%s", body)
+	}
+	if hits.Load() != 0 {
+		t.Errorf("kubeplan contacted the URLs the kustomizations name %d times", hits.Load())
+	}
+}

@@ -1,0 +1,34 @@
+package github
+
+// What kubeplan needs from GitHub, listed once: `kubeplan setup github` asks for it in the App
+// manifest, `kubeplan doctor` checks it on every installation, docs/forges.md lists it.
+
+// AppPermissions are the permissions a GitHub App needs, each with what kubeplan uses it for.
+// The level is the least kubeplan needs ("read" or "write").
+func AppPermissions() map[string]string {
+	return map[string]string{
+		"contents":      "read",  // archives of a pull request's commits
+		"metadata":      "read",  // repositories and collaborators' permissions (roles)
+		"pull_requests": "write", // pull requests, their files and reviews; comments on them
+		"issues":        "write", // pull-request comments are issue comments; reactions to commands
+		"statuses":      "write", // kubeplan/plan, kubeplan/policy, kubeplan/apply
+		"members":       "read",  // organization: team memberships for approval and role rules
+	}
+}
+
+// AppEvents are the webhook events kubeplan acts on (webhook.GitHub).
+func AppEvents() []string {
+	return []string{"pull_request", "pull_request_review", "issue_comment"}
+}
+
+// TokenScopes are the scopes a classic personal access token needs: repo (read the code, comment,
+// set statuses) and read:org (team memberships). Fine-grained tokens have no scopes; they need
+// the repository permissions of AppPermissions.
+func TokenScopes() []string { return []string{"repo", "read:org"} }
+
+// PermissionCovers says whether a granted permission level is at least the needed one
+// ("admin" ⊇ "write" ⊇ "read").
+func PermissionCovers(granted, needed string) bool {
+	rank := map[string]int{"read": 1, "write": 2, "admin": 3}
+	return rank[granted] >= rank[needed] && rank[needed] > 0
+}

@@ -58,7 +58,7 @@ type fault struct {
 	status       int
 	to           string // faultRedirect: where to
 	count        int
-	method, path string // empty: any request
+	method, path string        // empty: any request
 	hold         chan struct{} // faultHold: closed on release
 }
 

@@ -15,7 +15,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -53,23 +52,6 @@ type GitHubApp struct {
 	WebhookSecret string
 }
 
-// WebURL is the GitHub web root for an API base URL: https://github.com/ for github.com (""
-// or https://api.github.com/), https://HOST/ for Enterprise Server's https://HOST/api/v3/.
-func WebURL(apiBase string) (string, error) {
-	if apiBase == "" {
-		return "https://github.com/", nil
-	}
-	u, err := url.Parse(apiBase)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return "", fmt.Errorf("github base URL %q: want https://HOST/api/v3/", apiBase)
-	}
-	if u.Host == "api.github.com" {
-		return "https://github.com/", nil
-	}
-	path := strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/api/v3")
-	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: path + "/"}).String(), nil
-}
-
 // Manifest is the App manifest kubeplan posts: its permissions and events
 // (forge/github.AppPermissions, AppEvents), webhook and callback.
 func Manifest(name, webhookURL, redirectURL string) map[string]any {
@@ -99,7 +81,7 @@ func CreateGitHubApp(ctx context.Context, o GitHubOptions) (*GitHubApp, error) {
 	if o.Name == "" {
 		o.Name = "kubeplan"
 	}
-	web, err := WebURL(o.BaseURL)
+	web, err := ghforge.WebURL(o.BaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("setup github: %w", err)
 	}

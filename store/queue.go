@@ -323,3 +323,18 @@ func (q *Queue) RecoverInterrupted(ctx context.Context) (int, error) {
 	}
 	return int(n), nil
 }
+
+// Writable checks that the store takes writes: it records a delivery id in a transaction it
+// then rolls back, so nothing stays (kubeplan doctor).
+func (q *Queue) Writable(ctx context.Context) error {
+	tx, err := q.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("state store: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO deliveries(id, received_at) VALUES($1, $2) ON CONFLICT(id) DO NOTHING`,
+		"kubeplan-doctor-probe", q.now().UnixMilli()); err != nil {
+		return fmt.Errorf("state store does not take writes: %w", err)
+	}
+	return nil
+}

@@ -1,5 +1,11 @@
 package github
 
+import (
+	"fmt"
+	"net/url"
+	"strings"
+)
+
 // What kubeplan needs from GitHub, listed once: `kubeplan setup github` asks for it in the App
 // manifest, `kubeplan doctor` checks it on every installation, docs/forges.md lists it.
 
@@ -31,4 +37,21 @@ func TokenScopes() []string { return []string{"repo", "read:org"} }
 func PermissionCovers(granted, needed string) bool {
 	rank := map[string]int{"read": 1, "write": 2, "admin": 3}
 	return rank[granted] >= rank[needed] && rank[needed] > 0
+}
+
+// WebURL is the GitHub web root for an API base URL: https://github.com/ for github.com (""
+// or https://api.github.com/), https://HOST/ for Enterprise Server's https://HOST/api/v3/.
+func WebURL(apiBase string) (string, error) {
+	if apiBase == "" {
+		return "https://github.com/", nil
+	}
+	u, err := url.Parse(apiBase)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return "", fmt.Errorf("github base URL %q: want https://HOST/api/v3/", apiBase)
+	}
+	if u.Host == "api.github.com" {
+		return "https://github.com/", nil
+	}
+	path := strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/api/v3")
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: path + "/"}).String(), nil
 }

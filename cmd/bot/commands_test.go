@@ -142,6 +142,12 @@ func TestSetupGitHubCommand(t *testing.T) {
 	if strings.Contains(printed, string(secret)) || strings.Contains(printed, "PRIVATE KEY") {
 		t.Error("a secret was printed")
 	}
+
+	// Run again into the same directory: refused before anything is created on GitHub.
+	code, _, errOut := kubeplan("setup", "github", "--github-url", emu.GitHubAPI(), "--webhook-url", "https://k.example/webhooks/github", "--no-browser", "--out", out)
+	if code != 1 || !strings.Contains(errOut, "exists (an earlier App's?)") || len(emu.AppManifests()) != 1 {
+		t.Errorf("second run into the same --out: exit %d %q, %d manifests", code, errOut, len(emu.AppManifests()))
+	}
 }
 
 func TestVersion(t *testing.T) {

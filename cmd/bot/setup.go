@@ -41,6 +41,12 @@ Enterprise Server: --github-url https://HOST/api/v3/. Install the App on your re
 afterwards (the link is printed), then run kubeplan doctor.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Refuse before GitHub creates anything: an App whose key cannot be saved is lost.
+			for _, f := range appFiles(out) {
+				if _, err := os.Stat(f); err == nil {
+					return fmt.Errorf("setup github: %s exists (an earlier App's?): choose another --out", f)
+				}
+			}
 			o.Out = cmd.OutOrStdout()
 			if !noBrowser {
 				o.Open = openBrowser
@@ -71,7 +77,8 @@ func writeGitHubApp(w io.Writer, app *setup.GitHubApp, baseURL, dir, secretName,
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("setup github: %w", err)
 	}
-	key, secret, id := filepath.Join(dir, "private-key.pem"), filepath.Join(dir, "webhook-secret"), filepath.Join(dir, "app-id")
+	files := appFiles(dir)
+	id, key, secret := files[0], files[1], files[2]
 	for path, data := range map[string][]byte{key: app.PrivateKey, secret: []byte(app.WebhookSecret), id: []byte(strconv.FormatInt(app.ID, 10) + "\n")} {
 		// O_EXCL: an earlier App's key is never overwritten.
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -98,6 +105,11 @@ func writeGitHubApp(w io.Writer, app *setup.GitHubApp, baseURL, dir, secretName,
 	}
 	fmt.Fprintf(w, "\n4. Check the installation: kubeplan doctor --config FILE\n")
 	return nil
+}
+
+// appFiles are where the App's id, private key and webhook secret are written.
+func appFiles(dir string) []string {
+	return []string{filepath.Join(dir, "app-id"), filepath.Join(dir, "private-key.pem"), filepath.Join(dir, "webhook-secret")}
 }
 
 // openBrowser opens url in the desktop's browser.

@@ -135,6 +135,10 @@ func installationGrants(where string, inst *gh.Installation, web, slug string) R
 	}
 	var missing []string
 	for name, level := range ghforge.AppPermissions() {
+		// A personal account has no members to read: team rules need an organization.
+		if name == "members" && inst.GetTargetType() == "User" {
+			continue
+		}
 		if !ghforge.PermissionCovers(granted[name], level) {
 			has := granted[name]
 			if has == "" {

@@ -2,6 +2,7 @@ package forgeemu
 
 import (
 	"net/http"
+	"sort"
 	"strings"
 )
 
@@ -65,9 +66,13 @@ func (e *Emulator) RevokeAccess(repo string) {
 // installation answers with the installation; callers hold e.mu and checked the JWT.
 func (e *Emulator) installationJSON() map[string]any {
 	account := "acme"
+	names := make([]string, 0, len(e.repos))
 	for name := range e.repos {
-		account, _, _ = strings.Cut(name, "/")
-		break
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	if len(names) > 0 {
+		account, _, _ = strings.Cut(names[0], "/")
 	}
 	return map[string]any{"id": InstallationID, "app_id": e.app.id, "app_slug": e.app.slug, "target_type": "Organization",
 		"account": e.ghUser(account), "permissions": e.app.grants(), "events": e.app.grantedEvents(),

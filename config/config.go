@@ -43,6 +43,9 @@ type Config struct {
 	// ForgeTimeout bounds the wait for GitHub's or GitLab's answer to one API request (until
 	// the response headers); a forge that does not answer fails the call with that reason.
 	ForgeTimeout metav1.Duration `json:"forgeTimeout"`
+	// ShutdownGrace is how long, once told to stop (SIGTERM), serve lets running jobs finish;
+	// jobs still running then are handed back to the queue for the next replica or start.
+	ShutdownGrace metav1.Duration `json:"shutdownGrace"`
 	// PlanDrafts plans draft pull requests.
 	PlanDrafts bool `json:"planDrafts"`
 	// Repositories, when set, is the allowlist of repositories (owner/name; "*" suffix globs).
@@ -91,7 +94,7 @@ const defaultHealthTimeout = 5 * time.Minute
 
 // Default is the configuration before the file, environment and flags.
 func Default() Config {
-	c := Config{Listen: ":8080", State: "kubeplan.db", WorkDir: "kubeplan-work", CheckoutCacheMB: 2048, Workers: 2, JobTimeout: metav1.Duration{Duration: 15 * time.Minute}, JobAttempts: 3, RetryBackoff: metav1.Duration{Duration: 10 * time.Second}, Retention: metav1.Duration{Duration: 7 * 24 * time.Hour}, ForgeTimeout: metav1.Duration{Duration: 30 * time.Second}, PlanDrafts: true}
+	c := Config{Listen: ":8080", State: "kubeplan.db", WorkDir: "kubeplan-work", CheckoutCacheMB: 2048, Workers: 2, JobTimeout: metav1.Duration{Duration: 15 * time.Minute}, JobAttempts: 3, RetryBackoff: metav1.Duration{Duration: 10 * time.Second}, Retention: metav1.Duration{Duration: 7 * 24 * time.Hour}, ForgeTimeout: metav1.Duration{Duration: 30 * time.Second}, ShutdownGrace: metav1.Duration{Duration: 20 * time.Second}, PlanDrafts: true}
 	c.Apply.HealthTimeout = metav1.Duration{Duration: defaultHealthTimeout}
 	c.Render.Timeout, c.Render.MemoryMB = metav1.Duration{Duration: 2 * time.Minute}, 1024
 	return c
@@ -157,6 +160,9 @@ func (c *Config) Validate() error {
 	}
 	if c.JobTimeout.Duration <= 0 {
 		errs = append(errs, errors.New("jobTimeout must be positive (e.g. 15m)"))
+	}
+	if c.ShutdownGrace.Duration < 0 {
+		errs = append(errs, errors.New("shutdownGrace must not be negative (0 hands running jobs back at once)"))
 	}
 	if c.ForgeTimeout.Duration <= 0 {
 		errs = append(errs, errors.New("forgeTimeout must be positive (e.g. 30s)"))

@@ -99,7 +99,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		s.metrics.Applies.WithLabelValues(trigger, outcome).Inc()
 		s.metrics.ApplySeconds.Observe(took.Seconds())
 	}
-	s.workers = &worker.Pool{Queue: q, Handle: s.handle, GiveUp: s.giveUp, Workers: cfg.Workers, Timeout: cfg.JobTimeout.Duration, Log: log,
+	s.workers = &worker.Pool{Queue: q, Handle: s.handle, GiveUp: s.giveUp, Workers: cfg.Workers, Timeout: cfg.JobTimeout.Duration, Grace: cfg.ShutdownGrace.Duration, Log: log,
 		Observe: func(err error, took time.Duration) {
 			outcome := "done"
 			if err != nil {
@@ -125,7 +125,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 // Handler serves webhooks and health.
 func (s *Server) Handler() http.Handler { return s.mux }
 
-// Run runs the workers, and prunes the queue now and then, until ctx ends.
+// Run runs the workers, and prunes the queue now and then, until ctx ends; running jobs then
+// have shutdownGrace to finish before they are handed back to the queue.
 func (s *Server) Run(ctx context.Context) {
 	done := make(chan struct{})
 	go func() { defer close(done); s.pruneEvery(ctx, time.Hour) }()

@@ -286,6 +286,17 @@ func (q *Queue) Done(ctx context.Context, id int64, jobErr error) error {
 	return nil
 }
 
+// Release hands a claimed job back to the queue at once, its attempt not counted: kubeplan
+// stopped it to shut down, not because of anything in it, so another replica (or the next
+// start) takes it up without waiting for its lease to run out.
+func (q *Queue) Release(ctx context.Context, id int64) error {
+	if _, err := q.db.ExecContext(ctx, `UPDATE jobs SET state = 'queued', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
+		lease_until = 0, updated_at = $1 WHERE id = $2 AND state = 'running'`, q.now().UnixMilli(), id); err != nil {
+		return fmt.Errorf("hand job %d back to the queue: %w", id, err)
+	}
+	return nil
+}
+
 // Pending counts jobs queued or running (for readiness and metrics).
 func (q *Queue) Pending(ctx context.Context) (int, error) {
 	var n int
@@ -322,4 +333,19 @@ func (q *Queue) RecoverInterrupted(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("recover interrupted jobs: %w", err)
 	}
 	return int(n), nil
+}
+
+// Writable checks that the store takes writes: it records a delivery id in a transaction it
+// then rolls back, so nothing stays (kubeplan doctor).
+func (q *Queue) Writable(ctx context.Context) error {
+	tx, err := q.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("state store: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO deliveries(id, received_at) VALUES($1, $2) ON CONFLICT(id) DO NOTHING`,
+		"kubeplan-doctor-probe", q.now().UnixMilli()); err != nil {
+		return fmt.Errorf("state store does not take writes: %w", err)
+	}
+	return nil
 }

@@ -17,6 +17,8 @@ import (
 type Queue interface {
 	Claim(ctx context.Context) (*store.Job, error)
 	Done(ctx context.Context, id int64, jobErr error) error
+	// Release hands a job kubeplan stopped to shut down back to the queue.
+	Release(ctx context.Context, id int64) error
 }
 
 // Handler does one job.
@@ -29,6 +31,9 @@ type Pool struct {
 	Workers int
 	// Timeout bounds one job; a job past it is cancelled and recorded as failed.
 	Timeout time.Duration
+	// Grace is how long running jobs may go on once Run's context ends (no new job is claimed
+	// then); a job still running after it is cancelled and handed back to the queue.
+	Grace time.Duration
 	// Poll is how often an idle worker looks for work (Wake makes it look at once).
 	Poll time.Duration
 	Log  *slog.Logger
@@ -53,22 +58,54 @@ func (p *Pool) Wake() {
 
 func (p *Pool) init() { p.once.Do(func() { p.wake = make(chan struct{}, 1) }) }
 
-// Run works until ctx ends, then waits for running jobs to finish.
+// Run works until ctx ends, then gives running jobs Grace to finish, hands back those that do
+// not, and returns.
 func (p *Pool) Run(ctx context.Context) {
 	p.init()
+	// Jobs run under a context of their own: ctx ending stops the claiming, and only Grace
+	// later the jobs.
+	jobs, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelJobs()
+	stopped := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-stopped:
+			return
+		}
+		grace := time.NewTimer(p.Grace)
+		defer grace.Stop()
+		select {
+		case <-grace.C:
+			cancelJobs()
+		case <-stopped:
+		}
+	}()
 	workers := max(p.Workers, 1)
 	var wg sync.WaitGroup
 	for i := 0; i < workers; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p.loop(ctx)
+			p.loop(ctx, jobs)
 		}()
 	}
 	wg.Wait()
+	close(stopped)
 }
 
-func (p *Pool) loop(ctx context.Context) {
+// handBack returns a job cut short by the shutdown to the queue.
+func (p *Pool) handBack(ctx context.Context, job *store.Job) {
+	p.Log.Info("job handed back to the queue: shutting down", "job", job.ID, "key", job.Key)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := p.Queue.Release(rctx, job.ID); err != nil {
+		// Its lease returns it to the queue later (or the next start does, with one store).
+		p.Log.Error("hand job back to the queue", "job", job.ID, "err", err)
+	}
+}
+
+func (p *Pool) loop(ctx, jobs context.Context) {
 	poll := p.Poll
 	if poll <= 0 {
 		poll = time.Second
@@ -86,11 +123,12 @@ func (p *Pool) loop(ctx context.Context) {
 			}
 			continue
 		}
-		p.run(ctx, job)
+		p.run(jobs, job)
 		p.Wake() // another worker may now take this key's next job
 	}
 }
 
+// run works one job under ctx, the jobs' context: it ends when the shutdown's grace runs out.
 func (p *Pool) run(ctx context.Context, job *store.Job) {
 	if job.GiveUp {
 		p.giveUp(ctx, job)
@@ -114,8 +152,7 @@ func (p *Pool) run(ctx context.Context, job *store.Job) {
 	// The error is logged and kept in the job: a URL it quotes must not bring a credential.
 	err = redact.Error(err)
 	if ctx.Err() != nil {
-		// Shutting down: leave the job leased; after the lease it runs again.
-		p.Log.Info("job interrupted by shutdown", "job", job.ID, "key", job.Key)
+		p.handBack(ctx, job)
 		return
 	}
 	if p.Observe != nil {
@@ -157,7 +194,8 @@ func (p *Pool) giveUp(ctx context.Context, job *store.Job) {
 		}
 	}
 	if ctx.Err() != nil {
-		return // shutting down: the store fails it at the next start (or when its lease ends)
+		p.handBack(ctx, job) // to be given up by whoever claims it next
+		return
 	}
 	if p.Observe != nil {
 		p.Observe(reason, 0)

@@ -238,6 +238,8 @@ func (q *recordingQueue) Done(_ context.Context, _ int64, err error) error {
 	return nil
 }
 
+func (q *recordingQueue) Release(context.Context, int64) error { return nil }
+
 // Whatever a job's error quotes, a credential in a URL (an archive link's token, a password in
 // a base URL) is neither logged nor stored with the job.
 func TestJobErrorsAreStoredAndLoggedWithoutCredentials(t *testing.T) {
@@ -264,5 +266,69 @@ func TestJobErrorsAreStoredAndLoggedWithoutCredentials(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), secret) || !strings.Contains(logs.String(), "job failed") {
 		t.Errorf("log:\n%s\nwant the failure without the token", logs.String())
+	}
+}
+
+// On shutdown no new job is claimed; a running job has the grace period to finish, and its
+// outcome is recorded.
+func TestShutdownLetsARunningJobFinishWithinTheGrace(t *testing.T) {
+	q := queue(t, 3)
+	ctx := context.Background()
+	_, _ = q.Enqueue(ctx, "1", store.Job{Key: "pr#1", Kind: "event", Payload: []byte("slow")}, false)
+	started, finish := make(chan struct{}), make(chan struct{})
+	var jobErr error
+	pool := &Pool{Queue: q, Workers: 1, Grace: time.Minute, Poll: 10 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Handle: func(jctx context.Context, job *store.Job) error {
+			if string(job.Payload) != "slow" {
+				t.Errorf("a job was claimed after the shutdown began: %s", job.Payload)
+				return nil
+			}
+			close(started)
+			<-finish
+			jobErr = jctx.Err() // the job was not cut short
+			return jobErr
+		}}
+	runCtx, cancel := context.WithCancel(ctx)
+	finished := make(chan struct{})
+	go func() { pool.Run(runCtx); close(finished) }()
+	<-started
+	cancel() // SIGTERM
+	_, _ = q.Enqueue(ctx, "2", store.Job{Key: "pr#2", Kind: "event", Payload: []byte("late")}, false)
+	close(finish)
+	<-finished
+	if jobErr != nil {
+		t.Fatalf("the running job was cancelled: %v", jobErr)
+	}
+	if n, _ := q.Pending(ctx); n != 1 {
+		t.Fatalf("%d jobs pending, want 1 (the late one, untouched)", n)
+	}
+	if j, err := q.Claim(ctx); err != nil || j == nil || string(j.Payload) != "late" {
+		t.Fatalf("next job: %+v %v, want the late one", j, err)
+	}
+}
+
+// A job still running when the grace runs out is cancelled and handed back to the queue at once,
+// its attempt not counted: the next claim (another replica, the next start) takes it up.
+func TestShutdownHandsBackAJobPastTheGrace(t *testing.T) {
+	q := queue(t, 3)
+	q.Lease = time.Hour // handed back, not left to its lease
+	ctx := context.Background()
+	_, _ = q.Enqueue(ctx, "1", store.Job{Key: "pr#1", Kind: "event", Payload: []byte("hangs")}, false)
+	started := make(chan struct{})
+	pool := &Pool{Queue: q, Workers: 1, Grace: 50 * time.Millisecond, Poll: 10 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Handle: func(jctx context.Context, job *store.Job) error {
+			close(started)
+			<-jctx.Done()
+			return jctx.Err()
+		}}
+	runCtx, cancel := context.WithCancel(ctx)
+	finished := make(chan struct{})
+	go func() { pool.Run(runCtx); close(finished) }()
+	<-started
+	cancel()
+	<-finished
+	j, err := q.Claim(ctx)
+	if err != nil || j == nil || string(j.Payload) != "hangs" || j.Attempts != 1 || j.GiveUp {
+		t.Fatalf("after the shutdown the job is %+v %v; want it queued again, on its first attempt", j, err)
 	}
 }

@@ -16,9 +16,6 @@ import (
 	"github.com/kubeplan/kubeplan/isolate"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
-
 // exitError carries an exit code through cobra without printing a second message.
 type exitError struct{ code int }
 
@@ -40,11 +37,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newPlanCommand(), newServeCommand(), &cobra.Command{
-		Use:   "version",
-		Short: "Print the kubeplan version",
-		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "kubeplan", version) },
-	})
+	root.AddCommand(newPlanCommand(), newServeCommand(), newDoctorCommand(), newSetupCommand(), newVersionCommand())
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)

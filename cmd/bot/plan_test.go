@@ -17,7 +17,13 @@ import (
 
 var testCluster *kubetest.Cluster
 
-func TestMain(m *testing.M) { os.Exit(kubetest.RunWithCluster(m, "test", &testCluster)) }
+func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		main() // this test binary, re-run as kubeplan itself (serve_test.go)
+		return
+	}
+	os.Exit(kubetest.RunWithCluster(m, "test", &testCluster))
+}
 
 // kubeplan runs the CLI in-process and returns its exit code, stdout and stderr.
 func kubeplan(args ...string) (int, string, string) {

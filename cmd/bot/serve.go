@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kubeplan/kubeplan/config"
+	"github.com/kubeplan/kubeplan/doctor"
 	"github.com/kubeplan/kubeplan/server"
 )
 
@@ -92,7 +93,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	go func() { s.Run(workCtx); close(workersDone) }()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("kubeplan serving", "listen", ln.Addr().String(), "version", version)
+	log.Info("kubeplan serving", "listen", ln.Addr().String(), "version", buildVersion())
+	go logChecks(ctx, cfg, log)
 
 	select {
 	case <-ctx.Done():
@@ -101,15 +103,36 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		<-workersDone
 		return err
 	}
-	log.Info("shutting down: no new webhooks; running jobs finish or resume after restart")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	log.Info("shutting down: no new webhooks; running jobs may finish, those still running then are handed back to the queue",
+		"grace", cfg.ShutdownGrace.Duration)
+	// Webhook answers take milliseconds: a few seconds let those in flight be queued.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("http shutdown", "err", err)
 	}
 	stopWork()
 	<-workersDone
+	log.Info("stopped")
 	return nil
+}
+
+// logChecks runs kubeplan doctor's checks once at start and logs each: a failure is a warning
+// that says what to fix, and serving goes on (a cluster down now may be back for the next plan).
+func logChecks(ctx context.Context, cfg config.Config, log *slog.Logger) {
+	failed := 0
+	for _, r := range doctor.Run(ctx, cfg, doctor.Options{}) {
+		if ctx.Err() != nil {
+			return
+		}
+		if r.OK {
+			log.Info("check passed", "subject", r.Subject, "result", r.Message)
+		} else {
+			failed++
+			log.Warn("check failed", "subject", r.Subject, "problem", r.Message, "fix", r.Fix)
+		}
+	}
+	log.Info("start-up checks done (kubeplan doctor runs them on demand)", "failed", failed)
 }
 
 // serveDebug exposes net/http/pprof on its own listener, never on the webhook port.

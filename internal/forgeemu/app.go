@@ -27,6 +27,16 @@ type githubApp struct {
 	minted map[int64]int        // installation → tokens minted
 	// requests are the bodies of the token requests, as sent.
 	requests []string
+	// slug names the App (its bot is "<slug>[bot]"); empty: the emulator's BotLogin.
+	slug string
+	// permissions and events are what the App asks for; its installation grants them unless
+	// SetInstallationGrants says otherwise (an owner who has not accepted new permissions).
+	permissions map[string]string
+	events      []string
+	granted     map[string]string
+	grantedEv   []string
+	// selected, when set, are the only repositories the installation may use.
+	selected map[string]bool
 }
 
 // EnableGitHubApp registers a GitHub App and returns its private key (PEM), as GitHub does when
@@ -37,7 +47,10 @@ func (e *Emulator) EnableGitHubApp(appID int64) []byte {
 		panic(err)
 	}
 	e.mu.Lock()
-	e.app = &githubApp{id: appID, key: &key.PublicKey, tokens: map[string]time.Time{}, minted: map[int64]int{}}
+	e.app = &githubApp{id: appID, key: &key.PublicKey, tokens: map[string]time.Time{}, minted: map[int64]int{},
+		permissions: map[string]string{"contents": "read", "metadata": "read", "pull_requests": "write", "statuses": "write", "issues": "write", "members": "read",
+			"merge_queues": "read"},
+		events: []string{"pull_request", "issue_comment", "pull_request_review", "merge_group"}}
 	e.mu.Unlock()
 	return pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
 }
@@ -114,8 +127,7 @@ func (e *Emulator) mintInstallationToken(w http.ResponseWriter, r *http.Request)
 	e.app.tokens[token] = expires
 	e.app.minted[installation]++
 	writeJSON(w, http.StatusCreated, map[string]any{"token": token, "expires_at": expires.UTC().Format(time.RFC3339),
-		"permissions":          map[string]string{"contents": "read", "pull_requests": "write", "statuses": "write", "issues": "write", "members": "read"},
-		"repository_selection": "all"})
+		"permissions": e.app.grants(), "repository_selection": e.app.selection()})
 }
 
 func (e *Emulator) verifyJWT(token string) error {
@@ -163,7 +175,10 @@ func (e *Emulator) getApp(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"message": "A JSON web token could not be decoded: " + err.Error()})
 		return
 	}
-	slug := strings.TrimSuffix(e.BotLogin, "[bot]")
+	slug := e.app.slug
+	if slug == "" {
+		slug = strings.TrimSuffix(e.BotLogin, "[bot]")
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"id": e.app.id, "slug": slug, "name": slug, "owner": e.ghUser("acme"),
-		"html_url": e.URL() + "/apps/" + slug, "events": []string{"pull_request", "issue_comment", "pull_request_review"}})
+		"html_url": e.URL() + "/apps/" + slug, "events": e.app.events, "permissions": e.app.permissions})
 }

@@ -36,12 +36,17 @@ func (e *Emulator) githubAPI() http.Handler {
 		mux.HandleFunc(method+" /repos/{owner}/{repo}"+suffix, func(w http.ResponseWriter, r *http.Request) {
 			e.mu.Lock()
 			defer e.mu.Unlock()
-			if !e.validToken(r.Header.Get("Authorization")) {
+			auth := r.Header.Get("Authorization")
+			if !e.validToken(auth) {
 				writeJSON(w, http.StatusUnauthorized, map[string]string{"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"})
 				return
 			}
-			repo := e.repo(r.PathValue("owner") + "/" + r.PathValue("repo"))
-			if repo == nil {
+			name := r.PathValue("owner") + "/" + r.PathValue("repo")
+			repo := e.repo(name)
+			// A repository the credentials lost, or outside the installation's selection, is
+			// not found, as GitHub says of what a token cannot see.
+			isToken := strings.TrimPrefix(strings.TrimPrefix(auth, "Bearer "), "token ") == e.Token
+			if repo == nil || e.revoked[name] || !isToken && !e.installationCovers(name) {
 				ghNotFound(w)
 				return
 			}
@@ -227,6 +232,19 @@ func (e *Emulator) githubAPI() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"url": fmt.Sprintf("%s/api/v3/teams/%d/memberships/%s", e.URL(), e.groups[team], user),
 			"role": "member", "state": "active"})
 	})
+	repoRoute("GET", "", func(w http.ResponseWriter, r *http.Request, repo *Repo) {
+		// permissions are the authenticated user's on the repository (an installation: write).
+		out := e.ghRepo(repo)
+		p, ok := repo.Permissions[e.BotLogin]
+		if !ok {
+			p = forge.PermWrite
+		}
+		rank := map[forge.Permission]int{forge.PermRead: 1, forge.PermTriage: 2, forge.PermWrite: 3, forge.PermMaintain: 4, forge.PermAdmin: 5}[p]
+		out.Permissions = map[string]bool{"pull": rank >= 1, "triage": rank >= 2, "push": rank >= 3, "maintain": rank >= 4, "admin": rank >= 5}
+		writeJSON(w, http.StatusOK, out)
+	})
+	e.installationRoutes(mux)
+	mux.HandleFunc("POST /app-manifests/{code}/conversions", e.convertManifest)
 	mux.HandleFunc("POST /app/installations/{id}/access_tokens", e.mintInstallationToken)
 	mux.HandleFunc("GET /app", e.getApp)
 	mux.HandleFunc("GET /user", func(w http.ResponseWriter, r *http.Request) {
@@ -240,7 +258,17 @@ func (e *Emulator) githubAPI() http.Handler {
 		writeJSON(w, http.StatusOK, e.ghUser(e.BotLogin))
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { ghNotFound(w) })
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// GitHub tells a classic token its scopes on every answer.
+		e.mu.Lock()
+		scopes := e.TokenScopes
+		classic := e.Token != "" && strings.TrimPrefix(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "), "token ") == e.Token
+		e.mu.Unlock()
+		if classic && scopes != nil {
+			w.Header().Set("X-OAuth-Scopes", strings.Join(scopes, ", "))
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 func hasStatuses(pr *PR, sha string) bool { _, ok := pr.Statuses[sha]; return ok }

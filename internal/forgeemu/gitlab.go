@@ -46,6 +46,32 @@ func (e *Emulator) gitlabAPI() http.Handler {
 			writeJSON(w, http.StatusOK, out)
 			return
 		}
+		if len(parts) == 2 && parts[0] == "personal_access_tokens" && parts[1] == "self" && r.Method == http.MethodGet {
+			scopes := e.TokenScopes
+			if scopes == nil {
+				scopes = []string{"api"}
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"id": 1, "name": "kubeplan", "revoked": false, "active": true, "scopes": scopes,
+				"user_id": e.userID(e.BotLogin), "created_at": e.now().UTC().Format(time.RFC3339)})
+			return
+		}
+		if len(parts) == 2 && parts[0] == "projects" && r.Method == http.MethodGet {
+			pid, _ := url.PathUnescape(parts[1])
+			repo := e.repoByPathOrID(pid)
+			if repo == nil || e.revoked[repo.FullName] {
+				glError(w, http.StatusNotFound, "404 Project Not Found")
+				return
+			}
+			p, ok := repo.Permissions[e.BotLogin]
+			if !ok {
+				p = forge.PermWrite
+			}
+			name := repo.FullName[strings.LastIndex(repo.FullName, "/")+1:]
+			writeJSON(w, http.StatusOK, map[string]any{"id": repo.ID, "name": name, "path": name, "path_with_namespace": repo.FullName,
+				"default_branch": repo.Default, "web_url": e.URL() + "/" + repo.FullName,
+				"permissions": map[string]any{"project_access": map[string]any{"access_level": accessLevel[p], "notification_level": 3}, "group_access": nil}})
+			return
+		}
 		if len(parts) >= 2 && parts[0] == "groups" && r.Method == http.MethodGet {
 			e.gitlabGroup(w, r, parts[1:])
 			return
@@ -56,7 +82,7 @@ func (e *Emulator) gitlabAPI() http.Handler {
 		}
 		pid, _ := url.PathUnescape(parts[1])
 		repo := e.repoByPathOrID(pid)
-		if repo == nil {
+		if repo == nil || e.revoked[repo.FullName] {
 			glError(w, http.StatusNotFound, "404 Project Not Found")
 			return
 		}

@@ -40,6 +40,16 @@ type Emulator struct {
 	codeload      *httptest.Server
 	archiveTokens map[string]bool
 	now           func() time.Time
+	// TokenScopes, when set, are the scopes of Token as a classic GitHub token (the
+	// X-OAuth-Scopes header) and a GitLab personal access token (GitLab's default: api).
+	TokenScopes []string
+	// manifests and manifestCodes are the App manifest flow's (manifest.go).
+	manifests     []AppManifest
+	manifestCodes map[string]*manifestCode
+	// revoked repositories answer 404 to kubeplan's credentials (RevokeAccess).
+	revoked map[string]bool
+	// held counts the requests HoldRequests is holding.
+	held int
 }
 
 // A fault changes how the next count requests matching method and path are answered.
@@ -48,7 +58,8 @@ type fault struct {
 	status       int
 	to           string // faultRedirect: where to
 	count        int
-	method, path string // empty: any request
+	method, path string        // empty: any request
+	hold         chan struct{} // faultHold: closed on release
 }
 
 type faultKind int
@@ -58,6 +69,7 @@ const (
 	faultAfterHandling                  // handle the request (its effects stay), then answer status
 	faultRedirect                       // redirect to another server
 	faultDrop                           // close the connection without answering
+	faultHold                           // wait until released, then handle the request
 )
 
 // Repo is a repository with its commits and pull requests.
@@ -129,10 +141,14 @@ type Review struct {
 // New starts an emulator on loopback; Close stops it.
 func New(token, botLogin string) *Emulator {
 	e := &Emulator{repos: map[string]*Repo{}, users: map[string]int64{}, teams: map[string]map[string]bool{}, groups: map[string]int64{},
-		nextID: 1000, Token: token, BotLogin: botLogin, archiveTokens: map[string]bool{}, now: time.Now}
+		nextID: 1000, Token: token, BotLogin: botLogin, archiveTokens: map[string]bool{}, now: time.Now,
+		manifestCodes: map[string]*manifestCode{}, revoked: map[string]bool{}}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v3/", http.StripPrefix("/api/v3", e.githubAPI()))
 	mux.Handle("/api/v4/", http.StripPrefix("/api/v4", e.gitlabAPI()))
+	// GitHub's web pages of the App manifest flow (the API is under /api/v3, as on Enterprise).
+	mux.HandleFunc("POST /settings/apps/new", e.newAppFromManifest)
+	mux.HandleFunc("POST /organizations/{org}/settings/apps/new", e.newAppFromManifest)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"message": "Not Found"})
 	})
@@ -200,6 +216,35 @@ func (e *Emulator) DropConnections(method, path string, n int) {
 	e.addFault(fault{kind: faultDrop, count: n, method: method, path: path})
 }
 
+// HoldRequests makes every matching request wait, unanswered, until release is called (or the
+// client gives up): a forge slow to answer, to catch kubeplan in the middle of a job. Held says
+// how many are waiting.
+func (e *Emulator) HoldRequests(method, path string) (release func()) {
+	f := fault{kind: faultHold, count: 1, method: method, path: path, hold: make(chan struct{})}
+	e.addFault(f)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			e.mu.Lock()
+			for i := range e.faults {
+				if e.faults[i].hold == f.hold {
+					e.faults = append(e.faults[:i], e.faults[i+1:]...)
+					break
+				}
+			}
+			e.mu.Unlock()
+			close(f.hold)
+		})
+	}
+}
+
+// Held says how many requests HoldRequests is holding now.
+func (e *Emulator) Held() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.held
+}
+
 func (e *Emulator) addFault(f fault) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -214,6 +259,10 @@ func (e *Emulator) withFaults(next http.Handler) http.Handler {
 			if m := e.faults[i]; (m.method == "" || m.method == r.Method) && strings.Contains(r.URL.Path, m.path) {
 				matched := m
 				f = &matched
+				if m.kind == faultHold {
+					e.held++
+					break
+				}
 				if e.faults[i].count--; e.faults[i].count <= 0 {
 					e.faults = append(e.faults[:i], e.faults[i+1:]...)
 				}
@@ -224,6 +273,17 @@ func (e *Emulator) withFaults(next http.Handler) http.Handler {
 		switch {
 		case f == nil:
 			next.ServeHTTP(w, r)
+		case f.kind == faultHold:
+			select {
+			case <-f.hold:
+			case <-r.Context().Done():
+			}
+			e.mu.Lock()
+			e.held--
+			e.mu.Unlock()
+			if r.Context().Err() == nil {
+				next.ServeHTTP(w, r)
+			}
 		case f.kind == faultAfterHandling:
 			next.ServeHTTP(httptest.NewRecorder(), r)
 			writeJSON(w, f.status, map[string]string{"message": "Server Error"})

@@ -116,6 +116,31 @@ func (c *Cluster) writeKubeconfig() error {
 	return WriteKubeconfig(c.Kubeconfig, cfg)
 }
 
+// UserKubeconfig writes a kubeconfig, whose only context is the cluster's name, for a user who
+// has only what RBAC grants it (the apiserver authorizes with RBAC) and returns its path.
+func (c *Cluster) UserKubeconfig(user string, groups ...string) (string, error) {
+	u, err := c.env.AddUser(envtest.User{Name: user, Groups: groups}, nil)
+	if err != nil {
+		return "", fmt.Errorf("kubeconfig for %s on %s: %w", user, c.Name, err)
+	}
+	raw, err := u.KubeConfig()
+	if err != nil {
+		return "", fmt.Errorf("kubeconfig for %s on %s: %w", user, c.Name, err)
+	}
+	cfg, err := clientcmd.Load(raw)
+	if err != nil {
+		return "", fmt.Errorf("kubeconfig for %s on %s: %w", user, c.Name, err)
+	}
+	cfg.Contexts = map[string]*clientcmdapi.Context{c.Name: cfg.Contexts[cfg.CurrentContext]}
+	cfg.CurrentContext = c.Name
+	f, err := os.CreateTemp(c.dir, "user-*.kubeconfig")
+	if err != nil {
+		return "", err
+	}
+	f.Close()
+	return f.Name(), WriteKubeconfig(f.Name(), cfg)
+}
+
 // WriteKubeconfig writes the given kubeconfigs merged into one file, each cluster's entries
 // renamed after its current context so that several clusters live side by side.
 func WriteKubeconfig(path string, configs ...*clientcmdapi.Config) error {

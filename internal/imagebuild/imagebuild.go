@@ -7,6 +7,7 @@ package imagebuild
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
@@ -74,8 +75,18 @@ func Image(opts Options) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Compressed once here: given uncompressed bytes, the layer would gzip them again for its
+	// digest, for the manifest and for the archive.
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	if _, err := zw.Write(layerTar); err != nil {
+		return nil, fmt.Errorf("image layer: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("image layer: %w", err)
+	}
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(layerTar)), nil
+		return io.NopCloser(bytes.NewReader(gz.Bytes())), nil
 	}, tarball.WithMediaType(types.OCILayer))
 	if err != nil {
 		return nil, fmt.Errorf("image layer: %w", err)

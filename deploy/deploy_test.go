@@ -225,7 +225,8 @@ func TestValuesMistakesFailAtInstall(t *testing.T) {
 	for _, tc := range []struct{ values, want string }{
 		{"replica: 2\n", "replica"}, // a typo is not silently ignored
 		{"rbac: {mode: admin}\n", "rbac"},
-		{"rbac: {rules: [{apiGroups: ['*'], resources: ['*']}]}\n", "rules"},
+		{"rbac: {rules: [{apiGroups: ['*'], resources: ['*']}]}\n", `"*" would grant every kind`},
+		{"rbac: {clusterRules: [{apiGroups: [''], resources: ['*']}]}\n", `"*" would grant every kind`},
 		{"rbac: {mode: namespaced}\n", "rbac.mode namespaced needs rbac.namespaces"},
 		{"clusters: [{name: x, inCluster: true, kubeconfigSecret: {name: s}}]\n", "clusters"},
 		{"clusters: []\n", "clusters"},

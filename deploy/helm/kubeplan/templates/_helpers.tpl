@@ -54,6 +54,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- fail (printf "config.%s is set by the chart: use the top-level values (clusters, defaultCluster, state.postgres) instead" $key) -}}
 {{- end -}}
 {{- end -}}
+{{- range $r := concat .Values.rbac.rules .Values.rbac.clusterRules -}}
+{{- if or (has "*" $r.apiGroups) (has "*" $r.resources) -}}
+{{- fail "rbac.rules and rbac.clusterRules name API groups and resources one by one: \"*\" would grant every kind, today's and future ones (use rbac.create: false and your own RBAC if you really mean it)" -}}
+{{- end -}}
+{{- end -}}
 {{- $names := dict -}}
 {{- range .Values.clusters -}}
 {{- if hasKey $names .name -}}

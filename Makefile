@@ -7,7 +7,7 @@ KUBE_ASSETS = $(shell hack/kube-binaries.sh)
 KUBEPLAN_TEST_POSTGRES ?= $(shell hack/postgres.sh)
 TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: build test bench demo lint fuzz kube-binaries clean
+.PHONY: build test bench demo lint fuzz kube-binaries image kustomize clean
 
 # One `go build` for the three binaries: their packages compile once, in parallel.
 build:
@@ -16,6 +16,16 @@ build:
 
 kube-binaries:
 	@hack/kube-binaries.sh
+
+# kubeplan's container image as an OCI archive, built without a container runtime (static
+# binary, non-root user, no shell); push it with skopeo, crane or oras (docs/install.md).
+VERSION ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\} *$$/\1/p' deploy/helm/kubeplan/Chart.yaml)
+image:
+	$(GO) run ./internal/mkimage -version $(VERSION) -o bin/kubeplan-image.tar
+
+# The Kustomize base is the Helm chart rendered; regenerate it after changing the chart.
+kustomize:
+	$(GO) generate ./deploy
 
 test: lint
 	KUBEBUILDER_ASSETS="$(KUBE_ASSETS)" KUBEPLAN_TEST_POSTGRES="$(KUBEPLAN_TEST_POSTGRES)" $(GO) test $(TEST_FLAGS) ./...

@@ -164,6 +164,26 @@ func SecretKeys(s *unstructured.Unstructured) []string {
 	return keys
 }
 
+// ChangedSecretKeys lists, sorted, the keys whose value planned sets differently from live (or
+// live lacks). It compares values: only for a plan whose reader may read the live Secret.
+func ChangedSecretKeys(live, planned *unstructured.Unstructured) []string {
+	if planned == nil {
+		return nil
+	}
+	was := map[string]string{}
+	if live != nil {
+		was = secretValues(live)
+	}
+	var out []string
+	for k, v := range secretValues(planned) {
+		if old, ok := was[k]; !ok || old != v {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // WrittenSecretKeys lists, sorted, the keys a change writes to a Secret: those it sets, and
 // those the live Secret has and the planned one no longer does. Values are not compared, so
 // a key set to the value it already has is listed too.

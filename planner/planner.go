@@ -78,6 +78,11 @@ type Request struct {
 	// deletion) and the live object (nil for a creation), e.g. to check manifest policy. It
 	// is called concurrently and may add findings or warnings to the change.
 	Inspect func(ch *plan.Change, planned, live *unstructured.Unstructured)
+	// CompareSecretValues lets the plan say whether a Secret value the change sets equals the
+	// live one (a Secret set to what it holds plans as unchanged). Only for a caller who may
+	// read the cluster's Secrets anyway, such as the operator running `kubeplan plan`; a pull
+	// request's plan must leave it false, or its author could test guesses (see secrets.go).
+	CompareSecretValues bool
 }
 
 // Scope says which objects a plan may touch.
@@ -140,7 +145,7 @@ func (p *Planner) Plan(ctx context.Context, c *cluster.Client, req Request) (*pl
 			continue
 		}
 		g.Go(func() error {
-			ch, planned, err := p.planObject(gctx, c, d, live[key(d.ref)], newNamespaces, req.Inventory)
+			ch, planned, err := p.planObject(gctx, c, d, live[key(d.ref)], newNamespaces, req.Inventory, req.CompareSecretValues)
 			if err != nil {
 				return err
 			}
@@ -271,7 +276,7 @@ func namespacesCreated(objs []*desired, live map[string]*unstructured.Unstructur
 }
 
 // planObject dry-runs one object and compares the result with its live state.
-func (p *Planner) planObject(ctx context.Context, c *cluster.Client, d *desired, live *unstructured.Unstructured, newNamespaces map[string]bool, inv inventory.Set) (plan.Change, *unstructured.Unstructured, error) {
+func (p *Planner) planObject(ctx context.Context, c *cluster.Client, d *desired, live *unstructured.Unstructured, newNamespaces map[string]bool, inv inventory.Set, compareSecrets bool) (plan.Change, *unstructured.Unstructured, error) {
 	ch := plan.Change{Object: d.ref, Source: d.src.Source}
 	if live != nil {
 		if other := live.GetLabels()[inventory.LabelPartOf]; other != "" && other != inv.ID() {
@@ -279,11 +284,14 @@ func (p *Planner) planObject(ctx context.Context, c *cluster.Client, d *desired,
 		}
 	}
 	// A Secret that exists is dry-run with its live values, and the keys the change sets are
-	// reported without comparing values (see secrets.go).
+	// reported without comparing values (see secrets.go), unless the caller may compare.
 	sent := d.obj
 	var secretKeys []string
+	blind := objdiff.IsSecret(live) && !compareSecrets
 	if objdiff.IsSecret(live) {
 		ch.LiveSecretVersion = live.GetResourceVersion()
+	}
+	if blind {
 		secretKeys = objdiff.SecretKeys(d.obj)
 		sent = blindSecret(d.obj, live)
 	}
@@ -320,6 +328,9 @@ func (p *Planner) planObject(ctx context.Context, c *cluster.Client, d *desired,
 		}
 		return ch, planned, nil
 	}
+	if objdiff.IsSecret(live) && !blind {
+		secretKeys = objdiff.ChangedSecretKeys(live, planned)
+	}
 	l, pl := objdiff.Pair(live, planned, secretKeys)
 	ly, err := objdiff.YAML(l)
 	if err != nil {
@@ -338,6 +349,8 @@ func (p *Planner) planObject(ctx context.Context, c *cluster.Client, d *desired,
 	ch.Diff = objdiff.Unified("live/"+d.ref.String(), "planned/"+d.ref.String(), ly, py)
 	if objdiff.IsSecret(live) {
 		ch.SecretKeys = objdiff.WrittenSecretKeys(live, planned, secretKeys)
+	}
+	if blind {
 		if ws := valueTakeovers(live, secretKeys); len(ws) > 0 {
 			ch.Warnings = append(ch.Warnings, ws...)
 			ch.Conflicts = true

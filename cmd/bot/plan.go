@@ -27,6 +27,7 @@ type planFlags struct {
 	values                       []string
 	workers                      int
 	showUnchanged                bool
+	compareSecrets               bool
 }
 
 func newPlanCommand() *cobra.Command {
@@ -59,6 +60,8 @@ changes a deny rule stops).`,
 	fl.StringVar(&f.repoRoot, "repo-root", "", "nothing outside this directory is read (default: the git checkout holding DIR, else DIR)")
 	fl.IntVar(&f.workers, "workers", planner.DefaultOptions().Workers, "requests in flight against the cluster")
 	fl.BoolVar(&f.showUnchanged, "show-unchanged", false, "list unchanged objects too")
+	fl.BoolVar(&f.compareSecrets, "compare-secret-values", false,
+		"say whether the Secret values set equal the live ones (never for output that people who cannot read those Secrets will see)")
 	fl.StringVar(&f.policyFile, "policy", "", "YAML policy section whose manifest rules (CEL) every change is checked against")
 	return cmd
 }
@@ -103,7 +106,7 @@ func runPlan(cmd *cobra.Command, dir string, f planFlags) error {
 		return fmt.Errorf("render %s: %w", dir, err)
 	}
 	req := planner.Request{Project: project, Objects: rendered.Objects, Notes: rendered.Notes,
-		Renderer: string(rendered.Renderer), Namespace: f.namespace}
+		Renderer: string(rendered.Renderer), Namespace: f.namespace, CompareSecretValues: f.compareSecrets}
 	budget := policy.NewBudget()
 	if rules != nil {
 		req.Inspect = func(ch *plan.Change, planned, live *unstructured.Unstructured) {

@@ -75,18 +75,27 @@ func TestPlanOutputsGolden(t *testing.T) {
 		})
 	}
 
-	// Once applied, the same manifests plan to nothing but the Secret: its values are never
-	// compared with the live ones, so setting them is always a change (docs/plan.md).
+	// Once applied, the same manifests plan to nothing but the Secret: its values are not
+	// compared with the live ones, so setting them is always a change (docs/plan.md) — unless
+	// the operator asks for the comparison: then they plan to nothing, exit code 0.
 	kubectl(t, "", "apply", "--server-side", "--field-manager=kubeplan", "--prune", "--applyset=configmap/kubeplan-shop",
 		"-n", "golden", "-f", filepath.Join(projects, "shop-v2", "app.yaml"))
-	code, out, errOut := kubeplan("plan", filepath.Join(projects, "shop-v2"), "--project", "shop", "-n", "golden",
-		"--kubeconfig", testCluster.Kubeconfig, "--color", "never")
+	args := []string{"plan", filepath.Join(projects, "shop-v2"), "--project", "shop", "-n", "golden",
+		"--kubeconfig", testCluster.Kubeconfig, "--color", "never"}
+	code, out, errOut := kubeplan(args...)
 	if code != 2 {
 		t.Fatalf("exit code %d after apply, want 2 (the Secret's values are set again)\n%s%s", code, out, errOut)
 	}
 	if !strings.HasPrefix(out, "test / shop — 0 to create, 1 to change, 0 to delete (2 unchanged)\n") ||
 		!strings.Contains(out, "\n  ~ update    Secret golden/shop-db (secret keys set or removed: password, username)\n") {
 		t.Fatalf("output after apply:\n%s", out)
+	}
+	code, out, errOut = kubeplan(append(args, "--compare-secret-values")...)
+	if code != 0 {
+		t.Fatalf("exit code %d after apply with --compare-secret-values, want 0\n%s%s", code, out, errOut)
+	}
+	if !strings.HasPrefix(out, "test / shop — 0 to create, 0 to change, 0 to delete (3 unchanged)\n") {
+		t.Fatalf("output after apply with --compare-secret-values:\n%s", out)
 	}
 }
 

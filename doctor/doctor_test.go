@@ -99,7 +99,7 @@ func TestDoctorGitHubApp(t *testing.T) {
 	// review events.
 	emu.InstallApp("acme/web")
 	emu.SetInstallationGrants(map[string]string{"contents": "read", "metadata": "read", "pull_requests": "write", "issues": "write",
-		"statuses": "read", "members": "read", "merge_queues": "read"}, []string{"pull_request", "issue_comment", "merge_group"})
+		"statuses": "read", "members": "read"}, []string{"pull_request", "issue_comment"})
 	out, failed = run(t, cfg, doctor.Options{})
 	if !failed {
 		t.Fatal("doctor passes an installation lacking a permission")

@@ -62,8 +62,8 @@ func Manifest(name, webhookURL, redirectURL string) map[string]any {
 		"hook_attributes":     map[string]any{"url": webhookURL, "active": true},
 		"redirect_url":        redirectURL,
 		"public":              false,
-		"default_permissions": ghforge.AppPermissions(),
-		"default_events":      ghforge.AppEvents(),
+		"default_permissions": ghforge.ManifestPermissions(),
+		"default_events":      ghforge.ManifestEvents(),
 	}
 }
 

@@ -124,8 +124,8 @@ func TestSetupGitHubCreatesTheAppFromTheManifest(t *testing.T) {
 	for _, v := range m["default_events"].([]any) {
 		events = append(events, v.(string))
 	}
-	if !reflect.DeepEqual(perms, ghforge.AppPermissions()) || !reflect.DeepEqual(events, ghforge.AppEvents()) {
-		t.Errorf("manifest asks for %v %v, want %v %v", perms, events, ghforge.AppPermissions(), ghforge.AppEvents())
+	if !reflect.DeepEqual(perms, ghforge.ManifestPermissions()) || !reflect.DeepEqual(events, ghforge.ManifestEvents()) {
+		t.Errorf("manifest asks for %v %v, want %v %v", perms, events, ghforge.ManifestPermissions(), ghforge.ManifestEvents())
 	}
 	if m["hook_attributes"].(map[string]any)["url"] != "https://kubeplan.acme.example/webhooks/github" ||
 		!strings.HasPrefix(m["redirect_url"].(string), "http://127.0.0.1:") {

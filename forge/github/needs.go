@@ -19,14 +19,33 @@ func AppPermissions() map[string]string {
 		"issues":        "write", // pull-request comments are issue comments; reactions to commands
 		"statuses":      "write", // kubeplan/plan, kubeplan/policy, kubeplan/apply
 		"members":       "read",  // organization: team memberships for approval and role rules
-		"merge_queues":  "read",  // merge groups' commits, planned again before a queue merges them
 	}
 }
 
 // AppEvents are the webhook events kubeplan acts on (webhook.GitHub).
 func AppEvents() []string {
-	return []string{"pull_request", "pull_request_review", "issue_comment", "merge_group"}
+	return []string{"pull_request", "pull_request_review", "issue_comment"}
 }
+
+// MergeQueuePermissions and MergeQueueEvents are what a repository with a merge queue needs
+// besides: kubeplan plans each merge group's commit (workflow/mergegroup.go). `setup github`
+// asks for them; `doctor` does not require them, as repositories without a queue do not.
+func MergeQueuePermissions() map[string]string { return map[string]string{"merge_queues": "read"} }
+
+// MergeQueueEvents: see MergeQueuePermissions.
+func MergeQueueEvents() []string { return []string{"merge_group"} }
+
+// ManifestPermissions and ManifestEvents are what `setup github` asks for: everything above.
+func ManifestPermissions() map[string]string {
+	out := AppPermissions()
+	for k, v := range MergeQueuePermissions() {
+		out[k] = v
+	}
+	return out
+}
+
+// ManifestEvents: see ManifestPermissions.
+func ManifestEvents() []string { return append(AppEvents(), MergeQueueEvents()...) }
 
 // TokenScopes are the scopes a classic personal access token needs: repo (read the code, comment,
 // set statuses) and read:org (team memberships). Fine-grained tokens have no scopes; they need

@@ -164,17 +164,7 @@ func (e *Emulator) verifyJWT(token string) error {
 }
 
 // getApp answers GET /app for a request signed as the App: its slug names its bot user.
-func (e *Emulator) getApp(w http.ResponseWriter, r *http.Request) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.app == nil {
-		ghNotFound(w)
-		return
-	}
-	if err := e.verifyJWT(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")); err != nil {
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"message": "A JSON web token could not be decoded: " + err.Error()})
-		return
-	}
+func (e *Emulator) getApp(w http.ResponseWriter, _ *http.Request) {
 	slug := e.app.slug
 	if slug == "" {
 		slug = strings.TrimSuffix(e.BotLogin, "[bot]")

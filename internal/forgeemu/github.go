@@ -246,7 +246,7 @@ func (e *Emulator) githubAPI() http.Handler {
 	e.installationRoutes(mux)
 	mux.HandleFunc("POST /app-manifests/{code}/conversions", e.convertManifest)
 	mux.HandleFunc("POST /app/installations/{id}/access_tokens", e.mintInstallationToken)
-	mux.HandleFunc("GET /app", e.getApp)
+	mux.HandleFunc("GET /app", e.asApp(e.getApp))
 	mux.HandleFunc("GET /user", func(w http.ResponseWriter, r *http.Request) {
 		e.mu.Lock()
 		defer e.mu.Unlock()

@@ -102,7 +102,7 @@ func run(kubeconfig, bin string) error {
 	printNew := func(pr forgeemu.PR, skip int, marker string) int {
 		for _, c := range pr.Comments[skip:] {
 			if strings.HasPrefix(c.Body, marker) || strings.Contains(c.Body, "released the locks") {
-				fmt.Printf("\n----- comment by %s on %s#%d -----\n%s\n----- end of comment -----\n", c.Author, repo, n, strings.TrimSpace(c.Body))
+				fmt.Printf("\n----- comment by %s on %s#%d -----\n%s\n----- end of comment -----\n", c.Author, repo, n, strings.TrimSpace(forge.StripPostMarker(c.Body)))
 			}
 		}
 		return len(pr.Comments)
@@ -139,7 +139,7 @@ func run(kubeconfig, bin string) error {
 	fmt.Println()
 	for _, c := range pr.Comments {
 		if _, _, ok := comments.ParsePart(c.Body); ok {
-			fmt.Printf("\n----- comment by %s on %s#%d -----\n%s----- end of comment -----\n", c.Author, repo, n, c.Body)
+			fmt.Printf("\n----- comment by %s on %s#%d -----\n%s----- end of comment -----\n", c.Author, repo, n, forge.StripPostMarker(c.Body))
 		}
 	}
 

@@ -162,7 +162,7 @@ spec:
 
 func TestApplyCreatesConfiguresAndPrunesOnlyItsMembers(t *testing.T) {
 	c := connect(t)
-	const ns = "applier-lifecycle"
+	ns := unique("applier-lifecycle")
 	inv := inventory.ForProject("shop", ns)
 	rendered := func(settings string, withService bool) []render.Object {
 		docs := []string{deploymentYAML("web"), configMapYAML("settings", settings), namespaceYAML(ns)}
@@ -283,9 +283,11 @@ spec:
 
 func TestCustomResourceAppliedWithItsCRD(t *testing.T) {
 	c := connect(t)
-	const ns = "applier-crd"
+	// CRDs are cluster-scoped: a group of its own per run keeps the first apply a creation.
+	ns, group := unique("applier-crd"), unique("g")+".applier.example.com"
 	createNamespace(t, c, ns)
-	docs := []string{"apiVersion: applier.example.com/v1\nkind: Gizmo\nmetadata: {name: g1}\nspec: {size: 3}\n", gizmoCRD}
+	docs := []string{"apiVersion: " + group + "/v1\nkind: Gizmo\nmetadata: {name: g1}\nspec: {size: 3}\n",
+		strings.ReplaceAll(gizmoCRD, "applier.example.com", group)}
 
 	r := apply(t, c, applier.Request{Project: "gizmos", Namespace: ns, Objects: objects(t, docs...), HealthTimeout: 10 * time.Second})
 	if got, want := r.Counts(), (applier.Counts{Created: 2}); got != want || r.Failed() {
@@ -294,14 +296,14 @@ func TestCustomResourceAppliedWithItsCRD(t *testing.T) {
 	if r.Objects[0].Object.Kind != "CustomResourceDefinition" || r.Objects[0].Health != "Current" {
 		t.Errorf("CRD not applied first or not established: %s", r.Objects[0])
 	}
-	gizmos := schema.GroupVersionResource{Group: "applier.example.com", Version: "v1", Resource: "gizmos"}
+	gizmos := schema.GroupVersionResource{Group: group, Version: "v1", Resource: "gizmos"}
 	if g := live(t, c, gizmos, ns, "g1"); g == nil {
 		t.Fatal("gizmo not created")
 	} else if size, _, _ := unstructured.NestedInt64(g.Object, "spec", "size"); size != 3 {
 		t.Errorf("gizmo size %d", size)
 	}
 	parent := live(t, c, configMapsGVR, ns, "kubeplan-gizmos")
-	if got, want := parent.GetAnnotations()[inventory.AnnotationGroupKinds], "CustomResourceDefinition.apiextensions.k8s.io,Gizmo.applier.example.com"; got != want {
+	if got, want := parent.GetAnnotations()[inventory.AnnotationGroupKinds], "CustomResourceDefinition.apiextensions.k8s.io,Gizmo."+group; got != want {
 		t.Errorf("group-kinds %q, want %q", got, want)
 	}
 
@@ -311,15 +313,15 @@ func TestCustomResourceAppliedWithItsCRD(t *testing.T) {
 	}
 }
 
-// clashCRD defines kind Gizmo in group clash.applier.example.com under the given plural: two of
-// them claim the same kind.
-func clashCRD(plural string) string {
-	return strings.NewReplacer("gizmos", plural, "applier.example.com", "clash.applier.example.com").Replace(gizmoCRD)
+// clashCRD defines kind Gizmo in the given group under the given plural: two of them in one
+// group claim the same kind.
+func clashCRD(group, plural string) string {
+	return strings.NewReplacer("gizmos", plural, "applier.example.com", group).Replace(gizmoCRD)
 }
 
 func TestKindsTheClusterNoLongerServesAreNotedAndKept(t *testing.T) {
 	c := connect(t)
-	const ns = "applier-unserved"
+	ns := unique("applier-unserved")
 	createNamespace(t, c, ns)
 	inv := inventory.ForProject("p", ns)
 	// An earlier apply recorded a kind whose CRD has since been removed.
@@ -350,7 +352,7 @@ func TestConflictWithAnotherFieldManager(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := connect(t)
-			ns := "applier-conflict-" + strings.ReplaceAll(tc.name, " ", "-")
+			ns := unique("applier-conflict-" + strings.ReplaceAll(tc.name, " ", "-"))
 			createNamespace(t, c, ns)
 			apply(t, c, applier.Request{Project: "p", Namespace: ns, Objects: objects(t, configMapYAML("settings", "ours"))})
 			// Another manager takes the field over.
@@ -373,6 +375,7 @@ func TestConflictWithAnotherFieldManager(t *testing.T) {
 }
 
 func TestFailedObjectsDoNotStopTheOthersAndSkipPrune(t *testing.T) {
+	clash := unique("clash") + ".applier.example.com" // CRDs are cluster-scoped: one group per run
 	for _, tc := range []struct {
 		name      string
 		before    string // applied first, as is
@@ -395,9 +398,9 @@ func TestFailedObjectsDoNotStopTheOthersAndSkipPrune(t *testing.T) {
 		},
 		{
 			name:      "crd names conflict",
-			before:    clashCRD("gizmos"),
-			failing:   clashCRD("doohickeys"),
-			ref:       "CustomResourceDefinition doohickeys.clash.applier.example.com",
+			before:    clashCRD(clash, "gizmos"),
+			failing:   clashCRD(clash, "doohickeys"),
+			ref:       "CustomResourceDefinition doohickeys." + clash,
 			wantError: "CustomResourceDefinition not established: \"Gizmo", // "Gizmo" or "GizmoList" is already in use
 		},
 		{
@@ -409,7 +412,7 @@ func TestFailedObjectsDoNotStopTheOthersAndSkipPrune(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := connect(t)
-			ns := "applier-fail-" + strings.ReplaceAll(tc.name, " ", "-")
+			ns := unique("applier-fail-" + strings.ReplaceAll(tc.name, " ", "-"))
 			createNamespace(t, c, ns)
 			first := []string{configMapYAML("kept", "1"), configMapYAML("retired", "1")}
 			if tc.before != "" {
@@ -439,7 +442,7 @@ func TestFailedObjectsDoNotStopTheOthersAndSkipPrune(t *testing.T) {
 
 func TestObjectDefinedTwiceIsAnError(t *testing.T) {
 	c := connect(t)
-	const ns = "applier-twice"
+	ns := unique("applier-twice")
 	createNamespace(t, c, ns)
 	_, err := fast().Apply(context.Background(), c, applier.Request{Project: "p", Namespace: ns,
 		Objects: objects(t, configMapYAML("first", "1"), configMapYAML("same", "1"), configMapYAML("same", "2"))})
@@ -505,7 +508,7 @@ func TestHealthWait(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := connect(t)
-			ns := "applier-health-" + strings.ReplaceAll(tc.name, " ", "-")
+			ns := unique("applier-health-" + strings.ReplaceAll(tc.name, " ", "-"))
 			createNamespace(t, c, ns)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -554,7 +557,7 @@ func TestCancelledContextStopsTheApply(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := connect(t)
-			ns := "applier-cancel-" + strings.ReplaceAll(tc.name, " ", "-")
+			ns := unique("applier-cancel-" + strings.ReplaceAll(tc.name, " ", "-"))
 			createNamespace(t, c, ns)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()

@@ -243,7 +243,7 @@ projects:
 func TestPullRequestGetsOnePlanCommentUpdatedInPlace(t *testing.T) {
 	for _, fc := range forges {
 		t.Run(fc.name, func(t *testing.T) {
-			ns, repo := "journey-"+fc.name, "acme/"+fc.name+"-platform"
+			ns, repo := unique("journey-"+fc.name), "acme/"+fc.name+"-platform"
 			emu := forgeemu.New(token, bot)
 			defer emu.Close()
 			e := start(t, emu, filepath.Join(t.TempDir(), "state.db"), true)
@@ -357,7 +357,7 @@ func TestPullRequestGetsOnePlanCommentUpdatedInPlace(t *testing.T) {
 func TestWebhooksAreVerifiedDeduplicatedAndSurviveRestart(t *testing.T) {
 	for _, fc := range forges {
 		t.Run(fc.name, func(t *testing.T) {
-			emu, repo, n := bumpPR(t, "restart-"+fc.name, "")
+			emu, repo, n := bumpPR(t, unique("restart-"+fc.name), "")
 			state := filepath.Join(t.TempDir(), "state.db")
 
 			down := start(t, emu, state, false)
@@ -438,7 +438,7 @@ func TestPlanReportsUnreachableClusterBadConfigAndForgeOutage(t *testing.T) {
 func TestDraftsWaitAndQuickPushesCoalesce(t *testing.T) {
 	for _, fc := range forges {
 		t.Run(fc.name, func(t *testing.T) {
-			emu, repo, n := bumpPR(t, "drafts-"+fc.name, "drafts: skip\n")
+			emu, repo, n := bumpPR(t, unique("drafts-"+fc.name), "drafts: skip\n")
 			emu.SetDraft(repo, n, true)
 			state := filepath.Join(t.TempDir(), "state.db")
 			e := start(t, emu, state, true)
@@ -558,7 +558,7 @@ func get(t *testing.T, url string) string {
 func TestCommandsInComments(t *testing.T) {
 	for _, fc := range forges {
 		t.Run(fc.name, func(t *testing.T) {
-			emu, repo, n := bumpPR(t, "commands-"+fc.name, "")
+			emu, repo, n := bumpPR(t, unique("commands-"+fc.name), "")
 			emu.SetPermission(repo, "bob", forge.PermRead)
 			e := start(t, emu, filepath.Join(t.TempDir(), "state.db"), true)
 			fc.send(e, "opened", repo, n, "c-open", secret)
@@ -652,8 +652,9 @@ func TestGitHubAppAndRepositoryAllowlist(t *testing.T) {
 	emu := forgeemu.New(token, "kubeplan[bot]")
 	defer emu.Close()
 	key := emu.EnableGitHubApp(4242)
-	kubectl(t, "", "create", "namespace", "app-auth")
-	files := map[string]string{".kubeplan.yaml": fmt.Sprintf(kubeplanYAML, "app-auth"), "apps/web/deploy.yaml": deployment("nginx:1.27")}
+	ns := unique("app-auth")
+	kubectl(t, "", "create", "namespace", ns)
+	files := map[string]string{".kubeplan.yaml": fmt.Sprintf(kubeplanYAML, ns), "apps/web/deploy.yaml": deployment("nginx:1.27")}
 	repo, other := "acme/app-auth", "elsewhere/app-auth"
 	base := emu.CreateRepo(repo, files)
 	n := emu.OpenPR(repo, "alice", "bump", base, map[string]string{"apps/web/deploy.yaml": deployment("nginx:1.28")})

@@ -21,7 +21,7 @@ import (
 // repository) fails its own project's plan with a clear reason; kubeplan stays up and plans
 // the pull request's other project. (The forge does not matter here: GitHub drives it.)
 func TestAHostileChartFailsItsOwnPlanOnly(t *testing.T) {
-	const ns = "hostile"
+	ns := unique("hostile")
 	kubectl(t, "", "create", "namespace", ns)
 	emu := forgeemu.New(token, bot)
 	t.Cleanup(emu.Close)

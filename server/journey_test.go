@@ -264,7 +264,7 @@ func TestPullRequestJourneyOnTwoClusters(t *testing.T) {
 
 	for _, fc := range forges {
 		t.Run(fc.name, func(t *testing.T) {
-			ns := "journey-" + fc.name
+			ns := unique("journey-" + fc.name)
 			ctx, cancel := context.WithCancel(context.Background())
 			var controllers sync.WaitGroup
 			for _, c := range []*kubetest.Cluster{prod, staging} {
@@ -462,7 +462,8 @@ func TestPullRequestJourneyOnTwoClusters(t *testing.T) {
 func TestInterruptedApplyIsReplannedNotRepeated(t *testing.T) {
 	for _, fc := range forges {
 		t.Run(fc.name, func(t *testing.T) {
-			emu, repo, n := bumpPR(t, "interrupted-"+fc.name, "")
+			ns := unique("interrupted-" + fc.name)
+			emu, repo, n := bumpPR(t, ns, "")
 			emu.SetPermission(repo, "alice", forge.PermAdmin)
 			emu.SetPermission(repo, "dave", forge.PermWrite)
 			state := filepath.Join(t.TempDir(), "state.db")
@@ -511,7 +512,6 @@ func TestInterruptedApplyIsReplannedNotRepeated(t *testing.T) {
 				t.Fatal(err)
 			}
 			q.Close()
-			ns := "interrupted-" + fc.name
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})
 			go func() { defer close(done); rollOut(ctx, t, prod, ns) }()
@@ -534,7 +534,7 @@ func TestInterruptedApplyIsReplannedNotRepeated(t *testing.T) {
 func TestAdminUnlockAndRepositoryRules(t *testing.T) {
 	for _, fc := range forges {
 		t.Run(fc.name, func(t *testing.T) {
-			ns := "unlock-" + fc.name
+			ns := unique("unlock-" + fc.name)
 			repoRules := "policy:\n  rules:\n  - name: internal-registry\n    kinds: [Deployment]\n    severity: warn\n" +
 				"    expr: \"object.spec.template.spec.containers.all(c, c.image.startsWith('registry.acme.example/'))\"\n" +
 				"    message: images should come from registry.acme.example\n"
@@ -598,7 +598,7 @@ func TestAdminUnlockAndRepositoryRules(t *testing.T) {
 func TestApplyModesAndMergeability(t *testing.T) {
 	for _, fc := range forges {
 		t.Run(fc.name, func(t *testing.T) {
-			ns := "modes-" + fc.name
+			ns := unique("modes-" + fc.name)
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})
 			go func() { defer close(done); rollOut(ctx, t, prod, ns) }()
@@ -684,7 +684,7 @@ projects:
 func TestCodeOwnersComeFromTheBaseBranch(t *testing.T) {
 	for _, fc := range forges {
 		t.Run(fc.name, func(t *testing.T) {
-			ns := "owners-" + fc.name
+			ns := unique("owners-" + fc.name)
 			emu, repo, _ := bumpPR(t, ns, "")
 			base := emu.DefaultHead(repo)
 			// The owners file lands on the default branch first.
@@ -723,7 +723,7 @@ func TestRollOutAppliesClustersSideBySide(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = staging.Stop() })
-	const ns = "side-by-side"
+	ns := unique("side-by-side")
 	for _, c := range []*kubetest.Cluster{prod, staging} {
 		if _, err := c.Kubectl(context.Background(), "", "create", "namespace", ns); err != nil {
 			t.Fatal(err)

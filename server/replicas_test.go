@@ -16,7 +16,7 @@ import (
 // lock one takes holds on the other. (The forge does not matter here: GitHub drives it.)
 func TestReplicasShareOnePostgreSQLStore(t *testing.T) {
 	dsn := pgtest.Database(t)
-	const ns = "replicas"
+	ns := unique("replicas")
 	kubectl(t, "", "create", "namespace", ns)
 	emu := forgeemu.New(token, bot)
 	t.Cleanup(emu.Close)

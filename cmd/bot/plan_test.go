@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/kubeplan/kubeplan/internal/golden"
@@ -41,12 +42,20 @@ func kubectl(t *testing.T, stdin string, args ...string) {
 
 const projects = "../../testdata/projects"
 
+var seq atomic.Int64
+
+// unique names a namespace for one run of one test, so that -count=2 works on the same cluster.
+func unique(prefix string) string { return fmt.Sprintf("%s-%d", prefix, seq.Add(1)) }
+
 var planHash = regexp.MustCompile(`"hash": "[0-9a-f]{64}"`)
 
 // The reviewer's view of a change to the shop app, in every output format, pinned by golden
 // files: an image bump and a scale-up, a new ConfigMap, a pruned ConfigMap, a Secret change.
 func TestPlanOutputsGolden(t *testing.T) {
-	kubectl(t, "", "create", "namespace", "golden")
+	// The namespace's name is in the golden files, so it is the same every run: applied (not
+	// created) so that a second run finds it, and shop-v1 applied with --prune puts its objects
+	// back as the first run found them.
+	kubectl(t, "apiVersion: v1\nkind: Namespace\nmetadata: {name: golden}\n", "apply", "-f", "-")
 	kubectl(t, "", "apply", "--server-side", "--field-manager=kubeplan", "--prune", "--applyset=configmap/kubeplan-shop",
 		"-n", "golden", "-f", filepath.Join(projects, "shop-v1"))
 
@@ -194,8 +203,9 @@ spec:
 			t.Fatal(err)
 		}
 	}
-	kubectl(t, "", "create", "namespace", "policy-cli")
-	args := []string{"plan", dir, "-n", "policy-cli", "--kubeconfig", testCluster.Kubeconfig, "--color", "never", "--repo-root", dir}
+	ns := unique("policy-cli")
+	kubectl(t, "", "create", "namespace", ns)
+	args := []string{"plan", dir, "-n", ns, "--kubeconfig", testCluster.Kubeconfig, "--color", "never", "--repo-root", dir}
 	code, out, _ := kubeplan(append(args, "--policy", filepath.Join(dir, "deny.yaml"))...)
 	if code != 1 || !strings.Contains(out, `is denied by policy rule "no-privileged": privileged containers are not allowed`) {
 		t.Fatalf("deny rule: exit %d, output:\n%s", code, out)

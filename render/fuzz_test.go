@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kubeplan/kubeplan/internal/fetchtrap"
+
 	"sigs.k8s.io/yaml"
 )
 
@@ -67,7 +69,7 @@ func FuzzKustomizeLoader(f *testing.F) {
 	} {
 		f.Add([]byte(seed.kustomization), []byte(seed.extra))
 	}
-	srv := newFetchRecorder(f)
+	srv := fetchtrap.New(f)
 	f.Fuzz(func(t *testing.T, kustomization, extra []byte) {
 		root := t.TempDir()
 		dir := filepath.Join(root, "p")
@@ -80,9 +82,9 @@ func FuzzKustomizeLoader(f *testing.F) {
 				t.Fatal(err)
 			}
 		}
-		before := srv.hits.Load()
+		before := srv.Hits()
 		res, err := Render(context.Background(), root, "p", Options{Renderer: Kustomize, Namespace: "default"})
-		if n := srv.hits.Load() - before; n != 0 {
+		if n := srv.Hits() - before; n != 0 {
 			t.Fatalf("rendering contacted the server %d times (error %v)", n, err)
 		}
 		if err == nil {

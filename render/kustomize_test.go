@@ -3,40 +3,21 @@ package render
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kubeplan/kubeplan/internal/fetchtrap"
 )
-
-// fetchRecorder is a web server a hostile kustomization points at: it records every request
-// and answers with something secret-looking (as a cloud metadata endpoint would).
-type fetchRecorder struct {
-	*httptest.Server
-	hits atomic.Int64
-}
-
-func newFetchRecorder(t testing.TB) *fetchRecorder {
-	t.Helper()
-	f := &fetchRecorder{}
-	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f.hits.Add(1)
-		fmt.Fprintln(w, "AWS_SECRET_ACCESS_KEY=leaked-by-kustomize")
-	}))
-	t.Cleanup(f.Close)
-	return f
-}
 
 // Every field of a kustomization that names a file, in the kustomization built and in those
 // it reaches, refuses a URL before the build, naming the file and the field; the server the
 // URL names is never contacted. (Before, only resources, bases and components were checked,
 // and kustomize fetched the others — the response landed in the plan comment.)
 func TestKustomizeRefusesURLsInEveryFieldThatNamesAFile(t *testing.T) {
-	srv := newFetchRecorder(t)
+	srv := fetchtrap.New(t)
 	u := srv.URL + "/latest/meta-data"
 	cm := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\n"
 	cases := []struct {
@@ -93,12 +74,12 @@ func TestKustomizeRefusesURLsInEveryFieldThatNamesAFile(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			root := writeTree(t, c.files)
-			before := srv.hits.Load()
+			before := srv.Hits()
 			_, err := Render(context.Background(), root, "p", Options{})
 			if err == nil || !IsRenderError(err) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error %v, want a render error containing %q", err, c.want)
 			}
-			if n := srv.hits.Load() - before; n != 0 {
+			if n := srv.Hits() - before; n != 0 {
 				t.Fatalf("the server the kustomization names was contacted %d times", n)
 			}
 		})
@@ -108,24 +89,8 @@ func TestKustomizeRefusesURLsInEveryFieldThatNamesAFile(t *testing.T) {
 // The refusal comes before any fetch: a URL that answers one byte at a time cannot hold a
 // render (krusty takes no context; a fetch once started ran for as long as the server liked).
 func TestATricklingURLDoesNotHoldAKustomizeRender(t *testing.T) {
-	var hits atomic.Int64
-	stop := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-r.Context().Done():
-				return
-			case <-time.After(time.Second):
-				_, _ = w.Write([]byte("x"))
-				w.(http.Flusher).Flush()
-			}
-		}
-	}))
-	t.Cleanup(func() { close(stop); srv.Close() })
-	root := writeTree(t, map[string]string{"p/kustomization.yaml": "configMapGenerator:\n- name: slow\n  files: [" + srv.URL + "/slow]\n"})
+	srv := fetchtrap.New(t)
+	root := writeTree(t, map[string]string{"p/kustomization.yaml": "configMapGenerator:\n- name: slow\n  files: [" + srv.URL + "/trickle]\n"})
 	done := make(chan error, 1)
 	go func() {
 		_, err := Render(context.Background(), root, "p", Options{})
@@ -139,7 +104,7 @@ func TestATricklingURLDoesNotHoldAKustomizeRender(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the render is still fetching the trickling URL after 30s")
 	}
-	if hits.Load() != 0 {
+	if srv.Hits() != 0 {
 		t.Fatalf("the trickling server was contacted")
 	}
 }

@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kubeplan/kubeplan/internal/fetchtrap"
 
 	"github.com/kubeplan/kubeplan/config"
 	"github.com/kubeplan/kubeplan/forge"
@@ -118,27 +118,7 @@ func unique(name string) string { return fmt.Sprintf("%s-%x", name, time.Now().U
 func TestAKustomizationCannotMakeKubeplanFetch(t *testing.T) {
 	ns := fmt.Sprintf("fetch-%d", time.Now().UnixNano())
 	kubectl(t, "", "create", "namespace", ns)
-	var hits atomic.Int64
-	stop := make(chan struct{})
-	metadata := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
-		if r.URL.Path != "/trickle" {
-			fmt.Fprintln(w, "AWS_SECRET_ACCESS_KEY=leaked-by-kustomize")
-			return
-		}
-		for {
-			select {
-			case <-stop:
-				return
-			case <-r.Context().Done():
-				return
-			case <-time.After(time.Second):
-				_, _ = w.Write([]byte("x"))
-				w.(http.Flusher).Flush()
-			}
-		}
-	}))
-	t.Cleanup(func() { close(stop); metadata.Close() })
+	metadata := fetchtrap.New(t)
 
 	emu := forgeemu.New(token, bot)
 	t.Cleanup(emu.Close)
@@ -175,10 +155,10 @@ func TestAKustomizationCannotMakeKubeplanFetch(t *testing.T) {
 			t.Errorf("plan comment lacks %q:\n%s", want, body)
 		}
 	}
-	if strings.Contains(body, "leaked-by-kustomize") {
+	if strings.Contains(body, fetchtrap.Secret) {
 		t.Errorf("the fetched secret is in the plan comment:\n%s", body)
 	}
-	if hits.Load() != 0 {
-		t.Errorf("kubeplan contacted the URLs the kustomizations name %d times", hits.Load())
+	if metadata.Hits() != 0 {
+		t.Errorf("kubeplan contacted the URLs the kustomizations name %d times", metadata.Hits())
 	}
 }

@@ -18,8 +18,9 @@ import (
 
 	"github.com/kubeplan/kubeplan/cluster"
 	"github.com/kubeplan/kubeplan/inventory"
+	"github.com/kubeplan/kubeplan/manifest"
+	"github.com/kubeplan/kubeplan/outcome"
 	"github.com/kubeplan/kubeplan/plan"
-	"github.com/kubeplan/kubeplan/render"
 )
 
 // Options tune an applier.
@@ -63,7 +64,7 @@ type Request struct {
 	Namespace string
 	// Objects are applied as the planner plans them: Apply defaults their namespaces and adds the
 	// inventory label in place.
-	Objects []render.Object
+	Objects []manifest.Object
 	// Inventory is the project's ApplySet on this cluster; zero means
 	// inventory.ForProject(Project, Namespace).
 	Inventory inventory.Set
@@ -91,117 +92,9 @@ type Scope interface {
 	Permits(ref plan.ObjectRef) error
 }
 
-// Action is what applying did to one object.
-type Action string
-
-const (
-	Created    Action = "created"
-	Configured Action = "configured"
-	Unchanged  Action = "unchanged"
-	Pruned     Action = "pruned"
-	Failed     Action = "failed"
-)
-
-// ObjectResult is the outcome for one object.
-type ObjectResult struct {
-	Object plan.ObjectRef
-	Action Action
-	// Source is the file the object was rendered from (empty for pruned objects).
-	Source string
-	// Error says why the object failed, on one line.
-	Error string
-	// Health is the kstatus status after the wait: Current, InProgress, Failed, Terminating,
-	// NotFound or Unknown; empty when not waited for (no wait, pruned or failed objects).
-	Health        string
-	HealthMessage string
-}
-
-// String is "Deployment shop/web: created", with the error or health when there is one.
-func (o ObjectResult) String() string {
-	s := o.Object.String() + ": " + string(o.Action)
-	if o.Error != "" {
-		s += ": " + o.Error
-	}
-	if o.Health != "" {
-		s += " (" + o.Health
-		if o.HealthMessage != "" {
-			s += ": " + o.HealthMessage
-		}
-		s += ")"
-	}
-	return s
-}
-
-// Result is what applying one project to one cluster did.
-type Result struct {
-	Project, Cluster string
-	// Objects are in the order they were applied (Namespaces and CRDs, other cluster-scoped
-	// objects, namespaced objects; each by kind, namespace and name), pruned objects last.
-	Objects []ObjectResult
-	// Notes are things the user should know: skipped pruning, kinds no longer served…
-	Notes []string
-	// HealthTimedOut is set when the health wait ran out of time.
-	HealthTimedOut bool
-}
-
-// Failed reports whether any object failed, is unhealthy (Failed), or the health wait timed out.
-func (r *Result) Failed() bool {
-	if r.HealthTimedOut {
-		return true
-	}
-	for _, o := range r.Objects {
-		if o.Action == Failed || o.Health == "Failed" {
-			return true
-		}
-	}
-	return false
-}
-
-// Counts summarises a result.
-type Counts struct {
-	Created, Configured, Unchanged, Pruned, Failed int
-}
-
-// String is "2 created, 1 configured, 3 unchanged, 1 pruned, 0 failed".
-func (c Counts) String() string {
-	var parts []string
-	for _, n := range []struct {
-		count int
-		what  Action
-	}{{c.Created, Created}, {c.Configured, Configured}, {c.Unchanged, Unchanged}, {c.Pruned, Pruned}, {c.Failed, Failed}} {
-		if n.count > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", n.count, n.what))
-		}
-	}
-	if len(parts) == 0 {
-		return "nothing to apply"
-	}
-	return strings.Join(parts, ", ")
-}
-
-// Counts tallies the result's actions.
-func (r *Result) Counts() Counts {
-	var c Counts
-	for _, o := range r.Objects {
-		switch o.Action {
-		case Created:
-			c.Created++
-		case Configured:
-			c.Configured++
-		case Unchanged:
-			c.Unchanged++
-		case Pruned:
-			c.Pruned++
-		case Failed:
-			c.Failed++
-		}
-	}
-	return c
-}
-
 // item is one rendered object on its way to the cluster.
 type item struct {
-	src     render.Object
+	src     manifest.Object
 	obj     *unstructured.Unstructured // namespace defaulted, inventory label added
 	ref     plan.ObjectRef
 	gk      schema.GroupKind
@@ -210,11 +103,11 @@ type item struct {
 	// crdPending: the kind is defined by a CRD in this request and not served yet.
 	crdPending bool
 	live       *unstructured.Unstructured // as the apply returned it
-	res        ObjectResult
+	res        outcome.Object
 }
 
 func (it *item) fail(format string, args ...any) {
-	it.res.Action = Failed
+	it.res.Action = outcome.Failed
 	it.res.Error = oneLine(fmt.Sprintf(format, args...))
 }
 
@@ -223,7 +116,7 @@ func (it *item) settled() bool { return it.res.Action != "" }
 // applied reports whether the object is on the cluster as rendered.
 func (it *item) applied() bool {
 	switch it.res.Action {
-	case Created, Configured, Unchanged:
+	case outcome.Created, outcome.Configured, outcome.Unchanged:
 		return true
 	}
 	return false
@@ -237,7 +130,7 @@ func (it *item) isCRD() bool {
 // conflicting, unknown kind) are failed objects in the result; an error means the apply stopped
 // (objects defined twice, inventory unusable, cluster unreachable, ctx done). The result is
 // never nil: on error it records what was done before the apply stopped.
-func (a *Applier) Apply(ctx context.Context, c *cluster.Client, req Request) (*Result, error) {
+func (a *Applier) Apply(ctx context.Context, c *cluster.Client, req Request) (*outcome.Result, error) {
 	if req.Namespace == "" {
 		req.Namespace = "default"
 	}
@@ -245,15 +138,15 @@ func (a *Applier) Apply(ctx context.Context, c *cluster.Client, req Request) (*R
 		req.Inventory = inventory.ForProject(req.Project, req.Namespace)
 	}
 	inv := req.Inventory
-	out := &Result{Project: req.Project, Cluster: c.Name}
+	out := &outcome.Result{Project: req.Project, Cluster: c.Name}
 
 	items, crdOf, err := a.resolve(c, req)
 	if err != nil {
 		return out, err
 	}
-	var pruned []ObjectResult
+	var pruned []outcome.Object
 	// finish records the outcomes so far: on error, what was done before the apply stopped.
-	finish := func(err error) (*Result, error) {
+	finish := func(err error) (*outcome.Result, error) {
 		out.Objects = nil
 		for _, it := range items {
 			if it.settled() {
@@ -344,7 +237,7 @@ func (a *Applier) Apply(ctx context.Context, c *cluster.Client, req Request) (*R
 // member of the inventory, sorted in apply order. crdOf maps the kinds defined by CRDs in the
 // request to those CRDs.
 func (a *Applier) resolve(c *cluster.Client, req Request) ([]*item, map[schema.GroupVersionKind]*item, error) {
-	defined := render.CRDKinds(req.Objects)
+	defined := manifest.CRDKinds(req.Objects)
 	seen := map[string]string{}
 	var items []*item
 	for _, src := range req.Objects {
@@ -407,7 +300,7 @@ func (a *Applier) resolve(c *cluster.Client, req Request) ([]*item, map[schema.G
 	crdOf := map[schema.GroupVersionKind]*item{}
 	for _, it := range items {
 		if it.isCRD() {
-			for gvk := range render.CRDKinds([]render.Object{it.src}) {
+			for gvk := range manifest.CRDKinds([]manifest.Object{it.src}) {
 				crdOf[gvk] = it
 			}
 		}

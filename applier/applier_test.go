@@ -18,7 +18,8 @@ import (
 	"github.com/kubeplan/kubeplan/cluster"
 	"github.com/kubeplan/kubeplan/internal/kubetest"
 	"github.com/kubeplan/kubeplan/inventory"
-	"github.com/kubeplan/kubeplan/render"
+	"github.com/kubeplan/kubeplan/manifest"
+	"github.com/kubeplan/kubeplan/outcome"
 )
 
 var testCluster *kubetest.Cluster
@@ -48,22 +49,22 @@ func fast() *applier.Applier {
 
 // objects parses YAML documents into rendered objects; each call gives fresh objects, since
 // Apply mutates them.
-func objects(t *testing.T, docs ...string) []render.Object {
+func objects(t *testing.T, docs ...string) []manifest.Object {
 	t.Helper()
-	var out []render.Object
+	var out []manifest.Object
 	for i, doc := range docs {
 		us, err := kubetest.Objects(doc)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, u := range us {
-			out = append(out, render.Object{Unstructured: u, Source: fmt.Sprintf("project/%d.yaml", i)})
+			out = append(out, manifest.Object{Unstructured: u, Source: fmt.Sprintf("project/%d.yaml", i)})
 		}
 	}
 	return out
 }
 
-func apply(t *testing.T, c *cluster.Client, req applier.Request) *applier.Result {
+func apply(t *testing.T, c *cluster.Client, req applier.Request) *outcome.Result {
 	t.Helper()
 	res, err := fast().Apply(context.Background(), c, req)
 	if err != nil {
@@ -95,7 +96,7 @@ func live(t *testing.T, c *cluster.Client, gvr schema.GroupVersionResource, ns, 
 }
 
 // result finds the outcome for "Kind namespace/name" (or "Kind name").
-func result(t *testing.T, r *applier.Result, ref string) applier.ObjectResult {
+func result(t *testing.T, r *outcome.Result, ref string) outcome.Object {
 	t.Helper()
 	for _, o := range r.Objects {
 		if o.Object.String() == ref {
@@ -103,10 +104,10 @@ func result(t *testing.T, r *applier.Result, ref string) applier.ObjectResult {
 		}
 	}
 	t.Fatalf("no result for %s in:\n%s", ref, describe(r))
-	return applier.ObjectResult{}
+	return outcome.Object{}
 }
 
-func expect(t *testing.T, r *applier.Result, ref string, want applier.Action) applier.ObjectResult {
+func expect(t *testing.T, r *outcome.Result, ref string, want outcome.Action) outcome.Object {
 	t.Helper()
 	o := result(t, r, ref)
 	if o.Action != want {
@@ -115,7 +116,7 @@ func expect(t *testing.T, r *applier.Result, ref string, want applier.Action) ap
 	return o
 }
 
-func describe(r *applier.Result) string {
+func describe(r *outcome.Result) string {
 	var b strings.Builder
 	for _, o := range r.Objects {
 		b.WriteString("  " + o.String() + "\n")
@@ -126,7 +127,7 @@ func describe(r *applier.Result) string {
 	return b.String()
 }
 
-func hasNote(r *applier.Result, prefix string) bool {
+func hasNote(r *outcome.Result, prefix string) bool {
 	for _, n := range r.Notes {
 		if strings.HasPrefix(n, prefix) {
 			return true
@@ -164,7 +165,7 @@ func TestApplyCreatesConfiguresAndPrunesOnlyItsMembers(t *testing.T) {
 	c := connect(t)
 	ns := unique("applier-lifecycle")
 	inv := inventory.ForProject("shop", ns)
-	rendered := func(settings string, withService bool) []render.Object {
+	rendered := func(settings string, withService bool) []manifest.Object {
 		docs := []string{deploymentYAML("web"), configMapYAML("settings", settings), namespaceYAML(ns)}
 		if withService {
 			docs = append(docs, serviceYAML("web", ""))
@@ -181,7 +182,7 @@ func TestApplyCreatesConfiguresAndPrunesOnlyItsMembers(t *testing.T) {
 
 	// The namespace is created by the render, and holds the inventory.
 	r := apply(t, c, applier.Request{Project: "shop", Namespace: ns, Objects: rendered("a", true), Prune: true})
-	if got, want := r.Counts(), (applier.Counts{Created: 4}); got != want || r.Failed() {
+	if got, want := r.Counts(), (outcome.Counts{Created: 4}); got != want || r.Failed() {
 		t.Fatalf("counts %v, want %v\n%s", got, want, describe(r))
 	}
 	if r.Objects[0].Object.String() != "Namespace "+ns || r.Project != "shop" || r.Cluster != "test" {
@@ -220,14 +221,14 @@ func TestApplyCreatesConfiguresAndPrunesOnlyItsMembers(t *testing.T) {
 	kubeApply(servicesGVR, serviceYAML("other-project", ""), map[string]string{inventory.LabelPartOf: inventory.ForProject("other", ns).ID()})
 
 	r = apply(t, c, applier.Request{Project: "shop", Namespace: ns, Objects: rendered("b", true), Prune: true})
-	expect(t, r, "ConfigMap "+ns+"/settings", applier.Configured)
-	if got, want := r.Counts(), (applier.Counts{Configured: 1, Unchanged: 3}); got != want {
+	expect(t, r, "ConfigMap "+ns+"/settings", outcome.Configured)
+	if got, want := r.Counts(), (outcome.Counts{Configured: 1, Unchanged: 3}); got != want {
 		t.Fatalf("counts %v, want %v\n%s", got, want, describe(r))
 	}
 
 	// Without prune, a member gone from the render stays, and the inventory keeps tracking it.
 	r = apply(t, c, applier.Request{Project: "shop", Namespace: ns, Objects: rendered("b", false)})
-	if got, want := r.Counts(), (applier.Counts{Unchanged: 3}); got != want || !hasNote(r, "prune disabled: 1 inventory member gone from the render left in place (Service "+ns+"/web)") {
+	if got, want := r.Counts(), (outcome.Counts{Unchanged: 3}); got != want || !hasNote(r, "prune disabled: 1 inventory member gone from the render left in place (Service "+ns+"/web)") {
 		t.Fatalf("counts %v, want %v\n%s", got, want, describe(r))
 	}
 	if live(t, c, servicesGVR, ns, "web") == nil {
@@ -238,10 +239,10 @@ func TestApplyCreatesConfiguresAndPrunesOnlyItsMembers(t *testing.T) {
 	}
 
 	r = apply(t, c, applier.Request{Project: "shop", Namespace: ns, Objects: rendered("b", false), Prune: true})
-	if got, want := r.Counts(), (applier.Counts{Unchanged: 3, Pruned: 1}); got != want || r.Failed() {
+	if got, want := r.Counts(), (outcome.Counts{Unchanged: 3, Pruned: 1}); got != want || r.Failed() {
 		t.Fatalf("counts %v, want %v\n%s", got, want, describe(r))
 	}
-	if last := r.Objects[len(r.Objects)-1]; last.Object.String() != "Service "+ns+"/web" || last.Action != applier.Pruned || last.Health != "" {
+	if last := r.Objects[len(r.Objects)-1]; last.Object.String() != "Service "+ns+"/web" || last.Action != outcome.Pruned || last.Health != "" {
 		t.Errorf("last result %s, want the pruned service", last)
 	}
 	if live(t, c, servicesGVR, ns, "web") != nil {
@@ -290,7 +291,7 @@ func TestCustomResourceAppliedWithItsCRD(t *testing.T) {
 		strings.ReplaceAll(gizmoCRD, "applier.example.com", group)}
 
 	r := apply(t, c, applier.Request{Project: "gizmos", Namespace: ns, Objects: objects(t, docs...), HealthTimeout: 10 * time.Second})
-	if got, want := r.Counts(), (applier.Counts{Created: 2}); got != want || r.Failed() {
+	if got, want := r.Counts(), (outcome.Counts{Created: 2}); got != want || r.Failed() {
 		t.Fatalf("counts %v, want %v\n%s", got, want, describe(r))
 	}
 	if r.Objects[0].Object.Kind != "CustomResourceDefinition" || r.Objects[0].Health != "Current" {
@@ -308,7 +309,7 @@ func TestCustomResourceAppliedWithItsCRD(t *testing.T) {
 	}
 
 	r = apply(t, connect(t), applier.Request{Project: "gizmos", Namespace: ns, Objects: objects(t, docs...)})
-	if got, want := r.Counts(), (applier.Counts{Unchanged: 2}); got != want {
+	if got, want := r.Counts(), (outcome.Counts{Unchanged: 2}); got != want {
 		t.Fatalf("second apply: counts %v, want %v\n%s", got, want, describe(r))
 	}
 }
@@ -343,12 +344,12 @@ func TestConflictWithAnotherFieldManager(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		force     bool
-		want      applier.Action
+		want      outcome.Action
 		wantError string
 		wantLive  string
 	}{
-		{"without force", false, applier.Failed, `conflict: field manager "other" owns .data.key (set force for this project to take it over)`, "theirs"},
-		{"with force", true, applier.Configured, "", "ours-2"},
+		{"without force", false, outcome.Failed, `conflict: field manager "other" owns .data.key (set force for this project to take it over)`, "theirs"},
+		{"with force", true, outcome.Configured, "", "ours-2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := connect(t)
@@ -364,7 +365,7 @@ func TestConflictWithAnotherFieldManager(t *testing.T) {
 
 			r := apply(t, c, applier.Request{Project: "p", Namespace: ns, Objects: objects(t, configMapYAML("settings", "ours-2")), Force: tc.force})
 			o := expect(t, r, "ConfigMap "+ns+"/settings", tc.want)
-			if o.Error != tc.wantError || r.Failed() != (tc.want == applier.Failed) {
+			if o.Error != tc.wantError || r.Failed() != (tc.want == outcome.Failed) {
 				t.Errorf("error %q, want %q (failed %v)", o.Error, tc.wantError, r.Failed())
 			}
 			if got := live(t, c, configMapsGVR, ns, "settings").Object["data"].(map[string]any)["key"]; got != tc.wantLive {
@@ -424,12 +425,12 @@ func TestFailedObjectsDoNotStopTheOthersAndSkipPrune(t *testing.T) {
 
 			r := apply(t, c, applier.Request{Project: "p", Namespace: ns, Prune: true,
 				Objects: objects(t, configMapYAML("kept", "2"), configMapYAML("fresh", "1"), tc.failing)})
-			o := expect(t, r, strings.ReplaceAll(tc.ref, "{ns}", ns), applier.Failed)
+			o := expect(t, r, strings.ReplaceAll(tc.ref, "{ns}", ns), outcome.Failed)
 			if !strings.HasPrefix(o.Error, tc.wantError) {
 				t.Errorf("error:\n%s\nwant it to start with\n%s", o.Error, tc.wantError)
 			}
-			expect(t, r, "ConfigMap "+ns+"/kept", applier.Configured)
-			expect(t, r, "ConfigMap "+ns+"/fresh", applier.Created)
+			expect(t, r, "ConfigMap "+ns+"/kept", outcome.Configured)
+			expect(t, r, "ConfigMap "+ns+"/fresh", outcome.Created)
 			if !r.Failed() || !hasNote(r, "prune skipped: 1 object failed to apply") {
 				t.Errorf("failed %v, notes %q", r.Failed(), r.Notes)
 			}
@@ -530,10 +531,10 @@ func TestHealthWait(t *testing.T) {
 			if r.HealthTimedOut != tc.wantTimedOut || r.Failed() != tc.wantFailed {
 				t.Errorf("timed out %v, failed %v, want %v, %v\n%s", r.HealthTimedOut, r.Failed(), tc.wantTimedOut, tc.wantFailed, describe(r))
 			}
-			if d := expect(t, r, "Deployment "+ns+"/web", applier.Created); d.Health != tc.wantHealth {
+			if d := expect(t, r, "Deployment "+ns+"/web", outcome.Created); d.Health != tc.wantHealth {
 				t.Errorf("deployment health %s (%s), want %s", d.Health, d.HealthMessage, tc.wantHealth)
 			}
-			if cm := expect(t, r, "ConfigMap "+ns+"/settings", applier.Created); cm.Health != "Current" {
+			if cm := expect(t, r, "ConfigMap "+ns+"/settings", outcome.Created); cm.Health != "Current" {
 				t.Errorf("configmap health %s (%s), want Current", cm.Health, cm.HealthMessage)
 			}
 			if tc.wantTimedOut && (took < tc.timeout || !hasNote(r, "health: not healthy after 2s: Deployment "+ns+"/web InProgress")) {
@@ -579,7 +580,7 @@ func TestCancelledContextStopsTheApply(t *testing.T) {
 			if r == nil {
 				t.Fatal("nil result")
 			}
-			if created := len(r.Objects) == 1 && r.Objects[0].Action == applier.Created; created != tc.wantCreated {
+			if created := len(r.Objects) == 1 && r.Objects[0].Action == outcome.Created; created != tc.wantCreated {
 				t.Errorf("result:\n%s", describe(r))
 			}
 		})

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kubeplan/kubeplan/cluster"
+	"github.com/kubeplan/kubeplan/outcome"
 	"github.com/kubeplan/kubeplan/planner"
 )
 
@@ -61,11 +62,11 @@ func applyOne(ctx context.Context, c *cluster.Client, it *item, force bool) erro
 	it.live = after
 	switch {
 	case before == nil:
-		it.res.Action = Created
+		it.res.Action = outcome.Created
 	case before.GetResourceVersion() == after.GetResourceVersion():
-		it.res.Action = Unchanged
+		it.res.Action = outcome.Unchanged
 	default:
-		it.res.Action = Configured
+		it.res.Action = outcome.Configured
 	}
 	return nil
 }
@@ -150,7 +151,7 @@ func (a *Applier) settleCRDs(ctx context.Context, c *cluster.Client, items []*it
 			switch {
 			case crd == nil:
 				it.fail("unknown kind %s in %s: cluster %s does not serve it", gvk.Kind, gvk.GroupVersion(), c.Name)
-			case crd.res.Action == Failed:
+			case crd.res.Action == outcome.Failed:
 				it.fail("kind %s is not served: its %s failed (%s)", gvk.Kind, crd.ref, crd.res.Error)
 			default:
 				pending = append(pending, it)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kubeplan/kubeplan/cluster"
 	"github.com/kubeplan/kubeplan/inventory"
+	"github.com/kubeplan/kubeplan/outcome"
 	"github.com/kubeplan/kubeplan/plan"
 	"github.com/kubeplan/kubeplan/planner"
 )
@@ -115,7 +116,7 @@ func writeParent(ctx context.Context, c *cluster.Client, inv inventory.Set, s sc
 }
 
 type pruneResult struct {
-	pruned []ObjectResult
+	pruned []outcome.Object
 	// remaining is where members gone from the render may still live: not pruned, failed to
 	// prune, or of kinds the cluster no longer serves.
 	remaining scope
@@ -142,7 +143,7 @@ func (a *Applier) prune(ctx context.Context, c *cluster.Client, req Request, ite
 	failed := 0
 	for _, it := range items {
 		current[key(it.gk.Group, it.gk.Kind, it.ref.Namespace, it.ref.Name)] = true
-		if it.res.Action == Failed {
+		if it.res.Action == outcome.Failed {
 			failed++
 		}
 	}
@@ -200,12 +201,12 @@ func (a *Applier) prune(ctx context.Context, c *cluster.Client, req Request, ite
 		return false
 	})
 
-	results := make([]ObjectResult, len(gone))
+	results := make([]outcome.Object, len(gone))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(a.opts.Workers)
 	for i, m := range gone {
 		ref := memberRef(m)
-		results[i] = ObjectResult{Object: ref}
+		results[i] = outcome.Object{Object: ref}
 		g.Go(func() error {
 			uid := m.Object.GetUID()
 			policy := metav1.DeletePropagationBackground
@@ -213,10 +214,10 @@ func (a *Applier) prune(ctx context.Context, c *cluster.Client, req Request, ite
 				metav1.DeleteOptions{PropagationPolicy: &policy, Preconditions: &metav1.Preconditions{UID: &uid}})
 			switch {
 			case err == nil || apierrors.IsNotFound(err):
-				results[i].Action = Pruned
+				results[i].Action = outcome.Pruned
 				return nil
 			case isAPIStatus(err):
-				results[i].Action, results[i].Error = Failed, "prune: "+oneLine(err.Error())
+				results[i].Action, results[i].Error = outcome.Failed, "prune: "+oneLine(err.Error())
 				keep(m)
 				return nil
 			default:
@@ -226,7 +227,7 @@ func (a *Applier) prune(ctx context.Context, c *cluster.Client, req Request, ite
 	}
 	err = g.Wait()
 	// After an error, deletions that were never made are left out.
-	pr.pruned = slices.DeleteFunc(results, func(r ObjectResult) bool { return r.Action == "" })
+	pr.pruned = slices.DeleteFunc(results, func(r outcome.Object) bool { return r.Action == "" })
 	return pr, err
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/kubeplan/kubeplan/applier"
 	"github.com/kubeplan/kubeplan/cluster"
 	"github.com/kubeplan/kubeplan/inventory"
+	"github.com/kubeplan/kubeplan/outcome"
 )
 
 var seq atomic.Int64
@@ -109,7 +110,7 @@ func TestManifestsCannotRewriteAnInventory(t *testing.T) {
 
 	forged := fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\n  annotations: {%s: %q}\n", inv.ParentName, inventory.AnnotationRepository, stranger)
 	r := apply(t, c, applier.Request{Project: "evil", Namespace: ns, Repository: stranger, Objects: objects(t, forged)})
-	if o := expect(t, r, "ConfigMap "+ns+"/"+inv.ParentName, applier.Failed); !strings.Contains(o.Error, "reserved for kubeplan's inventories") {
+	if o := expect(t, r, "ConfigMap "+ns+"/"+inv.ParentName, outcome.Failed); !strings.Contains(o.Error, "reserved for kubeplan's inventories") {
 		t.Errorf("refusal: %q", o.Error)
 	}
 	if got := parentOwner(t, c, inv); got != owner {
@@ -196,8 +197,8 @@ func TestDestructivePruneNeedsTheProjectsYes(t *testing.T) {
 	}
 
 	r = apply(t, c, applier.Request{Project: "shop", Namespace: ns, Repository: owner, Prune: true, AllowDestructive: true, Objects: objects(t, configMapYAML("settings", "a"))})
-	expect(t, r, "Namespace "+legacy, applier.Pruned)
-	expect(t, r, "CustomResourceDefinition gizmos."+group, applier.Pruned)
+	expect(t, r, "Namespace "+legacy, outcome.Pruned)
+	expect(t, r, "CustomResourceDefinition gizmos."+group, outcome.Pruned)
 	// envtest runs no namespace controller: the namespace is left terminating, not gone.
 	if u := live(t, c, namespacesGVR, "", legacy); u != nil && u.GetDeletionTimestamp() == nil {
 		t.Error("namespace not being deleted after an allowed destructive prune")

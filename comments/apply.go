@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/kubeplan/kubeplan/applier"
+	"github.com/kubeplan/kubeplan/outcome"
 )
 
 // ApplyMarker starts every apply result comment (one per project × cluster and apply).
@@ -16,7 +16,7 @@ type Apply struct {
 	SHA              string
 	Actor            string // who asked: the commenter, or the merger for a roll-out
 	OnMerge          bool
-	Result           *applier.Result // nil when Err is set
+	Result           *outcome.Result // nil when Err is set
 	Err              string          // one line: why nothing could be applied
 	Notes            []string
 	// Limit is the forge's maximum comment length; 0 means GitHubLimit.
@@ -80,7 +80,7 @@ func RenderApply(a Apply) string {
 	var rows strings.Builder
 	shown, left := 0, 0
 	for _, o := range r.Objects {
-		if o.Action == applier.Unchanged && (o.Health == "" || o.Health == "Current") {
+		if o.Action == outcome.Unchanged && (o.Health == "" || o.Health == "Current") {
 			continue // counted above; a healthy unchanged object is not news
 		}
 		result := string(o.Action)
@@ -109,7 +109,7 @@ func RenderApply(a Apply) string {
 	var unchanged strings.Builder
 	n := 0
 	for _, o := range r.Objects {
-		if o.Action == applier.Unchanged && (o.Health == "" || o.Health == "Current") {
+		if o.Action == outcome.Unchanged && (o.Health == "" || o.Health == "Current") {
 			fmt.Fprintf(&unchanged, "`%s` ", html(o.Object.String()))
 			n++
 		}

@@ -5,9 +5,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kubeplan/kubeplan/applier"
 	"github.com/kubeplan/kubeplan/comments"
 	"github.com/kubeplan/kubeplan/internal/golden"
+	"github.com/kubeplan/kubeplan/outcome"
 	"github.com/kubeplan/kubeplan/plan"
 )
 
@@ -20,17 +20,17 @@ func TestApplyResultCommentsGolden(t *testing.T) {
 		name string
 		in   comments.Apply
 	}{
-		{"apply-success.md", comments.Apply{Project: "web", Cluster: "staging", SHA: "0123456789abcdef0123", Actor: "dave", Result: &applier.Result{Objects: []applier.ObjectResult{
-			{Object: ref("Namespace", "", "web"), Action: applier.Unchanged, Health: "Current"},
-			{Object: ref("ConfigMap", "web", "settings"), Action: applier.Configured, Health: "Current", HealthMessage: "Resource is always ready"},
-			{Object: plan.ObjectRef{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "web", Name: "web"}, Action: applier.Created, Health: "Current"},
-			{Object: ref("Service", "web", "old"), Action: applier.Pruned},
+		{"apply-success.md", comments.Apply{Project: "web", Cluster: "staging", SHA: "0123456789abcdef0123", Actor: "dave", Result: &outcome.Result{Objects: []outcome.Object{
+			{Object: ref("Namespace", "", "web"), Action: outcome.Unchanged, Health: "Current"},
+			{Object: ref("ConfigMap", "web", "settings"), Action: outcome.Configured, Health: "Current", HealthMessage: "Resource is always ready"},
+			{Object: plan.ObjectRef{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "web", Name: "web"}, Action: outcome.Created, Health: "Current"},
+			{Object: ref("Service", "web", "old"), Action: outcome.Pruned},
 		}}}},
 		{"apply-failed.md", comments.Apply{Project: "web", Cluster: "prod", SHA: "0123456789abcdef0123", Actor: "carol", OnMerge: true,
 			Notes: []string{"kubeplan stopped during an earlier apply of this project: it planned again and applied what is left."},
-			Result: &applier.Result{HealthTimedOut: true, Notes: []string{"prune skipped: 1 object failed to apply"}, Objects: []applier.ObjectResult{
-				{Object: ref("Service", "web", "web"), Action: applier.Failed, Error: "Service \"web\" is invalid: spec.clusterIP: Invalid value: \"10.0.0.9\": field is immutable"},
-				{Object: plan.ObjectRef{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "web", Name: "web"}, Action: applier.Configured, Health: "InProgress", HealthMessage: "Available: 1/2"},
+			Result: &outcome.Result{HealthTimedOut: true, Notes: []string{"prune skipped: 1 object failed to apply"}, Objects: []outcome.Object{
+				{Object: ref("Service", "web", "web"), Action: outcome.Failed, Error: "Service \"web\" is invalid: spec.clusterIP: Invalid value: \"10.0.0.9\": field is immutable"},
+				{Object: plan.ObjectRef{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "web", Name: "web"}, Action: outcome.Configured, Health: "InProgress", HealthMessage: "Available: 1/2"},
 			}}}},
 		{"apply-error.md", comments.Apply{Project: "web", Cluster: "gone", SHA: "0123456789abcdef0123", Actor: "dave", Err: "cluster gone: apiserver https://127.0.0.1:1 is unreachable (connection refused)"}},
 	}
@@ -41,11 +41,11 @@ func TestApplyResultCommentsGolden(t *testing.T) {
 
 // A roll-out of thousands of objects fits in the forge's limit and says how many rows it left out.
 func TestApplyResultCommentFitsTheLimit(t *testing.T) {
-	var objs []applier.ObjectResult
+	var objs []outcome.Object
 	for i := 0; i < 5000; i++ {
-		objs = append(objs, applier.ObjectResult{Object: ref("ConfigMap", "web", fmt.Sprintf("config-%04d", i)), Action: applier.Created, Health: "Current"})
+		objs = append(objs, outcome.Object{Object: ref("ConfigMap", "web", fmt.Sprintf("config-%04d", i)), Action: outcome.Created, Health: "Current"})
 	}
-	body := comments.RenderApply(comments.Apply{Project: "web", Cluster: "prod", SHA: "abc", Result: &applier.Result{Objects: objs}, Limit: 20000})
+	body := comments.RenderApply(comments.Apply{Project: "web", Cluster: "prod", SHA: "abc", Result: &outcome.Result{Objects: objs}, Limit: 20000})
 	if len(body) > 20000 {
 		t.Fatalf("comment is %d characters, over the limit of 20000", len(body))
 	}

@@ -27,6 +27,8 @@ import (
 	"github.com/kubeplan/kubeplan/internal/imagebuild"
 	"github.com/kubeplan/kubeplan/internal/kubetest"
 	"github.com/kubeplan/kubeplan/internal/testtree"
+	"github.com/kubeplan/kubeplan/manifest"
+	"github.com/kubeplan/kubeplan/outcome"
 	"github.com/kubeplan/kubeplan/plan"
 	"github.com/kubeplan/kubeplan/planner"
 	"github.com/kubeplan/kubeplan/render"
@@ -59,7 +61,7 @@ func renderChart(t *testing.T, ns, values string) (*render.Result, error) {
 	return deploy.RenderChart(context.Background(), root, ns, "v1.37.2", "/values.yaml")
 }
 
-func mustRenderChart(t *testing.T, ns, values string) []render.Object {
+func mustRenderChart(t *testing.T, ns, values string) []manifest.Object {
 	t.Helper()
 	res, err := renderChart(t, ns, values)
 	if err != nil {
@@ -69,7 +71,7 @@ func mustRenderChart(t *testing.T, ns, values string) []render.Object {
 }
 
 // find returns the rendered object of that kind and name, failing the test if there is none.
-func find(t *testing.T, objs []render.Object, kind, name string) *unstructured.Unstructured {
+func find(t *testing.T, objs []manifest.Object, kind, name string) *unstructured.Unstructured {
 	t.Helper()
 	for _, o := range objs {
 		if o.GetKind() == kind && o.GetName() == name {
@@ -80,7 +82,7 @@ func find(t *testing.T, objs []render.Object, kind, name string) *unstructured.U
 	return nil
 }
 
-func kinds(objs []render.Object) string {
+func kinds(objs []manifest.Object) string {
 	var out []string
 	for _, o := range objs {
 		out = append(out, o.GetKind()+"/"+o.GetName())
@@ -116,7 +118,7 @@ func createNamespaces(t *testing.T, names ...string) {
 }
 
 // planOK plans objects as project in ns with client c and fails the test on any failed object.
-func planOK(t *testing.T, c *cluster.Client, project, ns string, objs []render.Object) *plan.Plan {
+func planOK(t *testing.T, c *cluster.Client, project, ns string, objs []manifest.Object) *plan.Plan {
 	t.Helper()
 	p, err := planner.New(planner.Options{}).Plan(context.Background(), c, planner.Request{Project: project, Namespace: ns, Objects: objs})
 	if err != nil {
@@ -130,7 +132,7 @@ func planOK(t *testing.T, c *cluster.Client, project, ns string, objs []render.O
 	return p
 }
 
-func applyObjects(t *testing.T, c *cluster.Client, project, ns string, objs []render.Object, prune bool) *applier.Result {
+func applyObjects(t *testing.T, c *cluster.Client, project, ns string, objs []manifest.Object, prune bool) *outcome.Result {
 	t.Helper()
 	r, err := applier.New(applier.Options{}).Apply(context.Background(), c, applier.Request{Project: project, Namespace: ns, Objects: objs, Prune: prune})
 	if err != nil {
@@ -371,7 +373,7 @@ func serviceAccountClient(t *testing.T, ns, sa string) *cluster.Client {
 }
 
 // sampleProject is a typical application: the kinds the chart's default rules allow.
-func sampleProject(t *testing.T, withCache bool) []render.Object {
+func sampleProject(t *testing.T, withCache bool) []manifest.Object {
 	t.Helper()
 	files := map[string]string{
 		"app/web.yaml": `apiVersion: apps/v1
@@ -522,15 +524,15 @@ func TestClusterRBACManagesListedKindsEverywhereButIsNotAdmin(t *testing.T) {
 	}
 }
 
-func objectsFromYAML(t *testing.T, docs string) []render.Object {
+func objectsFromYAML(t *testing.T, docs string) []manifest.Object {
 	t.Helper()
 	us, err := kubetest.Objects(docs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := make([]render.Object, len(us))
+	out := make([]manifest.Object, len(us))
 	for i, u := range us {
-		out[i] = render.Object{Unstructured: u, Source: "test.yaml"}
+		out[i] = manifest.Object{Unstructured: u, Source: "test.yaml"}
 	}
 	return out
 }
@@ -570,7 +572,7 @@ func TestKustomizeBaseIsTheChartRendered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	index := func(objs []render.Object) map[string]string {
+	index := func(objs []manifest.Object) map[string]string {
 		m := map[string]string{}
 		for _, o := range objs {
 			y, err := yaml.Marshal(o.Object)

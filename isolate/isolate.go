@@ -33,6 +33,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 
+	"github.com/kubeplan/kubeplan/manifest"
 	"github.com/kubeplan/kubeplan/render"
 )
 
@@ -169,7 +170,7 @@ func (r *Renderer) Render(ctx context.Context, repoRoot, dir string, opts render
 		if err := utiljson.Unmarshal(o.Object, &obj); err != nil {
 			return nil, fmt.Errorf("render %s: read an object of %s from the render child: %w", dir, o.Source, err)
 		}
-		res.Objects = append(res.Objects, render.Object{Unstructured: &unstructured.Unstructured{Object: obj}, Source: o.Source})
+		res.Objects = append(res.Objects, manifest.Object{Unstructured: &unstructured.Unstructured{Object: obj}, Source: o.Source})
 	}
 	return res, nil
 }

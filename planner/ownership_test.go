@@ -14,6 +14,7 @@ import (
 	"github.com/kubeplan/kubeplan/applier"
 	"github.com/kubeplan/kubeplan/internal/testtree"
 	"github.com/kubeplan/kubeplan/inventory"
+	"github.com/kubeplan/kubeplan/manifest"
 	"github.com/kubeplan/kubeplan/plan"
 	"github.com/kubeplan/kubeplan/planner"
 	"github.com/kubeplan/kubeplan/render"
@@ -39,7 +40,7 @@ const (
 )
 
 // render lays out files as a project and renders it into namespace ns.
-func renderFiles(t *testing.T, ns string, files map[string]string) []render.Object {
+func renderFiles(t *testing.T, ns string, files map[string]string) []manifest.Object {
 	t.Helper()
 	inProject := map[string]string{}
 	for name, content := range files {

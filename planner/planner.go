@@ -17,9 +17,9 @@ import (
 
 	"github.com/kubeplan/kubeplan/cluster"
 	"github.com/kubeplan/kubeplan/inventory"
+	"github.com/kubeplan/kubeplan/manifest"
 	"github.com/kubeplan/kubeplan/objdiff"
 	"github.com/kubeplan/kubeplan/plan"
-	"github.com/kubeplan/kubeplan/render"
 )
 
 // FieldManager is the server-side apply field manager kubeplan plans and applies as.
@@ -58,7 +58,7 @@ type Request struct {
 	// Objects are planned as apply would send them: Plan defaults their namespaces and adds the
 	// inventory label in place rather than on copies (a plan of thousands of objects would
 	// otherwise hold each twice).
-	Objects []render.Object
+	Objects []manifest.Object
 	Notes   []string
 	// Renderer is recorded in the plan for readers.
 	Renderer string
@@ -92,7 +92,7 @@ type Scope interface {
 
 // desired is one rendered object resolved against the cluster.
 type desired struct {
-	src     render.Object
+	src     manifest.Object
 	obj     *unstructured.Unstructured // namespace defaulted, inventory label added
 	ref     plan.ObjectRef
 	mapping *meta.RESTMapping // nil when the cluster does not know the kind
@@ -174,7 +174,7 @@ func (p *Planner) Plan(ctx context.Context, c *cluster.Client, req Request) (*pl
 // resolve maps every rendered object to a resource, defaults its namespace and labels it as a
 // member of the inventory. Kinds the cluster does not serve are settled here.
 func (p *Planner) resolve(c *cluster.Client, req Request) ([]*desired, error) {
-	newKinds := render.CRDKinds(req.Objects)
+	newKinds := manifest.CRDKinds(req.Objects)
 	seen := map[string]string{}
 	var out []*desired
 	for _, src := range req.Objects {

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/kubeplan/kubeplan/manifest"
 	yamlv3 "go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
@@ -82,7 +83,7 @@ func renderKustomize(ctx context.Context, fsys fs.FS, dir string, limits Limits)
 			return nil, &Error{File: dir, Reason: fmt.Sprintf("kustomize output %s: %v", r.CurId(), err), Err: err}
 		}
 		u := &unstructured.Unstructured{Object: m}
-		res.Objects = append(res.Objects, Object{Unstructured: u, Source: dir + " (kustomize)"})
+		res.Objects = append(res.Objects, manifest.Object{Unstructured: u, Source: dir + " (kustomize)"})
 	}
 	return res, nil
 }

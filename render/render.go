@@ -11,7 +11,7 @@ import (
 	"path"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"github.com/kubeplan/kubeplan/manifest"
 )
 
 // Renderer names the way a directory is turned into objects.
@@ -90,17 +90,10 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// Object is one rendered object and where it came from.
-type Object struct {
-	*unstructured.Unstructured
-	// Source names the file (and document) the object came from, relative to the repository root.
-	Source string
-}
-
 // Result is what a render produced.
 type Result struct {
 	Renderer Renderer
-	Objects  []Object
+	Objects  []manifest.Object
 	// Notes are things the user should know that are not errors (skipped files, hooks…).
 	Notes []string
 }

@@ -11,6 +11,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/kubeplan/kubeplan/manifest"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -61,8 +62,8 @@ func renderYAML(ctx context.Context, fsys fs.FS, dir string, limits Limits) (*Re
 // decodeManifests splits a YAML stream (or one JSON document) into Kubernetes objects, counting
 // what they decode to in out. Documents that are not Kubernetes objects are skipped with a note;
 // List kinds are expanded.
-func decodeManifests(name string, data []byte, out *output) ([]Object, []string, error) {
-	var objs []Object
+func decodeManifests(name string, data []byte, out *output) ([]manifest.Object, []string, error) {
+	var objs []manifest.Object
 	var notes []string
 	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	for doc := 1; ; doc++ {
@@ -109,7 +110,7 @@ func decodeManifests(name string, data []byte, out *output) ([]Object, []string,
 				return nil, nil, &Error{File: source, Reason: "invalid List: " + err.Error(), Err: err}
 			}
 			for i := range list.Items {
-				objs = append(objs, Object{Unstructured: &list.Items[i], Source: fmt.Sprintf("%s[%d]", source, i)})
+				objs = append(objs, manifest.Object{Unstructured: &list.Items[i], Source: fmt.Sprintf("%s[%d]", source, i)})
 			}
 			continue
 		}
@@ -117,7 +118,7 @@ func decodeManifests(name string, data []byte, out *output) ([]Object, []string,
 			// Server-side apply needs a name; generateName cannot be planned or applied idempotently.
 			return nil, nil, &Error{File: source, Reason: fmt.Sprintf("%s has no metadata.name", u.GetKind())}
 		}
-		objs = append(objs, Object{Unstructured: u, Source: source})
+		objs = append(objs, manifest.Object{Unstructured: u, Source: source})
 	}
 	return objs, notes, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/kubeplan/kubeplan/comments"
 	"github.com/kubeplan/kubeplan/event"
 	"github.com/kubeplan/kubeplan/forge"
+	"github.com/kubeplan/kubeplan/outcome"
 	"github.com/kubeplan/kubeplan/plan"
 	"github.com/kubeplan/kubeplan/policy"
 	"github.com/kubeplan/kubeplan/repoconfig"
@@ -390,7 +391,7 @@ func conflicts(p *plan.Plan) []string {
 	return out
 }
 
-func summarizeApply(r *applier.Result) string {
+func summarizeApply(r *outcome.Result) string {
 	s := r.Counts().String()
 	if r.HealthTimedOut {
 		s += ", health wait timed out"

@@ -17,6 +17,7 @@ import (
 	"github.com/kubeplan/kubeplan/comments"
 	"github.com/kubeplan/kubeplan/event"
 	"github.com/kubeplan/kubeplan/forge"
+	"github.com/kubeplan/kubeplan/manifest"
 	"github.com/kubeplan/kubeplan/plan"
 	"github.com/kubeplan/kubeplan/planner"
 	"github.com/kubeplan/kubeplan/policy"
@@ -195,7 +196,7 @@ func (c *checkout) targets(defaultCluster string, sel selection, keep func(repoc
 // that plan sends them.
 type planned struct {
 	comments.Target
-	objects   []render.Object
+	objects   []manifest.Object
 	namespace string
 	// grant is what the repository may touch on the cluster; apply is held to it as well.
 	grant access.Grant

@@ -1,4 +1,7 @@
-package render
+// Package manifest holds a rendered Kubernetes object and where it came from: plain data shared
+// by the renderers that produce it and the planner and applier that consume it, so neither of
+// those has to compile Helm or Kustomize.
+package manifest
 
 import (
 	"strings"

@@ -135,16 +135,35 @@ func Load(path string, getenv func(string) string) (Config, error) {
 	return c, nil
 }
 
-// Validate checks the configuration once loaded and reads the App key file.
-func (c *Config) Validate() error {
+// Runtime is what serve derives from a valid configuration, once, at start.
+type Runtime struct {
+	// GitHubPrivateKey is the App's key: KUBEPLAN_GITHUB_PRIVATE_KEY, or github.privateKeyFile read.
+	GitHubPrivateKey []byte
+	// Policy is the server's policy, compiled; each event only adds its repository's rules.
+	Policy *policy.Policy
+	// HealthTimeout is apply.healthTimeout, or half a jobTimeout shorter than its default.
+	HealthTimeout time.Duration
+}
+
+// Validate checks the configuration, naming every mistake at once.
+func (c Config) Validate() error {
+	_, err := c.Prepare()
+	return err
+}
+
+// Prepare validates the configuration, naming every mistake at once, and derives what serve
+// runs with. It changes nothing in c: what it derives is in the Runtime. On error the Runtime
+// still holds what could be derived (the key, when readable), so doctor checks on with it.
+func (c Config) Prepare() (Runtime, error) {
 	var errs []error
+	rt := Runtime{GitHubPrivateKey: c.GitHub.PrivateKey, HealthTimeout: c.Apply.HealthTimeout.Duration}
 	if c.GitHub.AppID != 0 && len(c.GitHub.PrivateKey) == 0 {
 		if c.GitHub.PrivateKeyFile == "" {
 			errs = append(errs, errors.New("github.appID is set but no private key (github.privateKeyFile or KUBEPLAN_GITHUB_PRIVATE_KEY)"))
 		} else if key, err := os.ReadFile(c.GitHub.PrivateKeyFile); err != nil {
 			errs = append(errs, fmt.Errorf("github private key: %w", err))
 		} else {
-			c.GitHub.PrivateKey = key
+			rt.GitHubPrivateKey = key
 		}
 	}
 	github := c.GitHub.AppID != 0 || c.GitHub.Token != ""
@@ -177,14 +196,14 @@ func (c *Config) Validate() error {
 	if err := c.Access.Validate(names); err != nil {
 		errs = append(errs, err)
 	}
-	if c.Apply.HealthTimeout.Duration < 0 {
+	if rt.HealthTimeout < 0 {
 		errs = append(errs, errors.New("apply.healthTimeout must not be negative (0 skips the health wait)"))
 	}
-	if c.Apply.HealthTimeout.Duration == defaultHealthTimeout && c.JobTimeout.Duration > 0 && c.JobTimeout.Duration <= defaultHealthTimeout {
-		c.Apply.HealthTimeout.Duration = c.JobTimeout.Duration / 2 // the default follows a short jobTimeout
+	if rt.HealthTimeout == defaultHealthTimeout && c.JobTimeout.Duration > 0 && c.JobTimeout.Duration <= defaultHealthTimeout {
+		rt.HealthTimeout = c.JobTimeout.Duration / 2 // the default follows a short jobTimeout
 	}
-	if c.Apply.HealthTimeout.Duration >= c.JobTimeout.Duration && c.JobTimeout.Duration > 0 {
-		errs = append(errs, fmt.Errorf("apply.healthTimeout (%s) must be shorter than jobTimeout (%s)", c.Apply.HealthTimeout.Duration, c.JobTimeout.Duration))
+	if rt.HealthTimeout >= c.JobTimeout.Duration && c.JobTimeout.Duration > 0 {
+		errs = append(errs, fmt.Errorf("apply.healthTimeout (%s) must be shorter than jobTimeout (%s)", rt.HealthTimeout, c.JobTimeout.Duration))
 	}
 	if c.Retention.Duration < time.Hour {
 		errs = append(errs, fmt.Errorf("retention must be at least 1h (have %s): forges redeliver webhooks for days", c.Retention.Duration))
@@ -193,17 +212,19 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("render.timeout must be positive and render.memoryMB at least 64 (have %s, %d)", c.Render.Timeout.Duration, c.Render.MemoryMB))
 	}
 	// Bad server rules stop the server at start, naming the rule, not the first pull request.
-	if _, err := policy.Compile(c.Policy, nil); err != nil {
+	pol, err := policy.Compile(c.Policy, nil)
+	if err != nil {
 		errs = append(errs, err)
 	}
+	rt.Policy = pol
 	if len(errs) == 0 {
-		return nil
+		return rt, nil
 	}
 	msgs := make([]string, len(errs))
 	for i, e := range errs {
 		msgs[i] = e.Error()
 	}
-	return errors.New("configuration: " + strings.Join(msgs, "; "))
+	return rt, errors.New("configuration: " + strings.Join(msgs, "; "))
 }
 
 // Registry builds the cluster registry.

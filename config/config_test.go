@@ -3,12 +3,15 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kubeplan/kubeplan/access"
+	"github.com/kubeplan/kubeplan/cluster"
 	"github.com/kubeplan/kubeplan/plan"
+	"github.com/kubeplan/kubeplan/policy"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -101,8 +104,13 @@ policy:
 	d := Default()
 	d.GitHub.Token, d.GitHub.WebhookSecret, d.JobTimeout.Duration = "t", "s", 2*time.Minute
 	d.Clusters = c.Clusters
-	if err := d.Validate(); err != nil || d.Apply.HealthTimeout.Duration != time.Minute {
-		t.Errorf("default health timeout with jobTimeout 2m: %v, %v", d.Apply.HealthTimeout, err)
+	before := d
+	if rt, err := d.Prepare(); err != nil || rt.HealthTimeout != time.Minute {
+		t.Errorf("default health timeout with jobTimeout 2m: %v, %v", rt.HealthTimeout, err)
+	}
+	// Preparing derives; it never rewrites the configuration it checks.
+	if !reflect.DeepEqual(d, before) {
+		t.Errorf("Prepare changed the configuration: %+v", d)
 	}
 }
 
@@ -152,5 +160,36 @@ access:
 	c.Access = append(c.Access, access.Rule{Repositories: []string{"acme/shop"}, Clusters: []string{"prdo"}})
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), `access[2]: cluster pattern "prdo" matches no configured cluster (prod, staging)`) {
 		t.Errorf("a rule for a cluster that does not exist: %v", err)
+	}
+}
+
+// The App key named by github.privateKeyFile is read by Prepare into what serve runs with, and
+// the server policy comes out compiled; the configuration itself is left as loaded.
+func TestPrepareReadsTheKeyFileAndCompilesThePolicy(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "app.pem")
+	if err := os.WriteFile(keyFile, []byte("KEY FROM FILE"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := Default()
+	c.GitHub.AppID, c.GitHub.PrivateKeyFile, c.GitHub.WebhookSecret = 7, keyFile, "s"
+	c.Clusters = []cluster.Target{{Name: "prod", Kubeconfig: filepath.Join(dir, "kubeconfig")}}
+	c.Policy.Rules = []policy.ManifestRule{{Name: "no-latest", Expr: "true"}}
+	rt, err := c.Prepare()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(rt.GitHubPrivateKey) != "KEY FROM FILE" || c.GitHub.PrivateKey != nil {
+		t.Errorf("key: runtime %q, config %q", rt.GitHubPrivateKey, c.GitHub.PrivateKey)
+	}
+	if got := rt.Policy.RuleNames(); len(got) != 1 || got[0] != "no-latest" {
+		t.Errorf("compiled policy rules: %v", got)
+	}
+	if rt.HealthTimeout != defaultHealthTimeout {
+		t.Errorf("health timeout %s", rt.HealthTimeout)
+	}
+	c.GitHub.PrivateKeyFile = filepath.Join(dir, "missing.pem")
+	if _, err := c.Prepare(); err == nil || !strings.Contains(err.Error(), "github private key") {
+		t.Errorf("missing key file: %v", err)
 	}
 }

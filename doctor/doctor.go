@@ -61,11 +61,13 @@ func Run(ctx context.Context, cfg config.Config, o Options) []Result {
 		o.Timeout = 15 * time.Second
 	}
 	var out []Result
-	// Validate reads the App key and names every configuration mistake; the checks go on with
+	// Prepare reads the App key and names every configuration mistake; the checks go on with
 	// what there is, so one run shows every problem.
-	if err := cfg.Validate(); err != nil {
+	rt, err := cfg.Prepare()
+	if err != nil {
 		out = append(out, fail("config", "correct the configuration file or environment (docs/configuration.md)", "%s", strings.TrimPrefix(err.Error(), "configuration: ")))
 	}
+	cfg.GitHub.PrivateKey = rt.GitHubPrivateKey // this copy only: the checks below sign with it
 	httpOpts := forgehttp.Options{Timeout: o.Timeout, Log: nil}
 	if cfg.GitHub.AppID != 0 || cfg.GitHub.Token != "" {
 		out = append(out, secretSet("github", cfg.GitHub.WebhookSecret, "KUBEPLAN_GITHUB_WEBHOOK_SECRET"))

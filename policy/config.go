@@ -117,10 +117,15 @@ func (c Config) IsZero() bool {
 var Overridable = []string{"approvals", "rules"}
 
 // Policy is a compiled, validated policy: the server's rules plus those a repository added.
+// It is immutable once compiled: Extend returns a new Policy and shares the compiled rules.
 type Policy struct {
 	roles     []RoleRule
 	approvals []approvalRule
 	rules     []*manifestRule
+	// overrides are the server's AllowedOverrides: what Extend lets a repository add.
+	overrides []string
+	// extended is set once a repository's rules are in; only the server's policy extends.
+	extended bool
 }
 
 type approvalRule struct {
@@ -133,32 +138,52 @@ type approvalRule struct {
 // AllowedOverrides permit; since every approval rule in scope must be satisfied, adding
 // rules only ever raises requirements.
 func Compile(server Config, repo *Config) (*Policy, error) {
-	p := &Policy{}
 	for _, o := range server.AllowedOverrides {
 		if !slices.Contains(Overridable, o) {
 			return nil, &Error{ServerSource, fmt.Sprintf("policy.allowedOverrides: %q cannot be overridden by repositories (want %s)", o, strings.Join(Overridable, " or "))}
 		}
 	}
+	p := &Policy{overrides: slices.Clone(server.AllowedOverrides)}
 	if err := p.add(server, ServerSource); err != nil {
 		return nil, err
 	}
-	if repo != nil {
-		allowed := func(key string) bool { return slices.Contains(server.AllowedOverrides, key) }
-		switch {
-		case len(repo.Roles) > 0:
-			return nil, &Error{RepoFile, "the server does not let repositories set policy.roles"}
-		case len(repo.AllowedOverrides) > 0:
-			return nil, &Error{RepoFile, "policy.allowedOverrides can only be set in the server config"}
-		case len(repo.Approvals) > 0 && !allowed("approvals"):
-			return nil, &Error{RepoFile, "the server does not let repositories set policy.approvals"}
-		case len(repo.Rules) > 0 && !allowed("rules"):
-			return nil, &Error{RepoFile, "the server does not let repositories set policy.rules"}
-		}
-		if err := p.add(*repo, RepoFile); err != nil {
-			return nil, err
-		}
+	if repo == nil {
+		return p, nil
 	}
-	return p, nil
+	return p.Extend(repo)
+}
+
+// Extend returns the server's policy p with a repository's rules added (repo may be nil),
+// so the server compiles its own rules once, at start, and each event compiles only the
+// repository's. A nil p is the empty server policy.
+func (p *Policy) Extend(repo *Config) (*Policy, error) {
+	if p == nil {
+		p = &Policy{}
+	}
+	if p.extended {
+		return nil, fmt.Errorf("policy: a repository's rules are already in; extend the server's policy")
+	}
+	if repo == nil {
+		return p, nil
+	}
+	allowed := func(key string) bool { return slices.Contains(p.overrides, key) }
+	switch {
+	case len(repo.Roles) > 0:
+		return nil, &Error{RepoFile, "the server does not let repositories set policy.roles"}
+	case len(repo.AllowedOverrides) > 0:
+		return nil, &Error{RepoFile, "policy.allowedOverrides can only be set in the server config"}
+	case len(repo.Approvals) > 0 && !allowed("approvals"):
+		return nil, &Error{RepoFile, "the server does not let repositories set policy.approvals"}
+	case len(repo.Rules) > 0 && !allowed("rules"):
+		return nil, &Error{RepoFile, "the server does not let repositories set policy.rules"}
+	}
+	// Full slice expressions: appending to the copy never writes into the server's arrays.
+	out := &Policy{roles: p.roles[:len(p.roles):len(p.roles)], approvals: p.approvals[:len(p.approvals):len(p.approvals)],
+		rules: p.rules[:len(p.rules):len(p.rules)], overrides: p.overrides, extended: true}
+	if err := out.add(*repo, RepoFile); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // add validates c's rules and appends them; names must stay unique within each list.

@@ -145,3 +145,51 @@ func TestScopeString(t *testing.T) {
 		}
 	}
 }
+
+// The server compiles its policy once; every event extends it with its repository's rules.
+// Two repositories extending the same server policy must never see each other's rules, and
+// the server's own policy stays as compiled.
+func TestExtendKeepsTheServerPolicyAndRepositoriesApart(t *testing.T) {
+	server, err := Compile(mustConfig(t, `
+allowedOverrides: [approvals, rules]
+approvals: [{name: default, minApprovals: 1}]
+rules: [{name: server-rule, expr: "true"}]
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shop := mustConfig(t, `rules: [{name: shop-rule, expr: "true"}]`)
+	web := mustConfig(t, `rules: [{name: web-rule, expr: "true"}]`)
+	a, err := server.Extend(&shop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := server.Extend(&web)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		p    *Policy
+		want string
+	}{{"server", server, "server-rule"}, {"shop", a, "server-rule,shop-rule"}, {"web", b, "server-rule,web-rule"}} {
+		if got := strings.Join(tc.p.RuleNames(), ","); got != tc.want {
+			t.Errorf("%s: rules %s, want %s", tc.name, got, tc.want)
+		}
+	}
+	if _, err := a.Extend(&web); err == nil {
+		t.Error("a repository's policy was extended again")
+	}
+	if same, err := server.Extend(nil); err != nil || same != server {
+		t.Errorf("no repository policy: %v, %v", same, err)
+	}
+	// A repository's bad rule fails its extension, naming the file, not the server policy.
+	bad := mustConfig(t, `rules: [{name: r, expr: "foo"}]`)
+	if _, err := server.Extend(&bad); err == nil || !strings.HasPrefix(err.Error(), ".kubeplan.yaml: policy rule \"r\"") {
+		t.Errorf("bad repository rule: %v", err)
+	}
+	var none *Policy
+	if p, err := none.Extend(&web); err == nil || p != nil {
+		t.Errorf("a nil server policy let a repository add rules: %v", err)
+	}
+}

@@ -33,13 +33,15 @@ import (
 
 // Server is a running kubeplan service.
 type Server struct {
-	cfg     config.Config
-	log     *slog.Logger
-	queue   *store.Queue
-	workers *worker.Pool
-	flow    *workflow.Workflow
-	mux     *http.ServeMux
-	metrics *metrics.Metrics
+	cfg config.Config
+	// githubKey is the App's private key, read once at start (config.Prepare).
+	githubKey []byte
+	log       *slog.Logger
+	queue     *store.Queue
+	workers   *worker.Pool
+	flow      *workflow.Workflow
+	mux       *http.ServeMux
+	metrics   *metrics.Metrics
 
 	mu     sync.Mutex
 	github map[int64]*ghforge.Client // per App installation
@@ -48,7 +50,8 @@ type Server struct {
 
 // New opens the state store and wires everything; Run starts the workers.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
-	if err := cfg.Validate(); err != nil {
+	rt, err := cfg.Prepare()
+	if err != nil {
 		return nil, err
 	}
 	reg, err := cfg.Registry()
@@ -75,7 +78,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if len(cfg.Repositories) == 0 && len(cfg.Access) == 0 {
 		log.Warn("no repositories allowlist and no access rules: every repository that sends a webhook may deploy to every namespace of every cluster")
 	}
-	s := &Server{cfg: cfg, log: log, queue: q, github: map[int64]*ghforge.Client{}}
+	s := &Server{cfg: cfg, githubKey: rt.GitHubPrivateKey, log: log, queue: q, github: map[int64]*ghforge.Client{}}
 	s.flow = &workflow.Workflow{
 		Forges:        s.forgeFor,
 		Clusters:      cluster.NewPool(reg, cluster.DefaultTuning()),
@@ -83,9 +86,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Applier:       applier.New(applier.Options{}),
 		Checkouts:     archive.NewCache(filepath.Join(cfg.WorkDir, "checkouts"), int64(cfg.CheckoutCacheMB)<<20),
 		State:         q.State(),
-		Policy:        cfg.Policy,
+		Policy:        rt.Policy,
 		Access:        cfg.Access,
-		HealthTimeout: cfg.Apply.HealthTimeout.Duration,
+		HealthTimeout: rt.HealthTimeout,
 		Render: (&isolate.Renderer{Limits: isolate.Limits{Timeout: cfg.Render.Timeout.Duration,
 			MemoryBytes: cfg.Render.MemoryMB << 20}}).Render,
 		Log:        log,
@@ -201,7 +204,7 @@ func (s *Server) forgeFor(_ context.Context, ev event.Event) (workflow.Forge, er
 			return c, nil
 		}
 		c, err := ghforge.New(ghforge.Config{BaseURL: s.cfg.GitHub.BaseURL, Token: s.cfg.GitHub.Token,
-			AppID: s.cfg.GitHub.AppID, PrivateKey: s.cfg.GitHub.PrivateKey, HTTP: forgehttp.Options{Timeout: s.cfg.ForgeTimeout.Duration},
+			AppID: s.cfg.GitHub.AppID, PrivateKey: s.githubKey, HTTP: forgehttp.Options{Timeout: s.cfg.ForgeTimeout.Duration},
 			Log: s.log}, ev.InstallationID)
 		if err != nil {
 			return nil, err

@@ -120,7 +120,7 @@ func (w *Workflow) checkout(ctx context.Context, f Forge, ev event.Event, pr *fo
 			baseCfg = &repoconfig.Config{} // a broken base config adds no rules; the server's still hold
 		}
 	}
-	pol, err := policy.Compile(w.Policy, baseCfg.Policy)
+	pol, err := w.Policy.Extend(baseCfg.Policy)
 	if err != nil {
 		// The server's own policy was compiled at start: what fails now is the repository's.
 		return nil, &repoconfig.Error{Reason: err.Error()}
@@ -128,7 +128,7 @@ func (w *Workflow) checkout(ctx context.Context, f Forge, ev event.Event, pr *fo
 	if cfg.Policy != nil {
 		// Check the pull request's own policy edits now, so a bad rule fails its plan rather
 		// than the merge that makes it the base.
-		if _, err := policy.Compile(w.Policy, cfg.Policy); err != nil {
+		if _, err := w.Policy.Extend(cfg.Policy); err != nil {
 			return nil, &repoconfig.Error{Reason: err.Error()}
 		}
 	}

@@ -39,10 +39,7 @@ func (w *Workflow) unlock(ctx context.Context, f Forge, ev event.Event, sel sele
 		return reply(ctx, f, ev, what+".")
 	}
 	// Roles come from the server's policy only: a repository cannot widen them.
-	pol, err := policy.Compile(w.Policy, nil)
-	if err != nil {
-		return err
-	}
+	pol := w.Policy
 	perm, err := f.Permission(ctx, ev.Repo, ev.Sender)
 	if err != nil {
 		return err

@@ -89,9 +89,10 @@ type Workflow struct {
 	Applier   *applier.Applier
 	Checkouts *archive.Cache
 	State     State
-	// Policy is the server's policy; a repository's .kubeplan.yaml may add to it where
-	// Policy.AllowedOverrides lets it.
-	Policy policy.Config
+	// Policy is the server's policy, compiled once at start; each event extends it with the
+	// rules a repository's .kubeplan.yaml may add (where allowedOverrides lets it). Nil is
+	// the empty policy.
+	Policy *policy.Policy
 	// Access says which repositories may deploy to which clusters and namespaces; nil lets
 	// every repository deploy everywhere.
 	Access access.Rules
@@ -221,10 +222,7 @@ func (w *Workflow) pullRequest(ctx context.Context, ev event.Event) (Forge, *for
 // strangers on a public repository from making kubeplan work for them). Roles come from the
 // server's policy only.
 func (w *Workflow) mayPlan(ctx context.Context, f Forge, ev event.Event, sel selection) (refusal string, err error) {
-	pol, err := policy.Compile(w.Policy, nil)
-	if err != nil {
-		return "", err
-	}
+	pol := w.Policy
 	perm, err := f.Permission(ctx, ev.Repo, ev.Sender)
 	if err != nil {
 		return "", err

@@ -19,7 +19,7 @@ type Apply struct {
 	Result           *outcome.Result // nil when Err is set
 	Err              string          // one line: why nothing could be applied
 	Notes            []string
-	// Limit is the forge's maximum comment length; 0 means GitHubLimit.
+	// Limit is the most characters the comment may hold, as for Input; 0 means no limit.
 	Limit int
 }
 
@@ -27,10 +27,7 @@ type Apply struct {
 // not stay unchanged with what happened to it and its health. When the list does not fit in
 // the forge's limit, the rest is counted in a final line: never a silent truncation.
 func RenderApply(a Apply) string {
-	limit := a.Limit
-	if limit <= 0 {
-		limit = GitHubLimit
-	}
+	limit := limitOr(a.Limit)
 	var b strings.Builder
 	b.WriteString(ApplyMarker + "\n")
 	what := "Applied"
@@ -41,7 +38,7 @@ func RenderApply(a Apply) string {
 	switch {
 	case a.Result == nil:
 		fmt.Fprintf(&b, "### ❌ kubeplan could not apply %s at `%s`\n\n", html(title), short(a.SHA))
-		b.WriteString("```text\n" + strings.ReplaceAll(a.Err, "```", "'''") + "\n```\n\n")
+		b.WriteString(codeBlock(a.Err) + "\n")
 	case a.Result.Failed():
 		fmt.Fprintf(&b, "### ❌ %s %s at `%s` — failed\n\n", what, html(title), short(a.SHA))
 	default:

@@ -6,14 +6,12 @@ package comments
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/kubeplan/kubeplan/plan"
 	"github.com/kubeplan/kubeplan/report"
 )
-
-// GitHubLimit is the largest comment body GitHub accepts, in characters.
-const GitHubLimit = 65536
 
 // Marker starts every comment kubeplan posts with plans, so it finds and updates its own
 // comments instead of adding new ones. It is an HTML comment: invisible when rendered.
@@ -33,17 +31,15 @@ type Input struct {
 	Commands []string // footer lines, e.g. "`/apply` applies every project that allows it"
 	// Notes are shown under the table (locks, skipped projects…).
 	Notes []string
-	// Limit is the forge's maximum comment length; 0 means GitHubLimit.
+	// Limit is the most characters a comment may hold: the forge client's MaxCommentLength
+	// (the forges' limits live in package forge). 0 means no limit.
 	Limit int
 }
 
 // Render returns the comment bodies: the first is the main comment, the others its
 // continuations. Each fits in the limit and is valid Markdown on its own.
 func Render(in Input) []string {
-	limit := in.Limit
-	if limit <= 0 {
-		limit = GitHubLimit
-	}
+	limit := limitOr(in.Limit)
 	// Room kept in every part for the marker, the part line and a closing </details>.
 	const reserve = 300
 	budget := limit - reserve
@@ -169,7 +165,7 @@ func status(p *plan.Plan) string {
 func section(t Target, max int) (string, []string) {
 	if t.Plan == nil {
 		open := fmt.Sprintf("<details open><summary><b>%s / %s — error</b></summary>\n\n", html(t.Cluster), html(t.Project))
-		return open, []string{"```text\n" + strings.ReplaceAll(t.Err, "```", "'''") + "\n```\n\n"}
+		return open, []string{codeBlock(t.Err) + "\n"}
 	}
 	open := fmt.Sprintf("<details><summary><b>%s</b></summary>\n\n", html(t.Plan.Summary()))
 	if d := len(t.Plan.Destructive()); d > 0 {
@@ -221,6 +217,19 @@ func footer(in Input) string {
 	}
 	b.WriteString("<sub>Planned by kubeplan at `" + short(in.HeadSHA) + "`. This comment is updated in place on every push.</sub>\n")
 	return b.String()
+}
+
+// codeBlock shows s as it is, in a fenced block that s cannot close.
+func codeBlock(s string) string {
+	return "```text\n" + strings.ReplaceAll(s, "```", "'''") + "\n```\n"
+}
+
+// limitOr is a comment's length limit: no limit for 0.
+func limitOr(limit int) int {
+	if limit <= 0 {
+		return math.MaxInt
+	}
+	return limit
 }
 
 func short(sha string) string {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kubeplan/kubeplan/comments"
+	"github.com/kubeplan/kubeplan/forge"
 	"github.com/kubeplan/kubeplan/plan"
 )
 
@@ -67,7 +68,7 @@ func TestGuessingASecretValueLearnsNothing(t *testing.T) {
 			wrongPlan := planFiles(t, "guess", ns, map[string]string{"db.yaml": tc.guess(wrong)})
 
 			say := func(p *plan.Plan) string {
-				return strings.Join(comments.Render(comments.Input{HeadSHA: "0123456789abcdef", Limit: comments.GitHubLimit,
+				return strings.Join(comments.Render(comments.Input{HeadSHA: "0123456789abcdef", Limit: forge.MaxGitHubComment,
 					Targets: []comments.Target{{Project: "guess", Cluster: "test", Plan: p}}}), "\n")
 			}
 			if a, b := say(right), say(wrongPlan); a != b {

@@ -25,14 +25,11 @@ type PullRequest struct {
 // ApprovalStatus says whether a pull request has the approvals it needs.
 type ApprovalStatus struct {
 	Satisfied bool
-	// Summary is one line of at most 140 characters for the commit status.
+	// Summary is one line for the commit status, of at most forge.MaxStatusDescription characters.
 	Summary string
 	// Details has one line per rule for the pull request comment.
 	Details []string
 }
-
-// MaxSummary is the longest Summary, in characters (the commit status description limit).
-const MaxSummary = 140
 
 // approver is a reviewer whose current stance is an approval.
 type approver struct {
@@ -327,7 +324,7 @@ func summarize(satisfied bool, worst *ruleResult, needs []string) string {
 	if !satisfied && len(needs) > 0 {
 		s += ", needs " + strings.Join(needs, ", ")
 	}
-	return truncate(s, MaxSummary)
+	return truncate(s, forge.MaxStatusDescription)
 }
 
 func plural(n int, what string) string {

@@ -175,7 +175,7 @@ func TestSummaryLength(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len([]rune(st.Summary)); n > MaxSummary || !strings.HasSuffix(st.Summary, "…") {
+	if n := len([]rune(st.Summary)); n > forge.MaxStatusDescription || !strings.HasSuffix(st.Summary, "…") {
 		t.Errorf("summary (%d chars): %q", n, st.Summary)
 	}
 }

@@ -49,13 +49,13 @@ type forgeCase struct {
 }
 
 var forges = []forgeCase{
-	{name: "github", limit: comments.GitHubLimit, send: func(e *env, kind, repo string, n int, delivery, sec string) int {
+	{name: "github", limit: forge.MaxGitHubComment, send: func(e *env, kind, repo string, n int, delivery, sec string) int {
 		action := map[string]string{"opened": "opened", "pushed": "synchronize", "ready": "ready_for_review"}[kind]
 		return e.answer(forgeemu.SendGitHub(e.url+"/webhooks/github", sec, "pull_request", delivery, e.emu.GitHubPullRequestEvent(repo, n, action, "alice")))
 	}, comment: func(e *env, repo string, n int, c *forgeemu.Comment, delivery string) int {
 		return e.answer(forgeemu.SendGitHub(e.url+"/webhooks/github", secret, "issue_comment", delivery, e.emu.GitHubCommentEvent(repo, n, c)))
 	}},
-	{name: "gitlab", limit: 1_000_000, send: func(e *env, kind, repo string, n int, delivery, sec string) int {
+	{name: "gitlab", limit: forge.MaxGitLabNote, send: func(e *env, kind, repo string, n int, delivery, sec string) int {
 		action := map[string]string{"opened": "open", "pushed": "update", "ready": "update"}[kind]
 		return e.answer(forgeemu.SendGitLab(e.url+"/webhooks/gitlab", sec, "Merge Request Hook", delivery, e.emu.GitLabMergeRequestEvent(repo, n, action, "alice")))
 	}, comment: func(e *env, repo string, n int, c *forgeemu.Comment, delivery string) int {

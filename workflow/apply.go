@@ -3,7 +3,6 @@ package workflow
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -42,10 +41,10 @@ func (w *Workflow) apply(ctx context.Context, f Forge, ev event.Event, sel selec
 	log := w.Log.With("repo", ev.Repo, "number", ev.Number, "head", pr.HeadSHA, "sender", ev.Sender)
 	refuse := func(reasons ...string) error {
 		log.Info("apply refused", "reasons", strings.Join(reasons, "; "))
-		return reply(ctx, f, ev, "`/apply` refused:\n\n- "+strings.Join(reasons, "\n- "))
+		return reply(ctx, f, ev, comments.Refused("apply", reasons))
 	}
 	if pr.Closed {
-		return refuse("the pull request is closed. Merged changes roll out on merge.")
+		return refuse(comments.ApplyClosed)
 	}
 	if reported, err := w.reportInterrupted(ctx, f, ev, log); reported || err != nil {
 		return err
@@ -73,7 +72,7 @@ func (w *Workflow) apply(ctx context.Context, f Forge, ev event.Event, sel selec
 	targets := co.targets(w.Clusters.Registry().Default, sel, nil)
 	if len(targets) == 0 {
 		all := co.targets(w.Clusters.Registry().Default, selection{}, nil)
-		return refuse(fmt.Sprintf("no project this pull request affects matches %s. Affected: %s.", sel, describeTargets(all)))
+		return refuse(comments.NoMatch(sel.String(), wheres(all)))
 	}
 	req := applyRequest{ev: ev, f: f, pr: pr, co: co, sel: sel, targets: targets, log: log}
 
@@ -98,8 +97,7 @@ func (w *Workflow) apply(ctx context.Context, f Forge, ev event.Event, sel selec
 		if err := w.plan(ctx, ev, selection{}); err != nil {
 			return err
 		}
-		return reply(ctx, f, ev, "nothing was applied: the plan that was reviewed is not the plan now.\n\n- "+strings.Join(stale, "\n- ")+
-			"\n\nThe plan comment shows the new plan; review it and comment `/apply` again.")
+		return reply(ctx, f, ev, comments.Stale(stale))
 	}
 	// 6: destructive deletions need the project's yes and a covering approval rule that is met.
 	if reasons, err = w.destructiveRefusals(ctx, req, fresh); err != nil {
@@ -116,7 +114,7 @@ func (w *Workflow) apply(ctx context.Context, f Forge, ev event.Event, sel selec
 		return refuse(reasons...)
 	}
 
-	if err := f.SetStatus(ctx, ev.Repo, pr.HeadSHA, forge.Status{Context: StatusApply, State: forge.Pending, Description: "Applying…"}); err != nil {
+	if err := (statuses{f: f, repo: ev.Repo, sha: pr.HeadSHA}).apply(ctx, forge.Pending, "Applying…"); err != nil {
 		return err
 	}
 	var posting sync.Mutex
@@ -142,16 +140,15 @@ func (w *Workflow) reportInterrupted(ctx context.Context, f Forge, ev event.Even
 	if err != nil || len(interrupted) == 0 {
 		return false, err
 	}
-	var which []string
+	var which []comments.Run
 	for _, r := range interrupted {
-		which = append(which, fmt.Sprintf("`%s` on `%s` (at `%s`, by @%s)", r.Project, r.Cluster, short(r.SHA), r.Actor))
+		which = append(which, comments.Run{Where: comments.Where{Project: r.Project, Cluster: r.Cluster}, SHA: r.SHA, Actor: r.Actor})
 	}
-	log.Warn("interrupted apply found: planning again instead of applying", "applies", strings.Join(which, ", "))
+	log.Warn("interrupted apply found: planning again instead of applying", "applies", comments.Runs(which))
 	if err := w.plan(ctx, ev, selection{}); err != nil {
 		return true, err
 	}
-	return true, reply(ctx, f, ev, "kubeplan stopped while applying "+strings.Join(which, ", ")+
-		": some objects may be applied, others not. Nothing was applied again. The plan comment now shows the live state against this pull request; review it and comment `/apply` to finish.")
+	return true, reply(ctx, f, ev, comments.Interrupted(which))
 }
 
 // preconditions checks the commenter's role, the projects' before-merge mode, the policy and
@@ -174,7 +171,7 @@ func (w *Workflow) preconditions(ctx context.Context, r applyRequest) ([]string,
 	}
 	for _, t := range r.targets {
 		if t.project.BeforeMerge() == "disabled" {
-			reasons = append(reasons, fmt.Sprintf("%s is not applied before merge (apply.before_merge: disabled): merging rolls it out", t))
+			reasons = append(reasons, comments.NotBeforeMerge(t.where()))
 		}
 	}
 	stored, err := w.storedTargets(ctx, r.ev, r.co, r.pr.HeadSHA)
@@ -192,11 +189,7 @@ func (w *Workflow) preconditions(ctx context.Context, r applyRequest) ([]string,
 		return nil, err
 	}
 	if v.state != forge.Success {
-		reason := "the policy is not satisfied: " + v.summary
-		if len(v.details) > 0 {
-			reason += "\n  - " + strings.Join(v.details, "\n  - ")
-		}
-		reasons = append(reasons, reason)
+		reasons = append(reasons, comments.PolicyUnmet("", v.summary, v.details))
 	}
 	mergeable, err := w.mergeable(ctx, r.f, r.pr)
 	if err != nil {
@@ -204,9 +197,9 @@ func (w *Workflow) preconditions(ctx context.Context, r applyRequest) ([]string,
 	}
 	switch {
 	case mergeable == nil:
-		reasons = append(reasons, "the forge has not worked out yet whether the pull request can be merged; try again in a minute")
+		reasons = append(reasons, comments.MergeableUnknown)
 	case !*mergeable:
-		reasons = append(reasons, "the pull request cannot be merged as it is (conflicts, or blocked by the forge): fix that first")
+		reasons = append(reasons, comments.NotMergeable)
 	}
 	return reasons, nil
 }
@@ -229,18 +222,17 @@ func (w *Workflow) freshPlans(ctx context.Context, r applyRequest) (fresh []plan
 		rec, ok := reviewed[t.key()]
 		switch {
 		case p.Plan == nil:
-			reasons = append(reasons, fmt.Sprintf("%s cannot be planned now: %s", t, p.Err))
+			reasons = append(reasons, comments.CannotPlanNow(t.where(), p.Err))
 		case !ok || rec.SHA != r.pr.HeadSHA:
-			stale = append(stale, fmt.Sprintf("%s was not planned at `%s`", t, short(r.pr.HeadSHA)))
+			stale = append(stale, comments.NotPlannedAt(t.where(), r.pr.HeadSHA))
 		case rec.Hash != p.Plan.Hash():
-			stale = append(stale, fmt.Sprintf("%s: the live objects changed since the plan", t))
+			stale = append(stale, comments.LiveChanged(t.where()))
 		case p.Plan.Counts().Fail > 0:
-			reasons = append(reasons, fmt.Sprintf("%s: %d object(s) would fail to apply (see the plan)", t, p.Plan.Counts().Fail))
+			reasons = append(reasons, comments.WouldFail(t.where(), p.Plan.Counts().Fail))
 		case len(p.Plan.Denials()) > 0:
-			reasons = append(reasons, fmt.Sprintf("%s is denied by policy: %s", t, p.Plan.Denials()[0]))
+			reasons = append(reasons, comments.DeniedBy(t.where(), p.Plan.Denials()[0]))
 		case !t.project.Apply.Force && len(conflicts(p.Plan)) > 0:
-			reasons = append(reasons, fmt.Sprintf("%s would take over fields other field managers own (%s): set `apply.force: true` for project %s in .kubeplan.yaml to take them over, or leave those fields out",
-				t, strings.Join(conflicts(p.Plan), "; "), t.project.Name))
+			reasons = append(reasons, comments.TakesOver(t.where(), conflicts(p.Plan)))
 		}
 	}
 	return fresh, stale, reasons, nil
@@ -263,8 +255,7 @@ func (w *Workflow) takeLocks(ctx context.Context, r applyRequest) ([]string, err
 				return nil, err
 			}
 			if locked && held.PR != prKey(r.ev) {
-				reasons = append(reasons, fmt.Sprintf("%s is `%s` on the base branch, which #%d holds locked (applied by @%s): it stays locked until #%d is merged or closed, or an admin runs `/unlock`",
-					t, was.Project, held.Number, held.Holder, held.Number))
+				reasons = append(reasons, comments.LockedOnBase(t.where(), comments.Lock{Where: comments.Where{Project: was.Project, Cluster: was.Cluster}, Number: held.Number, Holder: held.Holder}))
 			}
 		}
 		_, heldBefore, err := w.State.LockOf(ctx, repoKey(r.ev), t.key())
@@ -276,8 +267,7 @@ func (w *Workflow) takeLocks(ctx context.Context, r applyRequest) ([]string, err
 			return nil, err
 		}
 		if !acquired {
-			reasons = append(reasons, fmt.Sprintf("%s is locked by #%d (applied by @%s on %s): it stays locked until #%d is merged or closed, or an admin runs `/unlock`",
-				t, held.Number, held.Holder, held.LockedAt.UTC().Format("2006-01-02 15:04 MST"), held.Number))
+			reasons = append(reasons, comments.LockedBy(t.where(), textLock(held)))
 			continue
 		}
 		if !heldBefore {
@@ -429,7 +419,7 @@ func (w *Workflow) applyRequirement(ctx context.Context, f Forge, ev event.Event
 	if err != nil {
 		return err
 	}
-	return f.SetStatus(ctx, pr.Repo, pr.HeadSHA, st)
+	return statuses{f: f, repo: pr.Repo, sha: pr.HeadSHA}.set(ctx, st)
 }
 
 // applyStatus is kubeplan/apply for the pull request's head (see applyRequirement).
@@ -467,13 +457,6 @@ func (w *Workflow) applyStatus(ctx context.Context, ev event.Event, pr *forge.Pu
 	default:
 		st.State, st.Description = forge.Success, "No project needs applying before merge"
 	}
-	st.Description = clip(st.Description, 140)
+	st.Description = description(st.Description)
 	return st, nil
-}
-
-func short(sha string) string {
-	if len(sha) > 7 {
-		return sha[:7]
-	}
-	return sha
 }

@@ -2,8 +2,6 @@ package workflow
 
 import (
 	"context"
-	"fmt"
-	"strings"
 
 	"github.com/kubeplan/kubeplan/comments"
 	"github.com/kubeplan/kubeplan/event"
@@ -23,21 +21,18 @@ func (w *Workflow) destructiveRefusal(ctx context.Context, f Forge, ev event.Eve
 	if len(ds) == 0 {
 		return "", nil
 	}
-	what := strings.Join(ds, "; ")
 	switch {
 	case !t.project.Apply.AllowDestructive:
-		return fmt.Sprintf("%s deletes more than its inventory (%s): kubeplan carries that out only for a project with `apply.allow_destructive: true` in .kubeplan.yaml (project %s has not)",
-			t, what, t.project.Name), nil
+		return comments.DestructiveNotAllowed(t.where(), ds), nil
 	case !co.policy.Covers(t.project.Name, t.cluster):
-		return fmt.Sprintf("%s deletes more than its inventory (%s), and no approval rule asking for approvals covers it: kubeplan carries out destructive deletions only where one does",
-			t, what), nil
+		return comments.DestructiveUncovered(t.where(), ds), nil
 	}
 	v, err := w.judge(ctx, f, ev, pr, co, []comments.Target{{Project: t.project.Name, Cluster: t.cluster, Plan: p}}, selection{project: t.project.Name, cluster: t.cluster})
 	if err != nil {
 		return "", err
 	}
 	if v.state != forge.Success {
-		return fmt.Sprintf("%s deletes more than its inventory (%s), and its approval rules are not met: %s", t, what, v.summary), nil
+		return comments.DestructiveUnapproved(t.where(), ds, v.summary), nil
 	}
 	return "", nil
 }

@@ -1,10 +1,10 @@
 package workflow
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 
+	"github.com/kubeplan/kubeplan/comments"
 	"github.com/kubeplan/kubeplan/policy"
 	"github.com/kubeplan/kubeplan/repoconfig"
 )
@@ -116,11 +116,11 @@ func (k kin) note(project string) string {
 	case !k.changed:
 		return ""
 	case k.isNew():
-		return fmt.Sprintf("project `%s` is new in this pull request (no project on the base branch has its name, directory, or namespace on its clusters): every rule of its clusters applies to it, whatever projects the rule names", project)
+		return comments.NewProject(project)
 	}
-	var was []string
+	was := make([]comments.Kin, len(k.base))
 	for i, b := range k.base {
-		was = append(was, fmt.Sprintf("`%s` (%s)", b.Name, k.why[i]))
+		was[i] = comments.Kin{Name: b.Name, Why: k.why[i]}
 	}
-	return fmt.Sprintf("project `%s` has a name, directory, namespace or clusters this pull request changed; on the base branch it is %s: the rules of every one of these names apply", project, strings.Join(was, ", "))
+	return comments.Changed(project, was)
 }

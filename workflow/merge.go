@@ -47,21 +47,13 @@ func (w *Workflow) closed(ctx context.Context, ev event.Event) error {
 	if len(released) == 0 && len(latest) == 0 {
 		return nil
 	}
-	var b strings.Builder
-	b.WriteString("### kubeplan: closed without merging\n\n")
-	if len(released) > 0 {
-		b.WriteString("Released the locks of this pull request: " + describeLocks(released) + ".\n\n")
-	}
-	if len(latest) > 0 {
-		b.WriteString("⚠️ These applies made before merge are **live but not merged** — the default branch does not describe them:\n\n")
-		for _, r := range history {
-			if l, ok := latest[r.Target]; ok && l.ID == r.ID {
-				fmt.Fprintf(&b, "- `%s` on `%s`: applied `%s` by @%s (%s)\n", r.Project, r.Cluster, short(r.SHA), r.Actor, r.State)
-			}
+	var live []comments.Run
+	for _, r := range history {
+		if l, ok := latest[r.Target]; ok && l.ID == r.ID {
+			live = append(live, comments.Run{Where: comments.Where{Project: r.Project, Cluster: r.Cluster}, SHA: r.SHA, Actor: r.Actor, State: r.State})
 		}
-		b.WriteString("\nTo return them to the default branch, open a pull request that touches these projects and `/apply` it, or revert by hand.\n")
 	}
-	_, err = f.CreateComment(ctx, ev.Repo, ev.Number, b.String())
+	_, err = f.CreateComment(ctx, ev.Repo, ev.Number, comments.ClosedUnmerged(lockWheres(released), live))
 	return err
 }
 
@@ -79,7 +71,7 @@ func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *for
 	}
 	var notes []string
 	for _, r := range interrupted {
-		notes = append(notes, fmt.Sprintf("kubeplan stopped during an earlier apply of this project (`%s`, %s): it planned again against the live state and applied what is left.", short(r.SHA), strings.ReplaceAll(r.Trigger, "_", " ")))
+		notes = append(notes, comments.ResumedNote(r.SHA, r.Trigger))
 	}
 	// A roll-out that ran before for this merge (the job is running again): post what it could
 	// not, and do not apply again what it finished.
@@ -96,14 +88,12 @@ func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *for
 			finished[r.Target] = true
 		}
 	}
-	status := func(state forge.State, desc string) error {
-		return f.SetStatus(ctx, pr.Repo, sha, forge.Status{Context: StatusApply, State: state, Description: clip(desc, 140)})
-	}
+	st := statuses{f: f, repo: pr.Repo, sha: sha}
 	co, err := w.checkout(ctx, f, ev, pr, sha)
 	var cfgErr *repoconfig.Error
 	if errors.As(err, &cfgErr) {
-		_ = status(forge.Failure, "Not rolled out: "+cfgErr.Error())
-		_, err := f.CreateComment(ctx, ev.Repo, ev.Number, "### ❌ kubeplan did not roll out this merge\n\n"+cfgErr.Error())
+		_ = st.apply(ctx, forge.Failure, "Not rolled out: "+cfgErr.Error())
+		_, err := f.CreateComment(ctx, ev.Repo, ev.Number, comments.RolloutBadConfig(cfgErr.Error()))
 		return err
 	}
 	if err != nil {
@@ -122,7 +112,7 @@ func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *for
 		return err
 	}
 	if len(targets) > 0 {
-		if err := status(forge.Pending, "Rolling out…"); err != nil {
+		if err := st.apply(ctx, forge.Pending, "Rolling out…"); err != nil {
 			return err
 		}
 	}
@@ -157,20 +147,18 @@ func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *for
 			// Its own merge rolls out a commit that contains this one.
 			tlog.Info("not rolled out: locked by another pull request", "holder", lock.Number)
 			fail(t)
-			_, err := f.CreateComment(ctx, ev.Repo, ev.Number, fmt.Sprintf("### ⏸ kubeplan did not roll out %s\n\n#%d holds the lock there (applied before merge by @%s): rolling out now would undo that apply. "+
-				"When #%d merges, its roll-out includes this change; if it is closed instead, `/unlock` it and push or comment `/plan` on a pull request for this project.",
-				t, lock.Number, lock.Holder, lock.Number))
+			_, err := f.CreateComment(ctx, ev.Repo, ev.Number, comments.RolloutLocked(t.where(), textLock(lock)))
 			return err
 		}
 		p := w.planTarget(ctx, co, t, prInfo(pr), tlog)
 		if p.Plan == nil {
 			fail(t)
-			_, err := f.CreateComment(ctx, ev.Repo, ev.Number, fmt.Sprintf("### ❌ kubeplan could not roll out %s at `%s`\n\n```text\n%s\n```\n", t, short(sha), p.Err))
+			_, err := f.CreateComment(ctx, ev.Repo, ev.Number, comments.RolloutUnplanned(t.where(), sha, p.Err))
 			return err
 		}
 		if d := p.Plan.Denials(); len(d) > 0 {
 			fail(t)
-			_, err := f.CreateComment(ctx, ev.Repo, ev.Number, fmt.Sprintf("### ⛔ kubeplan did not roll out %s at `%s`\n\nThe merged manifests break deny rules:\n\n- %s\n", t, short(sha), strings.Join(d, "\n- ")))
+			_, err := f.CreateComment(ctx, ev.Repo, ev.Number, comments.RolloutDenied(t.where(), sha, d))
 			return err
 		}
 		if refusal, err := w.destructiveRefusal(ctx, f, ev, pr, co, t, p.Plan); err != nil || refusal != "" {
@@ -178,7 +166,7 @@ func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *for
 				return err
 			}
 			fail(t)
-			_, err := f.CreateComment(ctx, ev.Repo, ev.Number, fmt.Sprintf("### 💥 kubeplan did not roll out %s at `%s`\n\n%s\n", t, short(sha), refusal))
+			_, err := f.CreateComment(ctx, ev.Repo, ev.Number, comments.RolloutDestructive(t.where(), sha, refusal))
 			return err
 		}
 		if err := w.applyTarget(ctx, f, ev, sha, t, p, store.OnMerge, ev.Sender, notes, log); err != nil {
@@ -215,7 +203,7 @@ func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *for
 		return err
 	}
 	if len(released) > 0 {
-		if _, err := f.CreateComment(ctx, ev.Repo, ev.Number, "kubeplan released the locks of this pull request: "+describeLocks(released)+"."); err != nil {
+		if _, err := f.CreateComment(ctx, ev.Repo, ev.Number, comments.LocksReleased(lockWheres(released))); err != nil {
 			return err
 		}
 	}
@@ -224,9 +212,9 @@ func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *for
 	case len(targets) == 0:
 		return nil
 	case len(failed) > 0:
-		return status(forge.Failure, "Roll-out incomplete: "+strings.Join(failed, ", "))
+		return st.apply(ctx, forge.Failure, "Roll-out incomplete: "+strings.Join(failed, ", "))
 	}
-	return status(forge.Success, fmt.Sprintf("Rolled out %d project × cluster target(s)", len(targets)))
+	return st.apply(ctx, forge.Success, fmt.Sprintf("Rolled out %d project × cluster target(s)", len(targets)))
 }
 
 // rolloutRefusals checks each target of a roll-out as /apply would: the merger's apply role
@@ -247,10 +235,7 @@ func (w *Workflow) rolloutRefusals(ctx context.Context, f Forge, ev event.Event,
 			return nil, err
 		}
 		if !found || !check.Passed {
-			reason := fmt.Sprintf("@%s is an app's account: kubeplan rolls out a merge by an app only when it checked that very commit (`%s`) as this pull request's merge-queue group and found the policy satisfied there", merger, short(pr.MergeCommitSHA))
-			if found {
-				reason += "; it did not: " + check.Summary
-			}
+			reason := comments.MergedByApp(merger, pr.MergeCommitSHA, found, check.Summary)
 			for _, t := range targets {
 				refuse(t, reason)
 			}
@@ -277,11 +262,7 @@ func (w *Workflow) rolloutRefusals(ctx context.Context, f Forge, ev event.Event,
 			return nil, err
 		}
 		if v.state != forge.Success {
-			reason := "the policy is not satisfied at the merged head `" + short(pr.HeadSHA) + "`: " + v.summary
-			if len(v.details) > 0 {
-				reason += "\n  - " + strings.Join(v.details, "\n  - ")
-			}
-			refuse(t, reason)
+			refuse(t, comments.PolicyUnmet(pr.HeadSHA, v.summary, v.details))
 		}
 	}
 	return out, nil
@@ -294,19 +275,9 @@ func (w *Workflow) refuseRollout(ctx context.Context, f Forge, ev event.Event, s
 	if err != nil {
 		return err
 	}
-	report := fmt.Sprintf("### ⛔ kubeplan did not roll out %s at `%s`\n\nThis merge does not satisfy the policy that `/apply` enforces, so nothing was applied:\n\n- %s\n\n"+
-		"The change is on the default branch but not on the cluster. The next pull request that touches this project plans the cluster against the default branch, so its plan shows this change too; applying or merging it with the policy satisfied rolls it out.\n",
-		t, short(sha), strings.Join(reasons, "\n- "))
+	report := comments.RolloutRefused(t.where(), sha, reasons)
 	if err := w.State.FinishApply(ctx, id, store.ApplyRefused, "refused: "+reasons[0], report); err != nil {
 		return err
 	}
 	return w.postReports(ctx, f, ev)
-}
-
-func describeLocks(locks []store.Lock) string {
-	var parts []string
-	for _, l := range locks {
-		parts = append(parts, fmt.Sprintf("`%s` on `%s`", l.Project, l.Cluster))
-	}
-	return strings.Join(parts, ", ")
 }

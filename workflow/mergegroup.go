@@ -35,35 +35,31 @@ func (w *Workflow) mergeGroup(ctx context.Context, ev event.Event) error {
 		log.Info("merge group of a closed pull request: nothing to check")
 		return nil
 	}
-	status := func(context string, state forge.State, desc string) error {
-		return f.SetStatus(ctx, pr.Repo, sha, forge.Status{Context: context, State: state, Description: clip(desc, 140)})
-	}
+	st := statuses{f: f, repo: pr.Repo, sha: sha}
 	fail := func(summary string, reasons []string) error {
 		log.Info("merge group refused", "summary", summary)
 		if err := w.State.RecordMergeGroup(ctx, prKey(ev), store.MergeGroupCheck{SHA: sha, Actor: ev.Sender, Summary: summary}); err != nil {
 			return err
 		}
-		_, err := f.CreateComment(ctx, pr.Repo, pr.Number, fmt.Sprintf("### ⛔ kubeplan: the merge queue's commit `%s` is not what was reviewed and approved here\n\n- %s\n\n"+
-			"kubeplan/plan, kubeplan/policy and kubeplan/apply on that commit say so; where the queue requires them, it does not merge it.\n",
-			short(sha), strings.Join(reasons, "\n- ")))
+		_, err := f.CreateComment(ctx, pr.Repo, pr.Number, comments.MergeGroupRefused(sha, reasons))
 		return err
 	}
 
 	co, err := w.checkout(ctx, f, ev, pr, sha)
 	var cfgErr *repoconfig.Error
 	if errors.As(err, &cfgErr) {
-		_ = status(StatusPolicy, forge.Failure, "Policy not evaluated: "+cfgErr.Error())
-		_ = status(StatusApply, forge.Failure, "Not checked: "+cfgErr.Error())
-		if err := status(StatusPlan, forge.Failure, cfgErr.Error()); err != nil {
+		_ = st.policy(ctx, forge.Failure, "Policy not evaluated: "+cfgErr.Error())
+		_ = st.apply(ctx, forge.Failure, "Not checked: "+cfgErr.Error())
+		if err := st.plan(ctx, forge.Failure, cfgErr.Error()); err != nil {
 			return err
 		}
 		return fail(cfgErr.Error(), []string{cfgErr.Error()})
 	}
 	if err != nil {
-		_ = status(StatusPlan, forge.Error, "kubeplan could not plan the merge queue's commit: "+err.Error())
+		_ = st.plan(ctx, forge.Error, "kubeplan could not plan the merge queue's commit: "+err.Error())
 		return err
 	}
-	if err := status(StatusPlan, forge.Pending, "Planning the merge queue's commit…"); err != nil {
+	if err := st.plan(ctx, forge.Pending, "Planning the merge queue's commit…"); err != nil {
 		return err
 	}
 	targets := co.targets(w.Clusters.Registry().Default, selection{}, nil)
@@ -88,14 +84,13 @@ func (w *Workflow) mergeGroup(ctx context.Context, ev event.Event) error {
 		rec, ok := reviewed[t.key()]
 		switch {
 		case p.Plan == nil:
-			planProblems = append(planProblems, fmt.Sprintf("%s cannot be planned at `%s`: %s", t, short(sha), p.Err))
+			planProblems = append(planProblems, comments.GroupUnplanned(t.where(), sha, p.Err))
 		case p.Plan.Counts().Fail > 0:
-			planProblems = append(planProblems, fmt.Sprintf("%s: %d object(s) would fail to apply", t, p.Plan.Counts().Fail))
+			planProblems = append(planProblems, comments.GroupWouldFail(t.where(), p.Plan.Counts().Fail))
 		case !ok:
-			planProblems = append(planProblems, fmt.Sprintf("%s was not planned and reviewed at #%d's head `%s`", t, pr.Number, short(pr.HeadSHA)))
+			planProblems = append(planProblems, comments.NotReviewed(t.where(), pr.Number, pr.HeadSHA))
 		case rec.Hash != p.Plan.Hash():
-			planProblems = append(planProblems, fmt.Sprintf("%s: the plan of the merge queue's commit differs from the one reviewed at `%s` "+
-				"(the queue carries other changes to it, or the live objects changed): re-plan the pull request (`/plan`) and review it again", t, short(pr.HeadSHA)))
+			planProblems = append(planProblems, comments.GroupDiffers(t.where(), pr.HeadSHA))
 		}
 	}
 	planState, planDesc := forge.Success, fmt.Sprintf("Matches the plan reviewed on #%d (%d target(s))", pr.Number, len(targets))
@@ -105,7 +100,7 @@ func (w *Workflow) mergeGroup(ctx context.Context, ev event.Event) error {
 	case len(planProblems) > 0:
 		planState, planDesc = forge.Failure, fmt.Sprintf("Not the plan reviewed on #%d: %s", pr.Number, planProblems[0])
 	}
-	if err := status(StatusPlan, planState, planDesc); err != nil {
+	if err := st.plan(ctx, planState, planDesc); err != nil {
 		return err
 	}
 
@@ -127,13 +122,9 @@ func (w *Workflow) mergeGroup(ctx context.Context, ev event.Event) error {
 	case v.state != forge.Success:
 		// Nothing changes a merge group's approvals: waiting would only stall the queue.
 		policyState = forge.Failure
-		reason := "the policy is not satisfied: " + v.summary
-		if len(v.details) > 0 {
-			reason += "\n  - " + strings.Join(v.details, "\n  - ")
-		}
-		policyProblems = []string{reason}
+		policyProblems = []string{comments.PolicyUnmet("", v.summary, v.details)}
 	}
-	if err := status(StatusPolicy, policyState, policyDesc); err != nil {
+	if err := st.policy(ctx, policyState, policyDesc); err != nil {
 		return err
 	}
 
@@ -147,7 +138,7 @@ func (w *Workflow) mergeGroup(ctx context.Context, ev event.Event) error {
 		applied.State = forge.Failure
 		applyProblems = []string{applied.Description}
 	}
-	if err := status(StatusApply, applied.State, applied.Description); err != nil {
+	if err := st.apply(ctx, applied.State, applied.Description); err != nil {
 		return err
 	}
 

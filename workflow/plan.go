@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 
 	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -53,7 +52,12 @@ type target struct {
 
 func (t target) key() store.Target { return store.Target{Project: t.project.Name, Cluster: t.cluster} }
 
-func (t target) String() string { return fmt.Sprintf("`%s` on `%s`", t.project.Name, t.cluster) }
+func (t target) String() string { return t.where().String() }
+
+// where is the target as texts name it.
+func (t target) where() comments.Where {
+	return comments.Where{Project: t.project.Name, Cluster: t.cluster}
+}
 
 // byCluster runs do for each target: the targets of one cluster one after another, in order
 // (a project may need what an earlier one installs there), different clusters side by side,
@@ -273,51 +277,49 @@ func (w *Workflow) plan(ctx context.Context, ev event.Event, sel selection) erro
 		log.Info("draft pull request: not planning (server setting)")
 		return nil
 	}
-	status := func(context string, state forge.State, desc string) error {
-		return f.SetStatus(ctx, ev.Repo, pr.HeadSHA, forge.Status{Context: context, State: state, Description: clip(desc, 140)})
-	}
+	st := statuses{f: f, repo: ev.Repo, sha: pr.HeadSHA}
 	co, err := w.checkout(ctx, f, ev, pr, pr.HeadSHA)
 	var cfgErr *repoconfig.Error
 	switch {
 	case errors.As(err, &cfgErr):
 		// A bad .kubeplan.yaml is the author's to fix: say so on the pull request.
-		in := comments.Input{HeadSHA: pr.HeadSHA, Commands: Commands, Limit: f.MaxCommentLength(),
-			Targets: []comments.Target{{Project: "(configuration)", Cluster: "-", Err: cfgErr.Error()}}}
+		in := comments.Input{HeadSHA: pr.HeadSHA, Commands: []string{comments.CommandsLine}, Limit: f.MaxCommentLength(),
+			Targets: []comments.Target{comments.ConfigTarget(cfgErr.Error())}}
 		if err := w.publish(ctx, f, pr, in, true); err != nil {
-			_ = status(StatusPlan, forge.Error, "kubeplan could not post the plan: "+w.public(err))
+			_ = st.plan(ctx, forge.Error, "kubeplan could not post the plan: "+w.public(err))
 			return err
 		}
-		_ = status(StatusPolicy, forge.Failure, "Policy not evaluated: "+cfgErr.Error())
-		return status(StatusPlan, forge.Failure, cfgErr.Error())
+		_ = st.policy(ctx, forge.Failure, "Policy not evaluated: "+cfgErr.Error())
+		return st.plan(ctx, forge.Failure, cfgErr.Error())
 	case err != nil:
-		_ = status(StatusPlan, forge.Error, "kubeplan could not plan: "+w.public(err))
+		_ = st.plan(ctx, forge.Error, "kubeplan could not plan: "+w.public(err))
 		return err
 	}
 	if pr.Draft && co.cfg.Drafts == "skip" {
 		log.Info("draft pull request: not planning (repository setting)")
-		return status(StatusPlan, forge.Success, "Draft: planning waits until ready for review")
+		return st.plan(ctx, forge.Success, "Draft: planning waits until ready for review")
 	}
 	all := co.targets(w.Clusters.Registry().Default, selection{}, nil)
 	if len(co.targets(w.Clusters.Registry().Default, sel, nil)) == 0 && sel != (selection{}) {
 		// Nothing changes: the statuses of the last plan stand.
-		return reply(ctx, f, ev, fmt.Sprintf("no project this pull request affects matches %s. Affected: %s.", sel, describeTargets(all)))
+		return reply(ctx, f, ev, comments.NoMatch(sel.String(), wheres(all)))
 	}
-	if err := status(StatusPlan, forge.Pending, "Planning…"); err != nil {
+	if err := st.plan(ctx, forge.Pending, "Planning…"); err != nil {
 		return err
 	}
 
 	results, err := w.planAll(ctx, ev, co, pr, all, sel, log)
 	if err != nil {
-		_ = status(StatusPlan, forge.Error, "kubeplan could not plan: "+w.public(err))
+		_ = st.plan(ctx, forge.Error, "kubeplan could not plan: "+w.public(err))
 		return err
 	}
-	in := comments.Input{HeadSHA: pr.HeadSHA, Commands: Commands, Limit: f.MaxCommentLength()}
+	in := comments.Input{HeadSHA: pr.HeadSHA, Commands: []string{comments.CommandsLine}, Limit: f.MaxCommentLength()}
 	if co.cfg.Discovered {
-		in.Notes = append(in.Notes, "No `.kubeplan.yaml`: projects were discovered from the repository layout.")
+		in.Notes = append(in.Notes, comments.NoConfigNote)
 	}
 	notes, err := w.lockNotes(ctx, ev, all)
 	if err != nil {
-		_ = status(StatusPlan, forge.Error, "kubeplan could not read its locks: "+w.public(err))
+		_ = st.plan(ctx, forge.Error, "kubeplan could not read its locks: "+w.public(err))
 		return err
 	}
 	in.Notes = append(in.Notes, notes...)
@@ -327,20 +329,20 @@ func (w *Workflow) plan(ctx context.Context, ev event.Event, sel selection) erro
 	if len(in.Targets) == 0 {
 		// Nothing to plan: update an earlier plan comment so it does not look current.
 		if err := w.publish(ctx, f, pr, in, false); err != nil {
-			_ = status(StatusPlan, forge.Error, "kubeplan could not update its comment: "+w.public(err))
+			_ = st.plan(ctx, forge.Error, "kubeplan could not update its comment: "+w.public(err))
 			return err
 		}
-		_ = status(StatusPolicy, forge.Success, "No project is affected by this change")
-		return status(StatusPlan, forge.Success, "No project is affected by this change")
+		_ = st.policy(ctx, forge.Success, "No project is affected by this change")
+		return st.plan(ctx, forge.Success, "No project is affected by this change")
 	}
 	if err := w.publish(ctx, f, pr, in, true); err != nil {
 		// Never leave the status pending: a pending status would block the merge silently.
-		_ = status(StatusPlan, forge.Error, "kubeplan could not post the plan: "+w.public(err))
+		_ = st.plan(ctx, forge.Error, "kubeplan could not post the plan: "+w.public(err))
 		return err
 	}
 	state, desc := summarize(in.Targets)
 	log.Info("planned", "targets", len(in.Targets), "result", desc)
-	if err := status(StatusPlan, state, desc); err != nil {
+	if err := st.plan(ctx, state, desc); err != nil {
 		return err
 	}
 	if _, err := w.evaluatePolicy(ctx, f, ev, pr, co, in.Targets); err != nil {
@@ -402,15 +404,13 @@ func (w *Workflow) planTargets(ctx context.Context, co *checkout, targets []targ
 	return out
 }
 
-func describeTargets(ts []target) string {
-	if len(ts) == 0 {
-		return "none"
+// wheres names targets for texts.
+func wheres(ts []target) []comments.Where {
+	out := make([]comments.Where, len(ts))
+	for i, t := range ts {
+		out[i] = t.where()
 	}
-	var parts []string
-	for _, t := range ts {
-		parts = append(parts, t.String())
-	}
-	return strings.Join(parts, ", ")
+	return out
 }
 
 // publish writes the plan comment: the earlier kubeplan comment is updated in place, extra
@@ -462,39 +462,4 @@ func (w *Workflow) publish(ctx context.Context, f Forge, pr *forge.PullRequest, 
 		}
 	}
 	return nil
-}
-
-// summarize turns the targets into the plan status and its one-line description.
-func summarize(targets []comments.Target) (forge.State, string) {
-	var create, change, del, failing, destructive int
-	var errs []string
-	for _, t := range targets {
-		if t.Plan == nil {
-			errs = append(errs, t.Cluster+"/"+t.Project+": "+t.Err)
-			continue
-		}
-		c := t.Plan.Counts()
-		create, change, del, failing = create+c.Create, change+c.Update, del+c.Delete, failing+c.Fail
-		destructive += len(t.Plan.Destructive())
-	}
-	switch {
-	case len(errs) > 0:
-		return forge.Failure, errs[0]
-	case failing > 0:
-		return forge.Failure, fmt.Sprintf("%d object(s) would fail to apply", failing)
-	}
-	desc := fmt.Sprintf("%d to create, %d to change, %d to delete", create, change, del)
-	if destructive > 0 {
-		desc += fmt.Sprintf(" (%d destructive)", destructive)
-	}
-	return forge.Success, desc
-}
-
-// clip shortens s to at most n characters (forges cap status descriptions at 140).
-func clip(s string, n int) string {
-	r := []rune(strings.ReplaceAll(s, "\n", " "))
-	if len(r) <= n {
-		return string(r)
-	}
-	return string(r[:n-1]) + "…"
 }

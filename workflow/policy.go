@@ -31,7 +31,7 @@ func (w *Workflow) judge(ctx context.Context, f Forge, ev event.Event, pr *forge
 	for _, t := range targets {
 		if t.Plan != nil {
 			for _, d := range t.Plan.Denials() {
-				denials = append(denials, fmt.Sprintf("%s / %s: %s", t.Cluster, t.Project, d))
+				denials = append(denials, comments.Denial(comments.Where{Project: t.Project, Cluster: t.Cluster}, d))
 			}
 		}
 	}
@@ -69,11 +69,11 @@ func (w *Workflow) judge(ctx context.Context, f Forge, ev event.Event, pr *forge
 func (w *Workflow) evaluatePolicy(ctx context.Context, f Forge, ev event.Event, pr *forge.PullRequest, co *checkout, targets []comments.Target) (verdict, error) {
 	v, err := w.judge(ctx, f, ev, pr, co, targets, selection{})
 	if err != nil {
-		_ = f.SetStatus(ctx, pr.Repo, pr.HeadSHA, forge.Status{Context: StatusPolicy, State: forge.Error, Description: clip("kubeplan could not evaluate the policy: "+w.public(err), 140)})
+		_ = statuses{f: f, repo: pr.Repo, sha: pr.HeadSHA}.policy(ctx, forge.Error, "kubeplan could not evaluate the policy: "+w.public(err))
 		return v, err
 	}
 	w.Log.Info("policy evaluated", "repo", pr.Repo, "number", pr.Number, "head", pr.HeadSHA, "state", v.state, "summary", v.summary)
-	return v, f.SetStatus(ctx, pr.Repo, pr.HeadSHA, forge.Status{Context: StatusPolicy, State: v.state, Description: clip(v.summary, 140)})
+	return v, statuses{f: f, repo: pr.Repo, sha: pr.HeadSHA}.policy(ctx, v.state, v.summary)
 }
 
 // review re-evaluates the policy after an approval, a review or a dismissal.
@@ -100,7 +100,7 @@ func (w *Workflow) review(ctx context.Context, ev event.Event) error {
 	co, err := w.checkout(ctx, f, ev, pr, pr.HeadSHA)
 	var cfgErr *repoconfig.Error
 	if errors.As(err, &cfgErr) {
-		return f.SetStatus(ctx, pr.Repo, pr.HeadSHA, forge.Status{Context: StatusPolicy, State: forge.Failure, Description: clip("Policy not evaluated: "+cfgErr.Error(), 140)})
+		return statuses{f: f, repo: pr.Repo, sha: pr.HeadSHA}.policy(ctx, forge.Failure, "Policy not evaluated: "+cfgErr.Error())
 	}
 	if err != nil {
 		return err

@@ -3,9 +3,8 @@ package workflow
 import (
 	"context"
 	"errors"
-	"fmt"
-	"strings"
 
+	"github.com/kubeplan/kubeplan/comments"
 	"github.com/kubeplan/kubeplan/event"
 	"github.com/kubeplan/kubeplan/policy"
 	"github.com/kubeplan/kubeplan/store"
@@ -25,18 +24,15 @@ func (w *Workflow) unlock(ctx context.Context, f Forge, ev event.Event, sel sele
 		}
 	}
 	if len(chosen) == 0 {
-		what := "this pull request holds no lock"
+		what := ""
 		if sel != (selection{}) {
-			what = "no lock matches " + sel.String()
+			what = sel.String()
 		}
-		if len(locks) > 0 {
-			var held []string
-			for _, l := range locks {
-				held = append(held, fmt.Sprintf("`%s` on `%s` by #%d", l.Project, l.Cluster, l.Number))
-			}
-			what += ". Locks held in this repository: " + strings.Join(held, ", ")
+		var held []comments.Lock
+		for _, l := range locks {
+			held = append(held, textLock(l))
 		}
-		return reply(ctx, f, ev, what+".")
+		return reply(ctx, f, ev, comments.NoLock(what, held))
 	}
 	// Roles come from the server's policy only: a repository cannot widen them.
 	pol := w.Policy
@@ -59,7 +55,7 @@ func (w *Workflow) unlock(ctx context.Context, f Forge, ev event.Event, sel sele
 			}
 			msg := refusal.Message
 			if need == policy.RoleAdmin {
-				msg = fmt.Sprintf("`%s` on `%s` is held by #%d; releasing another pull request's lock needs the admin role: %s", l.Project, l.Cluster, l.Number, refusal.Message)
+				msg = comments.UnlockNeedsAdmin(textLock(l), refusal.Message)
 			}
 			refused = append(refused, msg)
 			continue
@@ -70,23 +66,26 @@ func (w *Workflow) unlock(ctx context.Context, f Forge, ev event.Event, sel sele
 		released = append(released, l)
 		w.Log.Info("lock released", "repo", ev.Repo, "project", l.Project, "cluster", l.Cluster, "holder", l.Number, "by", ev.Sender)
 		if l.PR != prKey(ev) {
-			if _, err := f.CreateComment(ctx, ev.Repo, l.Number, fmt.Sprintf("@%s kubeplan's lock of this pull request on `%s` on `%s` was released by @%s from #%d. What this pull request applied there stays live until something else is applied.",
-				l.Holder, l.Project, l.Cluster, ev.Sender, ev.Number)); err != nil {
+			if _, err := f.CreateComment(ctx, ev.Repo, l.Number, comments.LockReleased(textLock(l), ev.Sender, ev.Number)); err != nil {
 				return err
 			}
 		}
 	}
-	var b strings.Builder
-	if len(released) > 0 {
-		fmt.Fprintf(&b, "released %s.", describeLocks(released))
+	return reply(ctx, f, ev, comments.Unlocked(lockWheres(released), refused))
+}
+
+// textLock is a lock as texts tell of it.
+func textLock(l store.Lock) comments.Lock {
+	return comments.Lock{Where: comments.Where{Project: l.Project, Cluster: l.Cluster}, Number: l.Number, Holder: l.Holder, LockedAt: l.LockedAt}
+}
+
+// lockWheres names the locks' targets for texts.
+func lockWheres(locks []store.Lock) []comments.Where {
+	out := make([]comments.Where, len(locks))
+	for i, l := range locks {
+		out[i] = textLock(l).Where
 	}
-	if len(refused) > 0 {
-		if b.Len() > 0 {
-			b.WriteString("\n\n")
-		}
-		b.WriteString("`/unlock` refused:\n\n- " + strings.Join(refused, "\n- "))
-	}
-	return reply(ctx, f, ev, b.String())
+	return out
 }
 
 // lockNotes tell a plan's readers which of its targets are locked, and by whom.
@@ -97,13 +96,8 @@ func (w *Workflow) lockNotes(ctx context.Context, ev event.Event, targets []targ
 		if err != nil {
 			return nil, err
 		}
-		switch {
-		case !held:
-		case l.PR == prKey(ev):
-			notes = append(notes, fmt.Sprintf("🔒 %s is locked by this pull request (applied by @%s) until it is merged or closed.", t, l.Holder))
-		default:
-			notes = append(notes, fmt.Sprintf("🔒 %s is locked by #%d (applied by @%s): `/apply` there waits until #%d is merged or closed, or an admin runs `/unlock -p %s -c %s`.",
-				t, l.Number, l.Holder, l.Number, t.project.Name, t.cluster))
+		if held {
+			notes = append(notes, comments.LockNote(t.where(), textLock(l), l.PR == prKey(ev)))
 		}
 	}
 	return notes, nil

@@ -8,7 +8,6 @@ package workflow
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/kubeplan/kubeplan/archive"
 	"github.com/kubeplan/kubeplan/cluster"
 	"github.com/kubeplan/kubeplan/commands"
+	"github.com/kubeplan/kubeplan/comments"
 	"github.com/kubeplan/kubeplan/event"
 	"github.com/kubeplan/kubeplan/forge"
 	"github.com/kubeplan/kubeplan/planner"
@@ -74,13 +74,6 @@ type State interface {
 // Forges returns the forge client that can act on an event (e.g. its GitHub App installation).
 type Forges func(ctx context.Context, ev event.Event) (Forge, error)
 
-// The commit statuses kubeplan sets; branch protection on them gates the merge.
-const (
-	StatusPlan   = "kubeplan/plan"
-	StatusPolicy = "kubeplan/policy"
-	StatusApply  = "kubeplan/apply"
-)
-
 // Workflow handles queued events.
 type Workflow struct {
 	Forges    Forges
@@ -109,9 +102,6 @@ type Workflow struct {
 	// server renders in bounded child processes (package isolate).
 	Render func(ctx context.Context, repoRoot, dir string, opts render.Options) (*render.Result, error)
 }
-
-// Commands is the footer of every plan comment.
-var Commands = []string{"`/apply [-p PROJECT] [-c CLUSTER]` applies where allowed · `/plan` plans again · `/unlock` releases this pull request's locks · `/help` lists the commands · every push plans again."}
 
 // Handle does the work for one event.
 func (w *Workflow) Handle(ctx context.Context, ev event.Event) error {
@@ -144,17 +134,7 @@ func (s selection) matches(project, cluster string) bool {
 	return (s.project == "" || s.project == project) && (s.cluster == "" || s.cluster == cluster)
 }
 
-func (s selection) String() string {
-	switch {
-	case s.project != "" && s.cluster != "":
-		return fmt.Sprintf("project %s on cluster %s", s.project, s.cluster)
-	case s.project != "":
-		return "project " + s.project
-	case s.cluster != "":
-		return "cluster " + s.cluster
-	}
-	return "all projects"
-}
+func (s selection) String() string { return comments.Selection(s.project, s.cluster) }
 
 // command answers a comment that is a kubeplan command; other comments, and kubeplan's own,
 // are ignored.
@@ -182,9 +162,9 @@ func (w *Workflow) command(ctx context.Context, ev event.Event) error {
 	switch {
 	case errors.As(parseErr, &cmdErr):
 		log.Info("bad command", "reason", cmdErr.Reason)
-		return reply(ctx, f, ev, cmdErr.Reason+"\n\n"+commands.Help)
+		return reply(ctx, f, ev, comments.BadCommand(cmdErr.Reason, commands.Help))
 	case cmd.Name == "help":
-		return reply(ctx, f, ev, "kubeplan commands:\n\n"+commands.Help+"\n\nEvery push also plans the pull request again; merging rolls out the projects that roll out on merge.")
+		return reply(ctx, f, ev, comments.Help(commands.Help))
 	case cmd.Name == "plan":
 		log.Info("plan requested", "selection", sel)
 		if refusal, err := w.mayPlan(ctx, f, ev, sel); err != nil || refusal != "" {
@@ -192,7 +172,7 @@ func (w *Workflow) command(ctx context.Context, ev event.Event) error {
 				return err
 			}
 			log.Info("plan refused", "reason", refusal)
-			return reply(ctx, f, ev, "`/plan` refused: "+refusal)
+			return reply(ctx, f, ev, comments.PlanRefused(refusal))
 		}
 		return w.plan(ctx, ev, sel)
 	case cmd.Name == "apply":
@@ -202,7 +182,7 @@ func (w *Workflow) command(ctx context.Context, ev event.Event) error {
 		log.Info("unlock requested", "selection", sel)
 		return w.unlock(ctx, f, ev, sel)
 	}
-	return reply(ctx, f, ev, fmt.Sprintf("`/%s` is not handled by this kubeplan.", cmd.Name))
+	return reply(ctx, f, ev, comments.NotHandled(cmd.Name))
 }
 
 // pullRequest returns the forge client for an event and the pull request as the forge sees it now.
@@ -243,7 +223,7 @@ func (w *Workflow) public(err error) string {
 
 // reply answers the sender of an event in a new comment.
 func reply(ctx context.Context, f Forge, ev event.Event, body string) error {
-	_, err := f.CreateComment(ctx, ev.Repo, ev.Number, fmt.Sprintf("@%s %s", ev.Sender, body))
+	_, err := f.CreateComment(ctx, ev.Repo, ev.Number, comments.Reply(ev.Sender, body))
 	return err
 }
 

@@ -165,7 +165,7 @@ func wrap(op string, resp *gh.Response, err error) error {
 
 // MaxCommentLength is the largest comment body kubeplan may write: GitHub's limit less the
 // post marker CreateComment adds.
-func (c *Client) MaxCommentLength() int { return 65536 - forge.PostMarkerLen }
+func (c *Client) MaxCommentLength() int { return forge.MaxGitHubComment - forge.PostMarkerLen }
 
 // PullRequest returns a pull request's state.
 func (c *Client) PullRequest(ctx context.Context, repo string, number int) (*forge.PullRequest, error) {

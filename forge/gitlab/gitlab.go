@@ -29,9 +29,6 @@ type Config struct {
 	Log  *slog.Logger
 }
 
-// MaxNoteLength is GitLab's limit on a note's body.
-const MaxNoteLength = 1_000_000
-
 // Client is GitLab for one token.
 type Client struct {
 	gl   *gl.Client
@@ -93,7 +90,7 @@ func wrap(op string, resp *gl.Response, err error) error {
 
 // MaxCommentLength is the largest note kubeplan may write: GitLab's limit less the post
 // marker CreateComment adds.
-func (c *Client) MaxCommentLength() int { return MaxNoteLength - forge.PostMarkerLen }
+func (c *Client) MaxCommentLength() int { return forge.MaxGitLabNote - forge.PostMarkerLen }
 
 // PullRequest returns a merge request's state.
 func (c *Client) PullRequest(ctx context.Context, repo string, number int) (*forge.PullRequest, error) {

@@ -106,9 +106,9 @@ func (e *Emulator) githubAPI() http.Handler {
 			writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"message": "Validation Failed"})
 			return
 		}
-		if len(in.GetBody()) > 65536 {
+		if len(in.GetBody()) > forge.MaxGitHubComment {
 			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"message": "Validation Failed",
-				"errors": []map[string]string{{"resource": "IssueComment", "code": "custom", "field": "body", "message": "body is too long (maximum is 65536 characters)"}}})
+				"errors": []map[string]string{{"resource": "IssueComment", "code": "custom", "field": "body", "message": fmt.Sprintf("body is too long (maximum is %d characters)", forge.MaxGitHubComment)}}})
 			return
 		}
 		c := &Comment{ID: e.id(), Author: e.BotLogin, Body: in.GetBody(), Created: e.now(), Updated: e.now()}
@@ -133,7 +133,7 @@ func (e *Emulator) githubAPI() http.Handler {
 			return
 		}
 		var in gh.IssueComment
-		if json.NewDecoder(r.Body).Decode(&in) != nil || len(in.GetBody()) > 65536 {
+		if json.NewDecoder(r.Body).Decode(&in) != nil || len(in.GetBody()) > forge.MaxGitHubComment {
 			writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"message": "Validation Failed"})
 			return
 		}
@@ -182,8 +182,8 @@ func (e *Emulator) githubAPI() http.Handler {
 			writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"message": "Validation Failed"})
 			return
 		}
-		if utf8.RuneCountInString(in.GetDescription()) > 140 {
-			writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"message": "Validation Failed: description is too long (maximum is 140 characters)"})
+		if utf8.RuneCountInString(in.GetDescription()) > forge.MaxStatusDescription {
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"message": fmt.Sprintf("Validation Failed: description is too long (maximum is %d characters)", forge.MaxStatusDescription)})
 			return
 		}
 		st := forge.Status{Context: in.GetContext(), State: forge.State(in.GetState()), Description: in.GetDescription(), TargetURL: in.GetTargetURL()}

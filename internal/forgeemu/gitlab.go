@@ -155,8 +155,8 @@ func (e *Emulator) gitlabProject(w http.ResponseWriter, r *http.Request, repo *R
 			glError(w, http.StatusBadRequest, "400 Bad request - body is missing")
 			return
 		}
-		if len(in.Body) > 1_000_000 {
-			glError(w, http.StatusBadRequest, "Note {:note=>[\"is too long (maximum is 1000000 characters)\"]}")
+		if len(in.Body) > forge.MaxGitLabNote {
+			glError(w, http.StatusBadRequest, fmt.Sprintf("Note {:note=>[\"is too long (maximum is %d characters)\"]}", forge.MaxGitLabNote))
 			return
 		}
 		c := &Comment{ID: e.id(), Author: e.BotLogin, Body: in.Body, Created: e.now(), Updated: e.now()}

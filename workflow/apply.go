@@ -181,9 +181,9 @@ func (w *Workflow) preconditions(ctx context.Context, r applyRequest) ([]string,
 	if err != nil {
 		return nil, err
 	}
-	var chosen []comments.Target
+	var chosen []planned
 	for _, t := range stored {
-		if r.sel.matches(t.Project, t.Cluster) {
+		if r.sel.matches(t.project.Name, t.cluster) {
 			chosen = append(chosen, t)
 		}
 	}
@@ -228,19 +228,19 @@ func (w *Workflow) freshPlans(ctx context.Context, r applyRequest) (fresh []plan
 		p := fresh[i]
 		rec, ok := reviewed[t.key()]
 		switch {
-		case p.Plan == nil:
-			reasons = append(reasons, fmt.Sprintf("%s cannot be planned now: %s", t, p.Err))
+		case p.plan == nil:
+			reasons = append(reasons, fmt.Sprintf("%s cannot be planned now: %s", t, p.err))
 		case !ok || rec.SHA != r.pr.HeadSHA:
 			stale = append(stale, fmt.Sprintf("%s was not planned at `%s`", t, short(r.pr.HeadSHA)))
-		case rec.Hash != p.Plan.Hash():
+		case rec.Hash != p.plan.Hash():
 			stale = append(stale, fmt.Sprintf("%s: the live objects changed since the plan", t))
-		case p.Plan.Counts().Fail > 0:
-			reasons = append(reasons, fmt.Sprintf("%s: %d object(s) would fail to apply (see the plan)", t, p.Plan.Counts().Fail))
-		case len(p.Plan.Denials()) > 0:
-			reasons = append(reasons, fmt.Sprintf("%s is denied by policy: %s", t, p.Plan.Denials()[0]))
-		case !t.project.Apply.Force && len(conflicts(p.Plan)) > 0:
+		case p.plan.Counts().Fail > 0:
+			reasons = append(reasons, fmt.Sprintf("%s: %d object(s) would fail to apply (see the plan)", t, p.plan.Counts().Fail))
+		case len(p.plan.Denials()) > 0:
+			reasons = append(reasons, fmt.Sprintf("%s is denied by policy: %s", t, p.plan.Denials()[0]))
+		case !t.project.Apply.Force && len(conflicts(p.plan)) > 0:
 			reasons = append(reasons, fmt.Sprintf("%s would take over fields other field managers own (%s): set `apply.force: true` for project %s in .kubeplan.yaml to take them over, or leave those fields out",
-				t, strings.Join(conflicts(p.Plan), "; "), t.project.Name))
+				t, strings.Join(conflicts(p.plan), "; "), t.project.Name))
 		}
 	}
 	return fresh, stale, reasons, nil
@@ -300,17 +300,16 @@ func (w *Workflow) takeLocks(ctx context.Context, r applyRequest) ([]string, err
 // result comment is stored with the outcome before it is posted, so a forge outage delays it
 // but does not lose it.
 func (w *Workflow) applyTarget(ctx context.Context, f Forge, ev event.Event, sha string, t target, p planned, trigger, actor string, notes []string, log *slog.Logger) error {
-	report := comments.Apply{Project: t.project.Name, Cluster: t.cluster, SHA: sha, Actor: actor, OnMerge: trigger == store.OnMerge,
-		Notes: notes, Limit: f.MaxCommentLength()}
-	id, err := w.State.StartApply(ctx, store.ApplyRecord{PR: prKey(ev), Target: t.key(), SHA: sha, PlanHash: p.Plan.Hash(), Trigger: trigger, Actor: actor, Delivery: ev.Delivery})
+	id, err := w.State.StartApply(ctx, store.ApplyRecord{PR: prKey(ev), Target: t.key(), SHA: sha, PlanHash: p.plan.Hash(), Trigger: trigger, Actor: actor, Delivery: ev.Delivery})
 	if err != nil {
 		return err
 	}
 	started := time.Now()
-	state, summary := store.ApplyFailed, ""
+	state, summary, failure := store.ApplyFailed, "", ""
+	var res *outcome.Result
 	client, err := w.Clusters.Get(ctx, t.cluster)
 	if err == nil {
-		report.Result, err = w.Applier.Apply(ctx, client, applier.Request{Project: t.project.Name, Namespace: p.namespace, Objects: p.objects,
+		res, err = w.Applier.Apply(ctx, client, applier.Request{Project: t.project.Name, Namespace: p.namespace, Objects: p.objects,
 			Prune: t.project.Prune(), Force: t.project.Apply.Force, HealthTimeout: w.HealthTimeout,
 			Repository: repoKey(ev), Scope: p.grant, AllowDestructive: t.project.Apply.AllowDestructive})
 	}
@@ -319,18 +318,18 @@ func (w *Workflow) applyTarget(ctx context.Context, f Forge, ev event.Event, sha
 		return err // stopped (timeout, shutdown): the record stays running and is reported next time
 	case err != nil:
 		log.Warn("apply failed", "project", t.project.Name, "cluster", t.cluster, "err", err)
-		report.Result, report.Err, summary = nil, w.public(err), w.public(err)
+		res, failure, summary = nil, w.public(err), w.public(err)
 	default:
-		for i, o := range report.Result.Objects {
+		for i, o := range res.Objects {
 			log.Info("applied object", "project", t.project.Name, "cluster", t.cluster, "object", o.Object.String(), "result", o.Action, "health", o.Health, "error", o.Error)
-			report.Result.Objects[i].Error = w.Clusters.Redact(o.Error)
-			report.Result.Objects[i].HealthMessage = w.Clusters.Redact(o.HealthMessage)
+			res.Objects[i].Error = w.Clusters.Redact(o.Error)
+			res.Objects[i].HealthMessage = w.Clusters.Redact(o.HealthMessage)
 		}
-		for i, n := range report.Result.Notes {
-			report.Result.Notes[i] = w.Clusters.Redact(n)
+		for i, n := range res.Notes {
+			res.Notes[i] = w.Clusters.Redact(n)
 		}
-		summary = summarizeApply(report.Result)
-		if !report.Result.Failed() {
+		summary = summarizeApply(res)
+		if !res.Failed() {
 			state = store.ApplySucceeded
 		}
 	}
@@ -338,7 +337,15 @@ func (w *Workflow) applyTarget(ctx context.Context, f Forge, ev event.Event, sha
 	if w.ObserveApply != nil {
 		w.ObserveApply(trigger, state, time.Since(started))
 	}
-	return w.State.FinishApply(ctx, id, state, summary, comments.RenderApply(report))
+	report := applyComment(t, sha, actor, trigger == store.OnMerge, notes, res, failure, f.MaxCommentLength())
+	return w.State.FinishApply(ctx, id, state, summary, report)
+}
+
+// applyComment is an apply's result comment: the one place where an apply of a target
+// becomes package comments' input. res is nil when failure says why nothing was applied.
+func applyComment(t target, sha, actor string, onMerge bool, notes []string, res *outcome.Result, failure string, limit int) string {
+	return comments.RenderApply(comments.Apply{Project: t.project.Name, Cluster: t.cluster, SHA: sha, Actor: actor, OnMerge: onMerge,
+		Notes: notes, Result: res, Err: failure, Limit: limit})
 }
 
 // postReports posts the result comments of the pull request's finished applies that are not on

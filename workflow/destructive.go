@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/kubeplan/kubeplan/comments"
 	"github.com/kubeplan/kubeplan/event"
 	"github.com/kubeplan/kubeplan/forge"
 	"github.com/kubeplan/kubeplan/plan"
@@ -32,7 +31,7 @@ func (w *Workflow) destructiveRefusal(ctx context.Context, f Forge, ev event.Eve
 		return fmt.Sprintf("%s deletes more than its inventory (%s), and no approval rule asking for approvals covers it: kubeplan carries out destructive deletions only where one does",
 			t, what), nil
 	}
-	v, err := w.judge(ctx, f, ev, pr, co, []comments.Target{{Project: t.project.Name, Cluster: t.cluster, Plan: p}}, selection{project: t.project.Name, cluster: t.cluster})
+	v, err := w.judge(ctx, f, ev, pr, co, []planned{{target: t, plan: p}}, selection{project: t.project.Name, cluster: t.cluster})
 	if err != nil {
 		return "", err
 	}
@@ -46,10 +45,10 @@ func (w *Workflow) destructiveRefusal(ctx context.Context, f Forge, ev event.Eve
 func (w *Workflow) destructiveRefusals(ctx context.Context, r applyRequest, fresh []planned) ([]string, error) {
 	var reasons []string
 	for i, t := range r.targets {
-		if fresh[i].Plan == nil {
+		if fresh[i].plan == nil {
 			continue
 		}
-		refusal, err := w.destructiveRefusal(ctx, r.f, r.ev, r.pr, r.co, t, fresh[i].Plan)
+		refusal, err := w.destructiveRefusal(ctx, r.f, r.ev, r.pr, r.co, t, fresh[i].plan)
 		if err != nil {
 			return nil, err
 		}

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/kubeplan/kubeplan/comments"
 	"github.com/kubeplan/kubeplan/event"
 	"github.com/kubeplan/kubeplan/forge"
 	"github.com/kubeplan/kubeplan/policy"
@@ -163,17 +162,17 @@ func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *for
 			return err
 		}
 		p := w.planTarget(ctx, co, t, prInfo(pr), tlog)
-		if p.Plan == nil {
+		if p.plan == nil {
 			fail(t)
-			_, err := f.CreateComment(ctx, ev.Repo, ev.Number, fmt.Sprintf("### ❌ kubeplan could not roll out %s at `%s`\n\n```text\n%s\n```\n", t, short(sha), p.Err))
+			_, err := f.CreateComment(ctx, ev.Repo, ev.Number, fmt.Sprintf("### ❌ kubeplan could not roll out %s at `%s`\n\n```text\n%s\n```\n", t, short(sha), p.err))
 			return err
 		}
-		if d := p.Plan.Denials(); len(d) > 0 {
+		if d := p.plan.Denials(); len(d) > 0 {
 			fail(t)
 			_, err := f.CreateComment(ctx, ev.Repo, ev.Number, fmt.Sprintf("### ⛔ kubeplan did not roll out %s at `%s`\n\nThe merged manifests break deny rules:\n\n- %s\n", t, short(sha), strings.Join(d, "\n- ")))
 			return err
 		}
-		if refusal, err := w.destructiveRefusal(ctx, f, ev, pr, co, t, p.Plan); err != nil || refusal != "" {
+		if refusal, err := w.destructiveRefusal(ctx, f, ev, pr, co, t, p.plan); err != nil || refusal != "" {
 			if err != nil {
 				return err
 			}
@@ -272,7 +271,7 @@ func (w *Workflow) rolloutRefusals(ctx context.Context, f Forge, ev event.Event,
 		}
 	}
 	for _, t := range targets {
-		v, err := w.judge(ctx, f, ev, pr, co, []comments.Target{{Project: t.project.Name, Cluster: t.cluster}}, selection{project: t.project.Name, cluster: t.cluster})
+		v, err := w.judge(ctx, f, ev, pr, co, []planned{{target: t}}, selection{project: t.project.Name, cluster: t.cluster})
 		if err != nil {
 			return nil, err
 		}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/kubeplan/kubeplan/comments"
 	"github.com/kubeplan/kubeplan/event"
 	"github.com/kubeplan/kubeplan/forge"
 	"github.com/kubeplan/kubeplan/policy"
@@ -81,19 +80,17 @@ func (w *Workflow) mergeGroup(ctx context.Context, ev event.Event) error {
 		}
 	}
 	var planProblems []string
-	var planned []comments.Target
 	for i, t := range targets {
 		p := plans[i]
-		planned = append(planned, p.Target)
 		rec, ok := reviewed[t.key()]
 		switch {
-		case p.Plan == nil:
-			planProblems = append(planProblems, fmt.Sprintf("%s cannot be planned at `%s`: %s", t, short(sha), p.Err))
-		case p.Plan.Counts().Fail > 0:
-			planProblems = append(planProblems, fmt.Sprintf("%s: %d object(s) would fail to apply", t, p.Plan.Counts().Fail))
+		case p.plan == nil:
+			planProblems = append(planProblems, fmt.Sprintf("%s cannot be planned at `%s`: %s", t, short(sha), p.err))
+		case p.plan.Counts().Fail > 0:
+			planProblems = append(planProblems, fmt.Sprintf("%s: %d object(s) would fail to apply", t, p.plan.Counts().Fail))
 		case !ok:
 			planProblems = append(planProblems, fmt.Sprintf("%s was not planned and reviewed at #%d's head `%s`", t, pr.Number, short(pr.HeadSHA)))
-		case rec.Hash != p.Plan.Hash():
+		case rec.Hash != p.plan.Hash():
 			planProblems = append(planProblems, fmt.Sprintf("%s: the plan of the merge queue's commit differs from the one reviewed at `%s` "+
 				"(the queue carries other changes to it, or the live objects changed): re-plan the pull request (`/plan`) and review it again", t, short(pr.HeadSHA)))
 		}
@@ -114,7 +111,7 @@ func (w *Workflow) mergeGroup(ctx context.Context, ev event.Event) error {
 	if err != nil {
 		return err
 	}
-	v, err := w.judge(ctx, f, ev, pr, co, planned, selection{})
+	v, err := w.judge(ctx, f, ev, pr, co, plans, selection{})
 	if err != nil {
 		return err
 	}

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
-	"sync"
 
 	"github.com/kubeplan/kubeplan/event"
 	"github.com/kubeplan/kubeplan/forge"
@@ -89,12 +87,6 @@ func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *for
 	if err != nil {
 		return err
 	}
-	finished := map[store.Target]bool{}
-	for _, r := range history {
-		if r.Delivery == ev.Delivery && ev.Delivery != "" && (r.State == store.ApplySucceeded || r.State == store.ApplyFailed || r.State == store.ApplyRefused) {
-			finished[r.Target] = true
-		}
-	}
 	status := func(state forge.State, desc string) error {
 		return f.SetStatus(ctx, pr.Repo, sha, forge.Status{Context: StatusApply, State: state, Description: clip(desc, 140)})
 	}
@@ -125,67 +117,10 @@ func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *for
 			return err
 		}
 	}
-	var (
-		mu     sync.Mutex // guards failed and posting results
-		failed []string
-	)
-	fail := func(t target) {
-		mu.Lock()
-		defer mu.Unlock()
-		failed = append(failed, t.project.Name+" on "+t.cluster)
-	}
-	err = byCluster(targets, func(_ int, t target) error {
-		if finished[t.key()] {
-			return nil
-		}
-		tlog := log.With("project", t.project.Name, "cluster", t.cluster)
-		if reasons := refused[t.key()]; len(reasons) > 0 {
-			tlog.Info("not rolled out: the policy is not satisfied", "merger", merger, "reasons", strings.Join(reasons, "; "))
-			mu.Lock()
-			defer mu.Unlock()
-			failed = append(failed, t.project.Name+" on "+t.cluster+" (refused by policy)")
-			return w.refuseRollout(ctx, f, ev, sha, t, merger, reasons)
-		}
-		// Hold the lock while rolling out, so no other pull request's /apply runs beside it.
-		lock, acquired, err := w.State.Acquire(ctx, store.Lock{Repo: repoKey(ev), Target: t.key(), PR: prKey(ev), Number: ev.Number, Holder: ev.Sender})
-		if err != nil {
-			return err
-		}
-		if !acquired {
-			// Another pull request's pre-merge apply is live there: rolling out now would undo it.
-			// Its own merge rolls out a commit that contains this one.
-			tlog.Info("not rolled out: locked by another pull request", "holder", lock.Number)
-			fail(t)
-			_, err := f.CreateComment(ctx, ev.Repo, ev.Number, fmt.Sprintf("### ⏸ kubeplan did not roll out %s\n\n#%d holds the lock there (applied before merge by @%s): rolling out now would undo that apply. "+
-				"When #%d merges, its roll-out includes this change; if it is closed instead, `/unlock` it and push or comment `/plan` on a pull request for this project.",
-				t, lock.Number, lock.Holder, lock.Number))
-			return err
-		}
-		p := w.planTarget(ctx, co, t, prInfo(pr), tlog)
-		if p.plan == nil {
-			fail(t)
-			_, err := f.CreateComment(ctx, ev.Repo, ev.Number, fmt.Sprintf("### ❌ kubeplan could not roll out %s at `%s`\n\n```text\n%s\n```\n", t, short(sha), p.err))
-			return err
-		}
-		if d := p.plan.Denials(); len(d) > 0 {
-			fail(t)
-			_, err := f.CreateComment(ctx, ev.Repo, ev.Number, fmt.Sprintf("### ⛔ kubeplan did not roll out %s at `%s`\n\nThe merged manifests break deny rules:\n\n- %s\n", t, short(sha), strings.Join(d, "\n- ")))
-			return err
-		}
-		if refusal, err := w.destructiveRefusal(ctx, f, ev, pr, co, t, p.plan); err != nil || refusal != "" {
-			if err != nil {
-				return err
-			}
-			fail(t)
-			_, err := f.CreateComment(ctx, ev.Repo, ev.Number, fmt.Sprintf("### 💥 kubeplan did not roll out %s at `%s`\n\n%s\n", t, short(sha), refusal))
-			return err
-		}
-		if err := w.applyTarget(ctx, f, ev, sha, t, p, store.OnMerge, ev.Sender, notes, log); err != nil {
-			return err
-		}
-		mu.Lock() // one poster at a time, or two could post the same result
-		defer mu.Unlock()
-		return w.postReports(ctx, f, ev)
+	steps := rolloutPlan(targets, history, ev.Delivery, refused)
+	run := applyRun{f: f, ev: ev, sha: sha, trigger: store.OnMerge, actor: ev.Sender, notes: notes, log: log}
+	results, err := w.applyAll(ctx, run, targets, func(i int, _ target) (step, error) {
+		return w.prepareRollout(ctx, run, pr, co, steps[i], merger)
 	})
 	if err != nil {
 		return err
@@ -193,22 +128,7 @@ func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *for
 	if history, err = w.State.Applies(ctx, prKey(ev)); err != nil {
 		return err
 	}
-	latest := map[store.Target]store.ApplyRecord{} // an interrupted apply run again counts by its rerun
-	for _, r := range history {
-		if r.SHA == sha && r.Trigger == store.OnMerge {
-			latest[r.Target] = r
-		}
-	}
-	for _, t := range targets {
-		name := t.project.Name + " on " + t.cluster
-		switch r, ok := latest[t.key()]; {
-		case !ok || r.State == store.ApplySucceeded || slices.Contains(failed, name) || slices.Contains(failed, name+" (refused by policy)"):
-		case r.State == store.ApplyRefused:
-			failed = append(failed, name+" (refused by policy)")
-		default:
-			failed = append(failed, name)
-		}
-	}
+	failed := rolloutFailures(targets, results, history, sha)
 	released, err := w.State.ReleasePR(ctx, prKey(ev))
 	if err != nil {
 		return err
@@ -219,13 +139,52 @@ func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *for
 		}
 	}
 	log.Info("rolled out", "targets", len(targets), "failed", len(failed), "released", len(released))
-	switch {
-	case len(targets) == 0:
-		return nil
-	case len(failed) > 0:
-		return status(forge.Failure, "Roll-out incomplete: "+strings.Join(failed, ", "))
+	if state, desc, set := rolloutStatus(len(targets), failed); set {
+		return status(state, desc)
 	}
-	return status(forge.Success, fmt.Sprintf("Rolled out %d project × cluster target(s)", len(targets)))
+	return nil
+}
+
+// prepareRollout is a roll-out's step for one target, in its turn: skipped when done before,
+// refused as rolloutPlan decided, blocked while another pull request holds its lock or when
+// its plan now cannot be applied (no plan, a deny rule, a destructive deletion not allowed),
+// and otherwise applied.
+func (w *Workflow) prepareRollout(ctx context.Context, run applyRun, pr *forge.PullRequest, co *checkout, s rolloutStep, merger string) (step, error) {
+	ev, t, sha := run.ev, s.target, run.sha
+	tlog := run.log.With("project", t.project.Name, "cluster", t.cluster)
+	switch {
+	case s.done:
+		return step{skip: true}, nil
+	case len(s.refused) > 0:
+		tlog.Info("not rolled out: the policy is not satisfied", "merger", merger, "reasons", strings.Join(s.refused, "; "))
+		return step{refusal: &refusal{actor: merger, summary: "refused: " + s.refused[0], report: rolloutRefusalText(t, sha, s.refused)}}, nil
+	}
+	// Hold the lock while rolling out, so no other pull request's /apply runs beside it.
+	lock, acquired, err := w.State.Acquire(ctx, store.Lock{Repo: repoKey(ev), Target: t.key(), PR: prKey(ev), Number: ev.Number, Holder: ev.Sender})
+	if err != nil {
+		return step{}, err
+	}
+	if !acquired {
+		// Another pull request's pre-merge apply is live there: rolling out now would undo it.
+		// Its own merge rolls out a commit that contains this one.
+		tlog.Info("not rolled out: locked by another pull request", "holder", lock.Number)
+		return step{blocked: rolloutLockedText(t, lock)}, nil
+	}
+	p := w.planTarget(ctx, co, t, prInfo(pr), tlog)
+	if p.plan == nil {
+		return step{blocked: rolloutUnplannableText(t, sha, p.err)}, nil
+	}
+	if d := p.plan.Denials(); len(d) > 0 {
+		return step{blocked: rolloutDeniedText(t, sha, d)}, nil
+	}
+	why, err := w.destructiveRefusal(ctx, run.f, ev, pr, co, t, p.plan)
+	if err != nil {
+		return step{}, err
+	}
+	if why != "" {
+		return step{blocked: rolloutDestructiveText(t, sha, why)}, nil
+	}
+	return step{plan: p}, nil
 }
 
 // rolloutRefusals checks each target of a roll-out as /apply would: the merger's apply role
@@ -286,20 +245,33 @@ func (w *Workflow) rolloutRefusals(ctx context.Context, f Forge, ev event.Event,
 	return out, nil
 }
 
-// refuseRollout records a target the policy keeps from rolling out, with the comment that
-// says so, and posts it (the caller holds the posting lock).
-func (w *Workflow) refuseRollout(ctx context.Context, f Forge, ev event.Event, sha string, t target, merger string, reasons []string) error {
-	id, err := w.State.StartApply(ctx, store.ApplyRecord{PR: prKey(ev), Target: t.key(), SHA: sha, Trigger: store.OnMerge, Actor: merger, Delivery: ev.Delivery})
-	if err != nil {
-		return err
-	}
-	report := fmt.Sprintf("### ⛔ kubeplan did not roll out %s at `%s`\n\nThis merge does not satisfy the policy that `/apply` enforces, so nothing was applied:\n\n- %s\n\n"+
+// rolloutRefusalText is the report of a target the policy keeps from rolling out.
+func rolloutRefusalText(t target, sha string, reasons []string) string {
+	return fmt.Sprintf("### ⛔ kubeplan did not roll out %s at `%s`\n\nThis merge does not satisfy the policy that `/apply` enforces, so nothing was applied:\n\n- %s\n\n"+
 		"The change is on the default branch but not on the cluster. The next pull request that touches this project plans the cluster against the default branch, so its plan shows this change too; applying or merging it with the policy satisfied rolls it out.\n",
 		t, short(sha), strings.Join(reasons, "\n- "))
-	if err := w.State.FinishApply(ctx, id, store.ApplyRefused, "refused: "+reasons[0], report); err != nil {
-		return err
-	}
-	return w.postReports(ctx, f, ev)
+}
+
+// rolloutLockedText says a target was not rolled out because another pull request holds its lock.
+func rolloutLockedText(t target, lock store.Lock) string {
+	return fmt.Sprintf("### ⏸ kubeplan did not roll out %s\n\n#%d holds the lock there (applied before merge by @%s): rolling out now would undo that apply. "+
+		"When #%d merges, its roll-out includes this change; if it is closed instead, `/unlock` it and push or comment `/plan` on a pull request for this project.",
+		t, lock.Number, lock.Holder, lock.Number)
+}
+
+// rolloutUnplannableText says a target could not be planned at the merge commit.
+func rolloutUnplannableText(t target, sha, failure string) string {
+	return fmt.Sprintf("### ❌ kubeplan could not roll out %s at `%s`\n\n```text\n%s\n```\n", t, short(sha), failure)
+}
+
+// rolloutDeniedText says a target's merged manifests break deny rules.
+func rolloutDeniedText(t target, sha string, denials []string) string {
+	return fmt.Sprintf("### ⛔ kubeplan did not roll out %s at `%s`\n\nThe merged manifests break deny rules:\n\n- %s\n", t, short(sha), strings.Join(denials, "\n- "))
+}
+
+// rolloutDestructiveText says a target's destructive deletions were not carried out, and why.
+func rolloutDestructiveText(t target, sha, why string) string {
+	return fmt.Sprintf("### 💥 kubeplan did not roll out %s at `%s`\n\n%s\n", t, short(sha), why)
 }
 
 func describeLocks(locks []store.Lock) string {

@@ -73,35 +73,7 @@ func (w *Workflow) mergeGroup(ctx context.Context, ev event.Event) error {
 	if err != nil {
 		return err
 	}
-	reviewed := map[store.Target]store.PlanRecord{}
-	for _, r := range records {
-		if r.SHA == pr.HeadSHA {
-			reviewed[r.Target] = r
-		}
-	}
-	var planProblems []string
-	for i, t := range targets {
-		p := plans[i]
-		rec, ok := reviewed[t.key()]
-		switch {
-		case p.plan == nil:
-			planProblems = append(planProblems, fmt.Sprintf("%s cannot be planned at `%s`: %s", t, short(sha), p.err))
-		case p.plan.Counts().Fail > 0:
-			planProblems = append(planProblems, fmt.Sprintf("%s: %d object(s) would fail to apply", t, p.plan.Counts().Fail))
-		case !ok:
-			planProblems = append(planProblems, fmt.Sprintf("%s was not planned and reviewed at #%d's head `%s`", t, pr.Number, short(pr.HeadSHA)))
-		case rec.Hash != p.plan.Hash():
-			planProblems = append(planProblems, fmt.Sprintf("%s: the plan of the merge queue's commit differs from the one reviewed at `%s` "+
-				"(the queue carries other changes to it, or the live objects changed): re-plan the pull request (`/plan`) and review it again", t, short(pr.HeadSHA)))
-		}
-	}
-	planState, planDesc := forge.Success, fmt.Sprintf("Matches the plan reviewed on #%d (%d target(s))", pr.Number, len(targets))
-	switch {
-	case len(targets) == 0:
-		planDesc = "No project is affected by this change"
-	case len(planProblems) > 0:
-		planState, planDesc = forge.Failure, fmt.Sprintf("Not the plan reviewed on #%d: %s", pr.Number, planProblems[0])
-	}
+	planState, planDesc, planProblems := groupPlan(plans, records, pr.Number, pr.HeadSHA, sha)
 	if err := status(StatusPlan, planState, planDesc); err != nil {
 		return err
 	}
@@ -180,4 +152,21 @@ func (w *Workflow) queuerRefusals(ctx context.Context, f Forge, ev event.Event, 
 		}
 	}
 	return out, nil
+}
+
+// groupCheckText says why a target of the merge queue's commit sha is not the plan reviewed
+// at the pull request's head (see groupCheck).
+func groupCheckText(p planned, c planCheck, number int, head, sha string) string {
+	switch c {
+	case planUnplannable:
+		return fmt.Sprintf("%s cannot be planned at `%s`: %s", p.target, short(sha), p.err)
+	case planFailing:
+		return fmt.Sprintf("%s: %d object(s) would fail to apply", p.target, p.plan.Counts().Fail)
+	case planNotReviewed:
+		return fmt.Sprintf("%s was not planned and reviewed at #%d's head `%s`", p.target, number, short(head))
+	case planChanged:
+		return fmt.Sprintf("%s: the plan of the merge queue's commit differs from the one reviewed at `%s` "+
+			"(the queue carries other changes to it, or the live objects changed): re-plan the pull request (`/plan`) and review it again", p.target, short(head))
+	}
+	return ""
 }

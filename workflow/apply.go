@@ -117,16 +117,8 @@ func (w *Workflow) apply(ctx context.Context, f Forge, ev event.Event, sel selec
 	if err := (statuses{f: f, repo: ev.Repo, sha: pr.HeadSHA}).apply(ctx, forge.Pending, "Applying…"); err != nil {
 		return err
 	}
-	var posting sync.Mutex
-	err = byCluster(targets, func(i int, t target) error {
-		if err := w.applyTarget(ctx, f, ev, pr.HeadSHA, t, fresh[i], store.BeforeMerge, ev.Sender, nil, log); err != nil {
-			return err
-		}
-		posting.Lock() // one poster at a time, or two could post the same result
-		defer posting.Unlock()
-		return w.postReports(ctx, f, ev)
-	})
-	if err != nil {
+	run := applyRun{f: f, ev: ev, sha: pr.HeadSHA, trigger: store.BeforeMerge, actor: ev.Sender, log: log}
+	if _, err := w.applyAll(ctx, run, targets, func(i int, _ target) (step, error) { return step{plan: fresh[i]}, nil }); err != nil {
 		return err
 	}
 	// Plan again so the plan comment and the statuses describe the state after the apply.
@@ -178,9 +170,9 @@ func (w *Workflow) preconditions(ctx context.Context, r applyRequest) ([]string,
 	if err != nil {
 		return nil, err
 	}
-	var chosen []comments.Target
+	var chosen []planned
 	for _, t := range stored {
-		if r.sel.matches(t.Project, t.Cluster) {
+		if r.sel.matches(t.project.Name, t.cluster) {
 			chosen = append(chosen, t)
 		}
 	}
@@ -204,38 +196,35 @@ func (w *Workflow) preconditions(ctx context.Context, r applyRequest) ([]string,
 	return reasons, nil
 }
 
-// freshPlans plans every target again now. A target whose plan was not made at this head or
-// differs from the reviewed one is stale; one that would fail, break a deny rule or take over
-// other managers' fields without force is refused.
+// freshPlans plans every target again now and checks each plan against the reviewed one
+// (applyFreshness): stale targets are planned again, the others named in reasons refused.
 func (w *Workflow) freshPlans(ctx context.Context, r applyRequest) (fresh []planned, stale, reasons []string, err error) {
 	records, err := w.State.Plans(ctx, prKey(r.ev))
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	reviewed := map[store.Target]store.PlanRecord{}
-	for _, rec := range records {
-		reviewed[rec.Target] = rec
-	}
 	fresh = w.planTargets(ctx, r.co, r.targets, prInfo(r.pr), r.log)
-	for i, t := range r.targets {
-		p := fresh[i]
-		rec, ok := reviewed[t.key()]
-		switch {
-		case p.Plan == nil:
-			reasons = append(reasons, comments.CannotPlanNow(t.where(), p.Err))
-		case !ok || rec.SHA != r.pr.HeadSHA:
-			stale = append(stale, comments.NotPlannedAt(t.where(), r.pr.HeadSHA))
-		case rec.Hash != p.Plan.Hash():
-			stale = append(stale, comments.LiveChanged(t.where()))
-		case p.Plan.Counts().Fail > 0:
-			reasons = append(reasons, comments.WouldFail(t.where(), p.Plan.Counts().Fail))
-		case len(p.Plan.Denials()) > 0:
-			reasons = append(reasons, comments.DeniedBy(t.where(), p.Plan.Denials()[0]))
-		case !t.project.Apply.Force && len(conflicts(p.Plan)) > 0:
-			reasons = append(reasons, comments.TakesOver(t.where(), conflicts(p.Plan)))
-		}
-	}
+	stale, reasons = applyFreshness(fresh, records, r.pr.HeadSHA)
 	return fresh, stale, reasons, nil
+}
+
+// applyCheckText says why /apply plans a target again or refuses it (see applyCheck).
+func applyCheckText(p planned, c planCheck, head string) string {
+	switch c {
+	case planUnplannable:
+		return comments.CannotPlanNow(p.where(), p.err)
+	case planNotReviewed:
+		return comments.NotPlannedAt(p.where(), head)
+	case planChanged:
+		return comments.LiveChanged(p.where())
+	case planFailing:
+		return comments.WouldFail(p.where(), p.plan.Counts().Fail)
+	case planDenied:
+		return comments.DeniedBy(p.where(), p.plan.Denials()[0])
+	case planConflicting:
+		return comments.TakesOver(p.where(), conflicts(p.plan))
+	}
+	return ""
 }
 
 // takeLocks takes each target's lock for the pull request. When another pull request holds
@@ -284,51 +273,142 @@ func (w *Workflow) takeLocks(ctx context.Context, r applyRequest) ([]string, err
 	return reasons, nil
 }
 
-// applyTarget applies one planned target and records it in the history; the caller posts
-// the result (postReports). The record is written before the cluster is touched: a crash
-// leaves it running, and the next job reports it instead of applying again blindly. The
-// result comment is stored with the outcome before it is posted, so a forge outage delays it
-// but does not lose it.
-func (w *Workflow) applyTarget(ctx context.Context, f Forge, ev event.Event, sha string, t target, p planned, trigger, actor string, notes []string, log *slog.Logger) error {
-	report := comments.Apply{Project: t.project.Name, Cluster: t.cluster, SHA: sha, Actor: actor, OnMerge: trigger == store.OnMerge,
-		Notes: notes, Limit: f.MaxCommentLength()}
-	id, err := w.State.StartApply(ctx, store.ApplyRecord{PR: prKey(ev), Target: t.key(), SHA: sha, PlanHash: p.Plan.Hash(), Trigger: trigger, Actor: actor, Delivery: ev.Delivery})
+// applyRun is one run of the apply-and-report loop (applyAll): an /apply, or a merge's roll-out.
+type applyRun struct {
+	f       Forge
+	ev      event.Event
+	sha     string // the commit applied: the pull request's head, or the merge commit
+	trigger string // store.BeforeMerge or store.OnMerge
+	actor   string // recorded as who applied
+	notes   []string
+	log     *slog.Logger
+}
+
+// step is what an apply run does with one target: apply plan, unless it is to be skipped,
+// refused or blocked.
+type step struct {
+	skip bool // nothing to do (done by an earlier run)
+	// refusal is recorded as a refused apply and its report posted; nothing is applied.
+	refusal *refusal
+	// blocked is posted as a comment instead of applying; nothing is recorded.
+	blocked string
+	plan    planned
+}
+
+// refusal is an apply the policy refused, as the history records it.
+type refusal struct {
+	actor, summary, report string
+}
+
+// notApplied is applyAll's result for a blocked target.
+const notApplied = "not applied"
+
+// applyAll is the apply-and-report loop of /apply and of the roll-out on merge. Each target's
+// step comes from prepare, called in the target's turn: clusters side by side, a cluster's
+// targets one after another in order (byCluster). Every apply and refusal is recorded in the
+// history and its report posted as soon as it is there. results[i] is what became of
+// targets[i]: the apply's state (store.ApplySucceeded or ApplyFailed), store.ApplyRefused,
+// notApplied, or "" when skipped.
+func (w *Workflow) applyAll(ctx context.Context, run applyRun, targets []target, prepare func(i int, t target) (step, error)) ([]string, error) {
+	results := make([]string, len(targets))
+	var posting sync.Mutex
+	post := func() error {
+		posting.Lock() // one poster at a time, or two could post the same result
+		defer posting.Unlock()
+		return w.postReports(ctx, run.f, run.ev)
+	}
+	err := byCluster(targets, func(i int, t target) error {
+		s, err := prepare(i, t)
+		if err != nil {
+			return err
+		}
+		switch {
+		case s.skip:
+			return nil
+		case s.refusal != nil:
+			results[i] = store.ApplyRefused
+			if err := w.recordRefusal(ctx, run, t, *s.refusal); err != nil {
+				return err
+			}
+			return post()
+		case s.blocked != "":
+			results[i] = notApplied
+			_, err := run.f.CreateComment(ctx, run.ev.Repo, run.ev.Number, s.blocked)
+			return err
+		}
+		state, err := w.applyTarget(ctx, run, s.plan)
+		if err != nil {
+			return err
+		}
+		results[i] = state
+		return post()
+	})
+	return results, err
+}
+
+// recordRefusal records a target the policy keeps from being applied, with the report that
+// says so; applyAll posts it.
+func (w *Workflow) recordRefusal(ctx context.Context, run applyRun, t target, r refusal) error {
+	id, err := w.State.StartApply(ctx, store.ApplyRecord{PR: prKey(run.ev), Target: t.key(), SHA: run.sha, Trigger: run.trigger, Actor: r.actor, Delivery: run.ev.Delivery})
 	if err != nil {
 		return err
 	}
+	return w.State.FinishApply(ctx, id, store.ApplyRefused, r.summary, r.report)
+}
+
+// applyTarget applies one planned target and records it in the history; applyAll posts the
+// result (postReports). The record is written before the cluster is touched: a crash leaves it
+// running, and the next job reports it instead of applying again blindly. The result comment
+// is stored with the outcome before it is posted, so a forge outage delays it but does not
+// lose it. It returns the apply's state.
+func (w *Workflow) applyTarget(ctx context.Context, run applyRun, p planned) (string, error) {
+	t, ev, log := p.target, run.ev, run.log
+	id, err := w.State.StartApply(ctx, store.ApplyRecord{PR: prKey(ev), Target: t.key(), SHA: run.sha, PlanHash: p.plan.Hash(), Trigger: run.trigger, Actor: run.actor, Delivery: ev.Delivery})
+	if err != nil {
+		return "", err
+	}
 	started := time.Now()
-	state, summary := store.ApplyFailed, ""
+	state, summary, failure := store.ApplyFailed, "", ""
+	var res *outcome.Result
 	client, err := w.Clusters.Get(ctx, t.cluster)
 	if err == nil {
-		report.Result, err = w.Applier.Apply(ctx, client, applier.Request{Project: t.project.Name, Namespace: p.namespace, Objects: p.objects,
+		res, err = w.Applier.Apply(ctx, client, applier.Request{Project: t.project.Name, Namespace: p.namespace, Objects: p.objects,
 			Prune: t.project.Prune(), Force: t.project.Apply.Force, HealthTimeout: w.HealthTimeout,
 			Repository: repoKey(ev), Scope: p.grant, AllowDestructive: t.project.Apply.AllowDestructive})
 	}
 	switch {
 	case err != nil && ctx.Err() != nil:
-		return err // stopped (timeout, shutdown): the record stays running and is reported next time
+		return "", err // stopped (timeout, shutdown): the record stays running and is reported next time
 	case err != nil:
 		log.Warn("apply failed", "project", t.project.Name, "cluster", t.cluster, "err", err)
-		report.Result, report.Err, summary = nil, w.public(err), w.public(err)
+		res, failure, summary = nil, w.public(err), w.public(err)
 	default:
-		for i, o := range report.Result.Objects {
+		for i, o := range res.Objects {
 			log.Info("applied object", "project", t.project.Name, "cluster", t.cluster, "object", o.Object.String(), "result", o.Action, "health", o.Health, "error", o.Error)
-			report.Result.Objects[i].Error = w.Clusters.Redact(o.Error)
-			report.Result.Objects[i].HealthMessage = w.Clusters.Redact(o.HealthMessage)
+			res.Objects[i].Error = w.Clusters.Redact(o.Error)
+			res.Objects[i].HealthMessage = w.Clusters.Redact(o.HealthMessage)
 		}
-		for i, n := range report.Result.Notes {
-			report.Result.Notes[i] = w.Clusters.Redact(n)
+		for i, n := range res.Notes {
+			res.Notes[i] = w.Clusters.Redact(n)
 		}
-		summary = summarizeApply(report.Result)
-		if !report.Result.Failed() {
+		summary = summarizeApply(res)
+		if !res.Failed() {
 			state = store.ApplySucceeded
 		}
 	}
 	log.Info("apply finished", "project", t.project.Name, "cluster", t.cluster, "state", state, "summary", summary)
 	if w.ObserveApply != nil {
-		w.ObserveApply(trigger, state, time.Since(started))
+		w.ObserveApply(run.trigger, state, time.Since(started))
 	}
-	return w.State.FinishApply(ctx, id, state, summary, comments.RenderApply(report))
+	report := applyComment(t, run.sha, run.actor, run.trigger == store.OnMerge, run.notes, res, failure, run.f.MaxCommentLength())
+	return state, w.State.FinishApply(ctx, id, state, summary, report)
+}
+
+// applyComment is an apply's result comment: the one place where an apply of a target
+// becomes package comments' input. res is nil when failure says why nothing was applied.
+func applyComment(t target, sha, actor string, onMerge bool, notes []string, res *outcome.Result, failure string, limit int) string {
+	return comments.RenderApply(comments.Apply{Project: t.project.Name, Cluster: t.cluster, SHA: sha, Actor: actor, OnMerge: onMerge,
+		Notes: notes, Result: res, Err: failure, Limit: limit})
 }
 
 // postReports posts the result comments of the pull request's finished applies that are not on
@@ -362,12 +442,7 @@ func (w *Workflow) ranBefore(ctx context.Context, ev event.Event) (bool, error) 
 	if err != nil {
 		return false, err
 	}
-	for _, r := range history {
-		if r.Delivery == ev.Delivery {
-			return true, nil
-		}
-	}
-	return false, nil
+	return appliedBefore(history, ev.Delivery), nil
 }
 
 // conflicts lists the plan's field takeovers, object first.
@@ -428,35 +503,5 @@ func (w *Workflow) applyStatus(ctx context.Context, ev event.Event, pr *forge.Pu
 	if err != nil {
 		return forge.Status{}, err
 	}
-	latest := map[store.Target]store.ApplyRecord{}
-	for _, r := range history {
-		if r.SHA == pr.HeadSHA && r.Trigger == store.BeforeMerge {
-			latest[r.Target] = r
-		}
-	}
-	var failed, missing, done []string
-	for _, t := range targets {
-		r, applied := latest[t.key()]
-		switch {
-		case applied && r.State == store.ApplyFailed:
-			failed = append(failed, t.project.Name+" on "+t.cluster)
-		case applied && r.State == store.ApplySucceeded:
-			done = append(done, t.project.Name+" on "+t.cluster)
-		case t.project.BeforeMerge() == "required":
-			missing = append(missing, t.project.Name+" on "+t.cluster)
-		}
-	}
-	st := forge.Status{Context: StatusApply}
-	switch {
-	case len(failed) > 0:
-		st.State, st.Description = forge.Failure, "Apply failed: "+strings.Join(failed, ", ")
-	case len(missing) > 0:
-		st.State, st.Description = forge.Pending, "Needs /apply before merge: "+strings.Join(missing, ", ")
-	case len(done) > 0:
-		st.State, st.Description = forge.Success, "Applied: "+strings.Join(done, ", ")
-	default:
-		st.State, st.Description = forge.Success, "No project needs applying before merge"
-	}
-	st.Description = description(st.Description)
-	return st, nil
+	return progressOf(history, pr.HeadSHA, targets).status(), nil
 }

@@ -27,7 +27,7 @@ func (w *Workflow) destructiveRefusal(ctx context.Context, f Forge, ev event.Eve
 	case !co.policy.Covers(t.project.Name, t.cluster):
 		return comments.DestructiveUncovered(t.where(), ds), nil
 	}
-	v, err := w.judge(ctx, f, ev, pr, co, []comments.Target{{Project: t.project.Name, Cluster: t.cluster, Plan: p}}, selection{project: t.project.Name, cluster: t.cluster})
+	v, err := w.judge(ctx, f, ev, pr, co, []planned{{target: t, plan: p}}, selection{project: t.project.Name, cluster: t.cluster})
 	if err != nil {
 		return "", err
 	}
@@ -41,10 +41,10 @@ func (w *Workflow) destructiveRefusal(ctx context.Context, f Forge, ev event.Eve
 func (w *Workflow) destructiveRefusals(ctx context.Context, r applyRequest, fresh []planned) ([]string, error) {
 	var reasons []string
 	for i, t := range r.targets {
-		if fresh[i].Plan == nil {
+		if fresh[i].plan == nil {
 			continue
 		}
-		refusal, err := w.destructiveRefusal(ctx, r.f, r.ev, r.pr, r.co, t, fresh[i].Plan)
+		refusal, err := w.destructiveRefusal(ctx, r.f, r.ev, r.pr, r.co, t, fresh[i].plan)
 		if err != nil {
 			return nil, err
 		}

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
-	"sync"
 
 	"github.com/kubeplan/kubeplan/comments"
 	"github.com/kubeplan/kubeplan/event"
@@ -82,12 +80,6 @@ func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *for
 	if err != nil {
 		return err
 	}
-	finished := map[store.Target]bool{}
-	for _, r := range history {
-		if r.Delivery == ev.Delivery && ev.Delivery != "" && (r.State == store.ApplySucceeded || r.State == store.ApplyFailed || r.State == store.ApplyRefused) {
-			finished[r.Target] = true
-		}
-	}
 	st := statuses{f: f, repo: pr.Repo, sha: sha}
 	co, err := w.checkout(ctx, f, ev, pr, sha)
 	var cfgErr *repoconfig.Error
@@ -116,65 +108,10 @@ func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *for
 			return err
 		}
 	}
-	var (
-		mu     sync.Mutex // guards failed and posting results
-		failed []string
-	)
-	fail := func(t target) {
-		mu.Lock()
-		defer mu.Unlock()
-		failed = append(failed, t.project.Name+" on "+t.cluster)
-	}
-	err = byCluster(targets, func(_ int, t target) error {
-		if finished[t.key()] {
-			return nil
-		}
-		tlog := log.With("project", t.project.Name, "cluster", t.cluster)
-		if reasons := refused[t.key()]; len(reasons) > 0 {
-			tlog.Info("not rolled out: the policy is not satisfied", "merger", merger, "reasons", strings.Join(reasons, "; "))
-			mu.Lock()
-			defer mu.Unlock()
-			failed = append(failed, t.project.Name+" on "+t.cluster+" (refused by policy)")
-			return w.refuseRollout(ctx, f, ev, sha, t, merger, reasons)
-		}
-		// Hold the lock while rolling out, so no other pull request's /apply runs beside it.
-		lock, acquired, err := w.State.Acquire(ctx, store.Lock{Repo: repoKey(ev), Target: t.key(), PR: prKey(ev), Number: ev.Number, Holder: ev.Sender})
-		if err != nil {
-			return err
-		}
-		if !acquired {
-			// Another pull request's pre-merge apply is live there: rolling out now would undo it.
-			// Its own merge rolls out a commit that contains this one.
-			tlog.Info("not rolled out: locked by another pull request", "holder", lock.Number)
-			fail(t)
-			_, err := f.CreateComment(ctx, ev.Repo, ev.Number, comments.RolloutLocked(t.where(), textLock(lock)))
-			return err
-		}
-		p := w.planTarget(ctx, co, t, prInfo(pr), tlog)
-		if p.Plan == nil {
-			fail(t)
-			_, err := f.CreateComment(ctx, ev.Repo, ev.Number, comments.RolloutUnplanned(t.where(), sha, p.Err))
-			return err
-		}
-		if d := p.Plan.Denials(); len(d) > 0 {
-			fail(t)
-			_, err := f.CreateComment(ctx, ev.Repo, ev.Number, comments.RolloutDenied(t.where(), sha, d))
-			return err
-		}
-		if refusal, err := w.destructiveRefusal(ctx, f, ev, pr, co, t, p.Plan); err != nil || refusal != "" {
-			if err != nil {
-				return err
-			}
-			fail(t)
-			_, err := f.CreateComment(ctx, ev.Repo, ev.Number, comments.RolloutDestructive(t.where(), sha, refusal))
-			return err
-		}
-		if err := w.applyTarget(ctx, f, ev, sha, t, p, store.OnMerge, ev.Sender, notes, log); err != nil {
-			return err
-		}
-		mu.Lock() // one poster at a time, or two could post the same result
-		defer mu.Unlock()
-		return w.postReports(ctx, f, ev)
+	steps := rolloutPlan(targets, history, ev.Delivery, refused)
+	run := applyRun{f: f, ev: ev, sha: sha, trigger: store.OnMerge, actor: ev.Sender, notes: notes, log: log}
+	results, err := w.applyAll(ctx, run, targets, func(i int, _ target) (step, error) {
+		return w.prepareRollout(ctx, run, pr, co, steps[i], merger)
 	})
 	if err != nil {
 		return err
@@ -182,22 +119,7 @@ func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *for
 	if history, err = w.State.Applies(ctx, prKey(ev)); err != nil {
 		return err
 	}
-	latest := map[store.Target]store.ApplyRecord{} // an interrupted apply run again counts by its rerun
-	for _, r := range history {
-		if r.SHA == sha && r.Trigger == store.OnMerge {
-			latest[r.Target] = r
-		}
-	}
-	for _, t := range targets {
-		name := t.project.Name + " on " + t.cluster
-		switch r, ok := latest[t.key()]; {
-		case !ok || r.State == store.ApplySucceeded || slices.Contains(failed, name) || slices.Contains(failed, name+" (refused by policy)"):
-		case r.State == store.ApplyRefused:
-			failed = append(failed, name+" (refused by policy)")
-		default:
-			failed = append(failed, name)
-		}
-	}
+	failed := rolloutFailures(targets, results, history, sha)
 	released, err := w.State.ReleasePR(ctx, prKey(ev))
 	if err != nil {
 		return err
@@ -208,13 +130,52 @@ func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *for
 		}
 	}
 	log.Info("rolled out", "targets", len(targets), "failed", len(failed), "released", len(released))
-	switch {
-	case len(targets) == 0:
-		return nil
-	case len(failed) > 0:
-		return st.apply(ctx, forge.Failure, "Roll-out incomplete: "+strings.Join(failed, ", "))
+	if state, desc, set := rolloutStatus(len(targets), failed); set {
+		return st.apply(ctx, state, desc)
 	}
-	return st.apply(ctx, forge.Success, fmt.Sprintf("Rolled out %d project × cluster target(s)", len(targets)))
+	return nil
+}
+
+// prepareRollout is a roll-out's step for one target, in its turn: skipped when done before,
+// refused as rolloutPlan decided, blocked while another pull request holds its lock or when
+// its plan now cannot be applied (no plan, a deny rule, a destructive deletion not allowed),
+// and otherwise applied.
+func (w *Workflow) prepareRollout(ctx context.Context, run applyRun, pr *forge.PullRequest, co *checkout, s rolloutStep, merger string) (step, error) {
+	ev, t, sha := run.ev, s.target, run.sha
+	tlog := run.log.With("project", t.project.Name, "cluster", t.cluster)
+	switch {
+	case s.done:
+		return step{skip: true}, nil
+	case len(s.refused) > 0:
+		tlog.Info("not rolled out: the policy is not satisfied", "merger", merger, "reasons", strings.Join(s.refused, "; "))
+		return step{refusal: &refusal{actor: merger, summary: "refused: " + s.refused[0], report: comments.RolloutRefused(t.where(), sha, s.refused)}}, nil
+	}
+	// Hold the lock while rolling out, so no other pull request's /apply runs beside it.
+	lock, acquired, err := w.State.Acquire(ctx, store.Lock{Repo: repoKey(ev), Target: t.key(), PR: prKey(ev), Number: ev.Number, Holder: ev.Sender})
+	if err != nil {
+		return step{}, err
+	}
+	if !acquired {
+		// Another pull request's pre-merge apply is live there: rolling out now would undo it.
+		// Its own merge rolls out a commit that contains this one.
+		tlog.Info("not rolled out: locked by another pull request", "holder", lock.Number)
+		return step{blocked: comments.RolloutLocked(t.where(), textLock(lock))}, nil
+	}
+	p := w.planTarget(ctx, co, t, prInfo(pr), tlog)
+	if p.plan == nil {
+		return step{blocked: comments.RolloutUnplanned(t.where(), sha, p.err)}, nil
+	}
+	if d := p.plan.Denials(); len(d) > 0 {
+		return step{blocked: comments.RolloutDenied(t.where(), sha, d)}, nil
+	}
+	why, err := w.destructiveRefusal(ctx, run.f, ev, pr, co, t, p.plan)
+	if err != nil {
+		return step{}, err
+	}
+	if why != "" {
+		return step{blocked: comments.RolloutDestructive(t.where(), sha, why)}, nil
+	}
+	return step{plan: p}, nil
 }
 
 // rolloutRefusals checks each target of a roll-out as /apply would: the merger's apply role
@@ -257,7 +218,7 @@ func (w *Workflow) rolloutRefusals(ctx context.Context, f Forge, ev event.Event,
 		}
 	}
 	for _, t := range targets {
-		v, err := w.judge(ctx, f, ev, pr, co, []comments.Target{{Project: t.project.Name, Cluster: t.cluster}}, selection{project: t.project.Name, cluster: t.cluster})
+		v, err := w.judge(ctx, f, ev, pr, co, []planned{{target: t}}, selection{project: t.project.Name, cluster: t.cluster})
 		if err != nil {
 			return nil, err
 		}
@@ -266,18 +227,4 @@ func (w *Workflow) rolloutRefusals(ctx context.Context, f Forge, ev event.Event,
 		}
 	}
 	return out, nil
-}
-
-// refuseRollout records a target the policy keeps from rolling out, with the comment that
-// says so, and posts it (the caller holds the posting lock).
-func (w *Workflow) refuseRollout(ctx context.Context, f Forge, ev event.Event, sha string, t target, merger string, reasons []string) error {
-	id, err := w.State.StartApply(ctx, store.ApplyRecord{PR: prKey(ev), Target: t.key(), SHA: sha, Trigger: store.OnMerge, Actor: merger, Delivery: ev.Delivery})
-	if err != nil {
-		return err
-	}
-	report := comments.RolloutRefused(t.where(), sha, reasons)
-	if err := w.State.FinishApply(ctx, id, store.ApplyRefused, "refused: "+reasons[0], report); err != nil {
-		return err
-	}
-	return w.postReports(ctx, f, ev)
 }

@@ -3,7 +3,6 @@ package workflow
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 
 	"github.com/kubeplan/kubeplan/comments"
@@ -70,36 +69,7 @@ func (w *Workflow) mergeGroup(ctx context.Context, ev event.Event) error {
 	if err != nil {
 		return err
 	}
-	reviewed := map[store.Target]store.PlanRecord{}
-	for _, r := range records {
-		if r.SHA == pr.HeadSHA {
-			reviewed[r.Target] = r
-		}
-	}
-	var planProblems []string
-	var planned []comments.Target
-	for i, t := range targets {
-		p := plans[i]
-		planned = append(planned, p.Target)
-		rec, ok := reviewed[t.key()]
-		switch {
-		case p.Plan == nil:
-			planProblems = append(planProblems, comments.GroupUnplanned(t.where(), sha, p.Err))
-		case p.Plan.Counts().Fail > 0:
-			planProblems = append(planProblems, comments.GroupWouldFail(t.where(), p.Plan.Counts().Fail))
-		case !ok:
-			planProblems = append(planProblems, comments.NotReviewed(t.where(), pr.Number, pr.HeadSHA))
-		case rec.Hash != p.Plan.Hash():
-			planProblems = append(planProblems, comments.GroupDiffers(t.where(), pr.HeadSHA))
-		}
-	}
-	planState, planDesc := forge.Success, fmt.Sprintf("Matches the plan reviewed on #%d (%d target(s))", pr.Number, len(targets))
-	switch {
-	case len(targets) == 0:
-		planDesc = "No project is affected by this change"
-	case len(planProblems) > 0:
-		planState, planDesc = forge.Failure, fmt.Sprintf("Not the plan reviewed on #%d: %s", pr.Number, planProblems[0])
-	}
+	planState, planDesc, planProblems := groupPlan(plans, records, pr.Number, pr.HeadSHA, sha)
 	if err := st.plan(ctx, planState, planDesc); err != nil {
 		return err
 	}
@@ -109,7 +79,7 @@ func (w *Workflow) mergeGroup(ctx context.Context, ev event.Event) error {
 	if err != nil {
 		return err
 	}
-	v, err := w.judge(ctx, f, ev, pr, co, planned, selection{})
+	v, err := w.judge(ctx, f, ev, pr, co, plans, selection{})
 	if err != nil {
 		return err
 	}
@@ -174,4 +144,20 @@ func (w *Workflow) queuerRefusals(ctx context.Context, f Forge, ev event.Event, 
 		}
 	}
 	return out, nil
+}
+
+// groupCheckText says why a target of the merge queue's commit sha is not the plan reviewed
+// at the pull request's head (see groupCheck).
+func groupCheckText(p planned, c planCheck, number int, head, sha string) string {
+	switch c {
+	case planUnplannable:
+		return comments.GroupUnplanned(p.where(), sha, p.err)
+	case planFailing:
+		return comments.GroupWouldFail(p.where(), p.plan.Counts().Fail)
+	case planNotReviewed:
+		return comments.NotReviewed(p.where(), number, head)
+	case planChanged:
+		return comments.GroupDiffers(p.where(), head)
+	}
+	return ""
 }

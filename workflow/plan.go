@@ -155,12 +155,12 @@ func (c *checkout) policyTarget(project, cluster string) policy.Target {
 // base branch's project × cluster pairs whose files the change touches (a pull request's own
 // configuration cannot take a project out of its review), those the selection names. Notes
 // say why rules of other names apply.
-func (c *checkout) policyScope(targets []comments.Target, sel selection) (scope []policy.Target, notes []string) {
+func (c *checkout) policyScope(targets []planned, sel selection) (scope []policy.Target, notes []string) {
 	noted := map[string]bool{}
 	for _, t := range targets {
-		scope = append(scope, c.policyTarget(t.Project, t.Cluster))
-		if n := c.kin[t.Project].note(t.Project); n != "" && !noted[t.Project] {
-			noted[t.Project] = true
+		scope = append(scope, c.policyTarget(t.project.Name, t.cluster))
+		if n := c.kin[t.project.Name].note(t.project.Name); n != "" && !noted[t.project.Name] {
+			noted[t.project.Name] = true
 			notes = append(notes, n)
 		}
 	}
@@ -196,10 +196,14 @@ func (c *checkout) targets(defaultCluster string, sel selection, keep func(repoc
 	return out
 }
 
-// planned is one target's plan with the objects it was made from, exactly as an apply of
-// that plan sends them.
+// planned is one target's plan, or the error that stopped it, with the objects it was made
+// from, exactly as an apply of that plan sends them. It is workflow's own: the plan comment's
+// comments.Target is made from it where the comment is written (planComment).
 type planned struct {
-	comments.Target
+	target
+	plan *plan.Plan // nil when err is set
+	err  string     // one line: what failed, naming the file or cluster
+	// objects and namespace are what an apply of this plan sends.
 	objects   []manifest.Object
 	namespace string
 	// grant is what the repository may touch on the cluster; apply is held to it as well.
@@ -213,17 +217,17 @@ func prInfo(pr *forge.PullRequest) policy.PRInfo {
 // planTarget renders and plans one project on one cluster, checking each change against the
 // manifest rules; failures become the target's one-line error, never a stack trace.
 func (w *Workflow) planTarget(ctx context.Context, co *checkout, t target, pr policy.PRInfo, log *slog.Logger) planned {
-	out := planned{Target: comments.Target{Project: t.project.Name, Cluster: t.cluster}}
+	out := planned{target: t}
 	grant, err := w.Access.For(string(co.forge), co.repo, t.cluster)
 	if err != nil {
-		out.Err = err.Error()
+		out.err = err.Error()
 		log.Info("refused by the access rules", "project", t.project.Name, "cluster", t.cluster, "err", err)
 		return out
 	}
 	out.grant = grant
 	client, err := w.Clusters.Get(ctx, t.cluster)
 	if err != nil {
-		out.Err = w.public(err)
+		out.err = w.public(err)
 		log.Warn("cluster unavailable", "project", t.project.Name, "cluster", t.cluster, "err", err)
 		return out
 	}
@@ -239,7 +243,7 @@ func (w *Workflow) planTarget(ctx context.Context, co *checkout, t target, pr po
 	res, err := renderFn(ctx, co.dir, t.project.Dir, render.Options{Renderer: renderer, Namespace: out.namespace,
 		HelmRelease: t.project.Helm.Release, ValuesFiles: t.project.Helm.Values, KubeVersion: client.Version})
 	if err != nil {
-		out.Err = "render " + t.project.Dir + ": " + err.Error()
+		out.err = "render " + t.project.Dir + ": " + err.Error()
 		log.Info("render failed", "project", t.project.Name, "err", err)
 		return out
 	}
@@ -253,11 +257,11 @@ func (w *Workflow) planTarget(ctx context.Context, co *checkout, t target, pr po
 		err = budget.Err() // an incomplete check is no plan to review or apply
 	}
 	if err != nil {
-		out.Err = w.public(err)
+		out.err = w.public(err)
 		log.Warn("plan failed", "project", t.project.Name, "cluster", t.cluster, "err", err)
 		return out
 	}
-	out.Plan, out.objects = pl, res.Objects
+	out.plan, out.objects = pl, res.Objects
 	return out
 }
 
@@ -323,9 +327,7 @@ func (w *Workflow) plan(ctx context.Context, ev event.Event, sel selection) erro
 		return err
 	}
 	in.Notes = append(in.Notes, notes...)
-	for _, r := range results {
-		in.Targets = append(in.Targets, r.Target)
-	}
+	in.Targets = commentTargets(results)
 	if len(in.Targets) == 0 {
 		// Nothing to plan: update an earlier plan comment so it does not look current.
 		if err := w.publish(ctx, f, pr, in, false); err != nil {
@@ -340,12 +342,12 @@ func (w *Workflow) plan(ctx context.Context, ev event.Event, sel selection) erro
 		_ = st.plan(ctx, forge.Error, "kubeplan could not post the plan: "+w.public(err))
 		return err
 	}
-	state, desc := summarize(in.Targets)
+	state, desc := summarize(results)
 	log.Info("planned", "targets", len(in.Targets), "result", desc)
 	if err := st.plan(ctx, state, desc); err != nil {
 		return err
 	}
-	if _, err := w.evaluatePolicy(ctx, f, ev, pr, co, in.Targets); err != nil {
+	if _, err := w.evaluatePolicy(ctx, f, ev, pr, co, results); err != nil {
 		return err
 	}
 	return w.applyRequirement(ctx, f, ev, pr, all)
@@ -373,19 +375,19 @@ func (w *Workflow) planAll(ctx context.Context, ev event.Event, co *checkout, pr
 		if r, ok := stored[t.key()]; ok && !sel.matches(t.project.Name, t.cluster) && r.SHA == pr.HeadSHA {
 			var p plan.Plan
 			if err := json.Unmarshal(r.Body, &p); err == nil {
-				out[i] = planned{Target: comments.Target{Project: t.project.Name, Cluster: t.cluster, Plan: &p}}
+				out[i] = planned{target: t, plan: &p}
 				continue
 			}
 		}
 		todo, todoAt = append(todo, t), append(todoAt, i)
 	}
 	for k, res := range w.planTargets(ctx, co, todo, prInfo(pr), log) {
-		if res.Plan != nil {
-			body, err := json.Marshal(res.Plan)
+		if res.plan != nil {
+			body, err := json.Marshal(res.plan)
 			if err != nil {
 				return nil, fmt.Errorf("store plan of %s: %w", todo[k], err)
 			}
-			if err := w.State.SavePlan(ctx, prKey(ev), store.PlanRecord{Target: todo[k].key(), SHA: pr.HeadSHA, Hash: res.Plan.Hash(), Body: body}); err != nil {
+			if err := w.State.SavePlan(ctx, prKey(ev), store.PlanRecord{Target: todo[k].key(), SHA: pr.HeadSHA, Hash: res.plan.Hash(), Body: body}); err != nil {
 				return nil, err
 			}
 		}
@@ -462,4 +464,14 @@ func (w *Workflow) publish(ctx context.Context, f Forge, pr *forge.PullRequest, 
 		}
 	}
 	return nil
+}
+
+// commentTargets is the planned targets as the plan comment shows them: the one place where
+// workflow's targets become package comments' input.
+func commentTargets(ps []planned) []comments.Target {
+	out := make([]comments.Target, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, comments.Target{Project: p.project.Name, Cluster: p.cluster, Plan: p.plan, Err: p.err})
+	}
+	return out
 }

@@ -25,13 +25,13 @@ type verdict struct {
 // judge evaluates the approval rules for the targets and the deny rules their plans broke.
 // The approval rules are judged on each target under all its names and on the base branch's
 // targets the change touches (see policyScope); the details say why rules of other names apply.
-func (w *Workflow) judge(ctx context.Context, f Forge, ev event.Event, pr *forge.PullRequest, co *checkout, targets []comments.Target, sel selection) (verdict, error) {
+func (w *Workflow) judge(ctx context.Context, f Forge, ev event.Event, pr *forge.PullRequest, co *checkout, targets []planned, sel selection) (verdict, error) {
 	scope, notes := co.policyScope(targets, sel)
 	var denials []string
 	for _, t := range targets {
-		if t.Plan != nil {
-			for _, d := range t.Plan.Denials() {
-				denials = append(denials, comments.Denial(comments.Where{Project: t.Project, Cluster: t.Cluster}, d))
+		if t.plan != nil {
+			for _, d := range t.plan.Denials() {
+				denials = append(denials, comments.Denial(comments.Where{Project: t.project.Name, Cluster: t.cluster}, d))
 			}
 		}
 	}
@@ -66,7 +66,7 @@ func (w *Workflow) judge(ctx context.Context, f Forge, ev event.Event, pr *forge
 }
 
 // evaluatePolicy judges the pull request and sets kubeplan/policy on its head.
-func (w *Workflow) evaluatePolicy(ctx context.Context, f Forge, ev event.Event, pr *forge.PullRequest, co *checkout, targets []comments.Target) (verdict, error) {
+func (w *Workflow) evaluatePolicy(ctx context.Context, f Forge, ev event.Event, pr *forge.PullRequest, co *checkout, targets []planned) (verdict, error) {
 	v, err := w.judge(ctx, f, ev, pr, co, targets, selection{})
 	if err != nil {
 		_ = statuses{f: f, repo: pr.Repo, sha: pr.HeadSHA}.policy(ctx, forge.Error, "kubeplan could not evaluate the policy: "+w.public(err))
@@ -115,7 +115,7 @@ func (w *Workflow) review(ctx context.Context, ev event.Event) error {
 
 // storedTargets are the pull request's affected targets with their stored plans of this head
 // (a target not planned yet has none: its deny rules are judged when it is).
-func (w *Workflow) storedTargets(ctx context.Context, ev event.Event, co *checkout, head string) ([]comments.Target, error) {
+func (w *Workflow) storedTargets(ctx context.Context, ev event.Event, co *checkout, head string) ([]planned, error) {
 	records, err := w.State.Plans(ctx, prKey(ev))
 	if err != nil {
 		return nil, err
@@ -126,13 +126,13 @@ func (w *Workflow) storedTargets(ctx context.Context, ev event.Event, co *checko
 			byTarget[r.Target] = r
 		}
 	}
-	var out []comments.Target
+	var out []planned
 	for _, t := range co.targets(w.Clusters.Registry().Default, selection{}, nil) {
-		ct := comments.Target{Project: t.project.Name, Cluster: t.cluster}
+		ct := planned{target: t}
 		if r, ok := byTarget[t.key()]; ok {
 			var p plan.Plan
 			if err := json.Unmarshal(r.Body, &p); err == nil {
-				ct.Plan = &p
+				ct.plan = &p
 			}
 		}
 		out = append(out, ct)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/kubeplan/kubeplan/comments"
 	"github.com/kubeplan/kubeplan/forge"
 )
 
@@ -55,17 +54,17 @@ func clip(s string, n int) string {
 }
 
 // summarize turns the targets into the plan status and its one-line description.
-func summarize(targets []comments.Target) (forge.State, string) {
+func summarize(targets []planned) (forge.State, string) {
 	var create, change, del, failing, destructive int
 	var errs []string
 	for _, t := range targets {
-		if t.Plan == nil {
-			errs = append(errs, t.Cluster+"/"+t.Project+": "+t.Err)
+		if t.plan == nil {
+			errs = append(errs, t.cluster+"/"+t.project.Name+": "+t.err)
 			continue
 		}
-		c := t.Plan.Counts()
+		c := t.plan.Counts()
 		create, change, del, failing = create+c.Create, change+c.Update, del+c.Delete, failing+c.Fail
-		destructive += len(t.Plan.Destructive())
+		destructive += len(t.plan.Destructive())
 	}
 	switch {
 	case len(errs) > 0:

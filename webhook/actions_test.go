@@ -106,8 +106,10 @@ func replaceOnce(t *testing.T, body []byte, old, new string) []byte {
 	return bytes.Replace(body, []byte(old), []byte(new), 1)
 }
 
+// name is unique in the table: a "#01" that t.Run would add to a repeated name ends a SQLite
+// path (store.Open takes the part before it).
 func (c forgeWord) name() string {
-	name := c.forge + "/" + c.hook + "/" + c.word
+	name := c.forge + "/" + strings.TrimSuffix(c.fixture, ".json") + "/" + c.word
 	if c.state != "" {
 		name += "/" + c.state
 	}

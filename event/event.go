@@ -16,24 +16,76 @@ const (
 type Kind string
 
 const (
-	// PullRequest: opened, reopened, pushed to, marked ready, closed or merged.
+	// PullRequest: opened, pushed to, marked ready or draft, closed or merged.
 	PullRequest Kind = "pull_request"
 	// Comment: a comment (GitHub) or note (GitLab) on a pull request.
 	Comment Kind = "comment"
-	// Review: an approval, review or dismissal.
+	// Review: an approval or its withdrawal, a review or a dismissal.
 	Review Kind = "review"
-	// MergeGroup: a merge queue asks for checks of the commit it would merge (GitHub's
-	// merge_group checks_requested). Number is the queued pull request, HeadSHA that commit.
+	// MergeGroup: a merge queue asks for checks of the commit it would merge. Number is the
+	// queued pull request, HeadSHA that commit.
 	MergeGroup Kind = "merge_group"
 )
+
+// Action is what happened, in kubeplan's words: package webhook maps each forge's words to
+// these once, so the workflow never reads a forge's vocabulary.
+type Action string
+
+// The actions of pull requests (Kind PullRequest).
+const (
+	// Opened: the pull request was opened or reopened.
+	Opened Action = "opened"
+	// Pushed: new commits, or an update that may bring them (GitLab says "update" for a push
+	// and for other changes of a merge request alike).
+	Pushed Action = "pushed"
+	// Ready: a draft was marked ready for review.
+	Ready Action = "ready"
+	// Drafted: the pull request was turned back into a draft.
+	Drafted Action = "drafted"
+	// Closed: closed without being merged.
+	Closed Action = "closed"
+	// Merged: merged, which closes it.
+	Merged Action = "merged"
+)
+
+// The actions of reviews (Kind Review).
+const (
+	// Approved: Sender approved the commit HeadSHA, and the forge's list of reviews will not
+	// say which commit it was (GitLab's approvals): the workflow remembers it.
+	Approved Action = "approved"
+	// Unapproved: Sender withdrew such an approval.
+	Unapproved Action = "unapproved"
+	// Submitted: a review was submitted (approving, requesting changes or commenting); the
+	// forge's list of reviews says its stance and its commit (GitHub's reviews).
+	Submitted Action = "submitted"
+	// Dismissed: Sender's review was dismissed.
+	Dismissed Action = "dismissed"
+)
+
+// The actions of comments (Kind Comment) and merge queues (Kind MergeGroup).
+const (
+	// Commented: a new comment; an edited one is not an event.
+	Commented Action = "commented"
+	// Queued: a merge queue asks for checks of the commit it would merge (HeadSHA).
+	Queued Action = "queued"
+)
+
+// Known says whether a is one of kubeplan's actions; a job queued by an older kubeplan holds
+// a forge's word instead (see webhook.Decode).
+func (a Action) Known() bool {
+	switch a {
+	case Opened, Pushed, Ready, Drafted, Closed, Merged, Approved, Unapproved, Submitted, Dismissed, Commented, Queued:
+		return true
+	}
+	return false
+}
 
 // Event is one webhook delivery, reduced to what kubeplan acts on.
 type Event struct {
 	Forge    Forge  `json:"forge"`
 	Delivery string `json:"delivery"`
 	Kind     Kind   `json:"kind"`
-	// Action is the forge's action: opened, synchronize, closed, created, approved…
-	Action string `json:"action"`
+	Action   Action `json:"action"`
 	// Repo is "owner/name" (GitHub) or the project path "group/sub/name" (GitLab).
 	Repo string `json:"repo"`
 	// ProjectID is GitLab's numeric project id.

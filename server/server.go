@@ -171,9 +171,9 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 
 // handle runs one queued event through the workflow.
 func (s *Server) handle(ctx context.Context, job *store.Job) error {
-	var ev event.Event
-	if err := json.Unmarshal(job.Payload, &ev); err != nil {
-		return fmt.Errorf("decode queued event: %w", err)
+	ev, err := webhook.Decode(job.Payload)
+	if err != nil {
+		return err
 	}
 	if !s.cfg.Allowed(ev.Repo) {
 		s.log.Warn("repository not in the allowlist: event ignored", "repo", ev.Repo)
@@ -184,9 +184,9 @@ func (s *Server) handle(ctx context.Context, job *store.Job) error {
 
 // giveUp tells a pull request that kubeplan gave up on one of its events (worker.Pool.GiveUp).
 func (s *Server) giveUp(ctx context.Context, job *store.Job, reason error) error {
-	var ev event.Event
-	if err := json.Unmarshal(job.Payload, &ev); err != nil {
-		return fmt.Errorf("decode queued event: %w", err)
+	ev, err := webhook.Decode(job.Payload)
+	if err != nil {
+		return err
 	}
 	if !s.cfg.Allowed(ev.Repo) {
 		return nil

@@ -55,7 +55,7 @@ func TestEmulatorReviewAndMergeWebhooks(t *testing.T) {
 		t.Errorf("webhook review state %q, want lower-case approved", payload.GetReview().GetState())
 	}
 	ev := send("github", "pull_request_review", payload)
-	if ev.Kind != event.Review || ev.Action != "submitted" || ev.HeadSHA != first || ev.Sender != "bob" || ev.InstallationID != forgeemu.InstallationID {
+	if ev.Kind != event.Review || ev.Action != event.Submitted || ev.HeadSHA != first || ev.Sender != "bob" || ev.InstallationID != forgeemu.InstallationID {
 		t.Errorf("submitted: %+v", ev)
 	}
 	second := emu.Push(ghRepo, n, map[string]string{"b.yaml": "b: 1\n"})
@@ -64,7 +64,7 @@ func TestEmulatorReviewAndMergeWebhooks(t *testing.T) {
 	if payload.GetReview().GetState() != "dismissed" || payload.GetPullRequest().GetHead().GetSHA() != second {
 		t.Errorf("dismissed payload: review %q, head %s", payload.GetReview().GetState(), payload.GetPullRequest().GetHead().GetSHA())
 	}
-	if ev := send("github", "pull_request_review", payload); ev.Action != "dismissed" || ev.HeadSHA != first || ev.Sender != "bob" {
+	if ev := send("github", "pull_request_review", payload); ev.Action != event.Dismissed || ev.HeadSHA != first || ev.Sender != "bob" {
 		t.Errorf("dismissed: %+v, want the approved head %s", ev, first)
 	}
 	changes := emu.AddReview(ghRepo, n, "carol", forgeemu.ReviewChangesRequested)
@@ -76,12 +76,12 @@ func TestEmulatorReviewAndMergeWebhooks(t *testing.T) {
 	if closed.GetPullRequest().GetMergeCommitSHA() != mergeSHA || closed.GetPullRequest().GetMergedAt().IsZero() {
 		t.Errorf("closed payload: merge_commit_sha %q merged_at %v, want %s", closed.GetPullRequest().GetMergeCommitSHA(), closed.GetPullRequest().GetMergedAt(), mergeSHA)
 	}
-	if ev := send("github", "pull_request", closed); ev.Kind != event.PullRequest || !ev.Merged || !ev.Closed {
+	if ev := send("github", "pull_request", closed); ev.Kind != event.PullRequest || ev.Action != event.Merged || !ev.Merged || !ev.Closed {
 		t.Errorf("merged: %+v", ev)
 	}
 	other := emu.OpenPR(ghRepo, "alice", "other", mergeSHA, map[string]string{"c.yaml": "c: 1\n"})
 	emu.ClosePR(ghRepo, other)
-	if ev := send("github", "pull_request", emu.GitHubPullRequestEvent(ghRepo, other, "closed", "alice")); ev.Merged || !ev.Closed {
+	if ev := send("github", "pull_request", emu.GitHubPullRequestEvent(ghRepo, other, "closed", "alice")); ev.Action != event.Closed || ev.Merged || !ev.Closed {
 		t.Errorf("closed unmerged: %+v", ev)
 	}
 
@@ -90,11 +90,11 @@ func TestEmulatorReviewAndMergeWebhooks(t *testing.T) {
 	n = emu.OpenPR(glRepo, "alice", "change", base, map[string]string{"a.yaml": "a: 2\n"})
 	head := emu.PRState(glRepo, n).HeadSHA
 	emu.Approve(glRepo, n, "carol")
-	if ev := send("gitlab", "Merge Request Hook", emu.GitLabMergeRequestEvent(glRepo, n, "approved", "carol")); ev.Kind != event.Review || ev.HeadSHA != head || ev.Sender != "carol" || ev.Repo != glRepo {
+	if ev := send("gitlab", "Merge Request Hook", emu.GitLabMergeRequestEvent(glRepo, n, "approved", "carol")); ev.Kind != event.Review || ev.Action != event.Approved || ev.HeadSHA != head || ev.Sender != "carol" || ev.Repo != glRepo {
 		t.Errorf("approved: %+v", ev)
 	}
 	emu.Unapprove(glRepo, n, "carol")
-	if ev := send("gitlab", "Merge Request Hook", emu.GitLabMergeRequestEvent(glRepo, n, "unapproved", "carol")); ev.Kind != event.Review || ev.Action != "unapproved" || ev.Sender != "carol" {
+	if ev := send("gitlab", "Merge Request Hook", emu.GitLabMergeRequestEvent(glRepo, n, "unapproved", "carol")); ev.Kind != event.Review || ev.Action != event.Unapproved || ev.Sender != "carol" {
 		t.Errorf("unapproved: %+v", ev)
 	}
 	mergeSHA = emu.MergePR(glRepo, n, "alice")
@@ -103,12 +103,12 @@ func TestEmulatorReviewAndMergeWebhooks(t *testing.T) {
 	if attrs["state"] != "merged" || attrs["state_id"] != 3 || attrs["merge_commit_sha"] != mergeSHA {
 		t.Errorf("merge hook: state %v/%v merge_commit_sha %v", attrs["state"], attrs["state_id"], attrs["merge_commit_sha"])
 	}
-	if ev := send("gitlab", "Merge Request Hook", hook); ev.Kind != event.PullRequest || !ev.Merged || !ev.Closed || ev.HeadSHA != head {
+	if ev := send("gitlab", "Merge Request Hook", hook); ev.Kind != event.PullRequest || ev.Action != event.Merged || !ev.Merged || !ev.Closed || ev.HeadSHA != head {
 		t.Errorf("merge: %+v", ev)
 	}
 	other = emu.OpenPR(glRepo, "alice", "other", mergeSHA, map[string]string{"c.yaml": "c: 1\n"})
 	emu.ClosePR(glRepo, other)
-	if ev := send("gitlab", "Merge Request Hook", emu.GitLabMergeRequestEvent(glRepo, other, "close", "alice")); ev.Merged || !ev.Closed {
+	if ev := send("gitlab", "Merge Request Hook", emu.GitLabMergeRequestEvent(glRepo, other, "close", "alice")); ev.Action != event.Closed || ev.Merged || !ev.Closed {
 		t.Errorf("close: %+v", ev)
 	}
 }

@@ -77,14 +77,16 @@ func validSignature(header string, body, secret []byte) bool {
 func githubEvent(parsed any) (event.Event, string) {
 	switch e := parsed.(type) {
 	case *github.PullRequestEvent:
-		switch e.GetAction() {
-		case "opened", "reopened", "synchronize", "ready_for_review", "closed", "converted_to_draft":
-		default:
+		action := githubAction(event.PullRequest, e.GetAction())
+		if action == "" {
 			return event.Event{}, "pull_request action " + e.GetAction()
 		}
 		pr := e.GetPullRequest()
+		if action == event.Closed && pr.GetMerged() {
+			action = event.Merged
+		}
 		return event.Event{
-			Kind: event.PullRequest, Action: e.GetAction(), Repo: e.GetRepo().GetFullName(), Number: pr.GetNumber(),
+			Kind: event.PullRequest, Action: action, Repo: e.GetRepo().GetFullName(), Number: pr.GetNumber(),
 			HeadSHA: pr.GetHead().GetSHA(), Draft: pr.GetDraft(), Merged: pr.GetMerged(), Closed: pr.GetState() == "closed",
 			Sender: e.GetSender().GetLogin(), SenderIsBot: e.GetSender().GetType() == "Bot", InstallationID: e.GetInstallation().GetID(),
 		}, ""
@@ -92,18 +94,19 @@ func githubEvent(parsed any) (event.Event, string) {
 		if e.GetIssue() == nil || !e.GetIssue().IsPullRequest() { // go-github's IsPullRequest panics on nil
 			return event.Event{}, "comment on an issue, not a pull request"
 		}
-		if e.GetAction() != "created" {
+		action := githubAction(event.Comment, e.GetAction())
+		if action == "" {
 			return event.Event{}, "issue_comment action " + e.GetAction()
 		}
 		return event.Event{
-			Kind: event.Comment, Action: e.GetAction(), Repo: e.GetRepo().GetFullName(), Number: e.GetIssue().GetNumber(),
+			Kind: event.Comment, Action: action, Repo: e.GetRepo().GetFullName(), Number: e.GetIssue().GetNumber(),
 			Sender: e.GetComment().GetUser().GetLogin(), SenderIsBot: e.GetComment().GetUser().GetType() == "Bot",
 			CommentID: e.GetComment().GetID(), CommentBody: e.GetComment().GetBody(), InstallationID: e.GetInstallation().GetID(),
 		}, ""
 	case *github.PullRequestReviewEvent:
-		// An edited review's body changed, not its stance.
-		if a := e.GetAction(); a != "submitted" && a != "dismissed" {
-			return event.Event{}, "pull_request_review action " + a
+		action := githubAction(event.Review, e.GetAction())
+		if action == "" {
+			return event.Event{}, "pull_request_review action " + e.GetAction()
 		}
 		pr, review := e.GetPullRequest(), e.GetReview()
 		// HeadSHA is the commit the review was given on, which may be older than the head; the
@@ -117,7 +120,7 @@ func githubEvent(parsed any) (event.Event, string) {
 			reviewer = e.GetSender()
 		}
 		return event.Event{
-			Kind: event.Review, Action: e.GetAction(), Repo: e.GetRepo().GetFullName(), Number: pr.GetNumber(),
+			Kind: event.Review, Action: action, Repo: e.GetRepo().GetFullName(), Number: pr.GetNumber(),
 			HeadSHA: head, Draft: pr.GetDraft(), Merged: pr.GetMerged(), Closed: pr.GetState() == "closed",
 			Sender: reviewer.GetLogin(), SenderIsBot: reviewer.GetType() == "Bot", InstallationID: e.GetInstallation().GetID(),
 		}, ""
@@ -125,4 +128,46 @@ func githubEvent(parsed any) (event.Event, string) {
 		return mergeGroupEvent(e)
 	}
 	return event.Event{}, "event not used by kubeplan"
+}
+
+// githubAction is kubeplan's action for GitHub's action word on an event of this kind, or ""
+// for a word kubeplan does not act on. It is the one place that knows GitHub's words: webhooks
+// are read with it, and so are jobs queued by a kubeplan that kept the forge's word.
+func githubAction(kind event.Kind, word string) event.Action {
+	switch kind {
+	case event.PullRequest:
+		switch word {
+		case "opened", "reopened":
+			return event.Opened
+		case "synchronize":
+			return event.Pushed
+		case "ready_for_review":
+			return event.Ready
+		case "converted_to_draft":
+			return event.Drafted
+		case "closed": // merged or not: the payload's merged flag says (see githubEvent)
+			return event.Closed
+		}
+	case event.Comment:
+		if word == "created" {
+			return event.Commented
+		}
+	case event.Review:
+		switch word {
+		// Every submitted review, approving or not, is read back from the forge's reviews,
+		// which name its commit: nothing is remembered of it. An edited review's body
+		// changed, not its stance.
+		case "submitted":
+			return event.Submitted
+		case "dismissed":
+			return event.Dismissed
+		}
+	case event.MergeGroup:
+		// Only checks_requested asks for work: destroyed (merged, dequeued, invalidated)
+		// needs none, as the merge itself arrives as a pull_request event.
+		if word == "checks_requested" {
+			return event.Queued
+		}
+	}
+	return ""
 }

@@ -67,21 +67,17 @@ func gitlabEvent(parsed any) (event.Event, string) {
 	switch e := parsed.(type) {
 	case *gitlab.MergeEvent:
 		a := e.ObjectAttributes
+		kind, action := gitlabMergeRequestAction(a.Action)
+		if action == "" {
+			return event.Event{}, "merge request action " + a.Action
+		}
 		// The action says what happened even when the state lags behind it; approvals carry the
 		// head that was approved in last_commit.
-		merged := a.Action == "merge" || a.State == "merged"
-		ev := event.Event{Action: a.Action, Repo: e.Project.PathWithNamespace, ProjectID: e.Project.ID, Number: int(a.IID),
-			HeadSHA: a.LastCommit.ID, Draft: a.Draft || a.WorkInProgress, Merged: merged, Closed: merged || a.Action == "close" || a.State == "closed"}
+		merged := action == event.Merged || a.State == "merged"
+		ev := event.Event{Kind: kind, Action: action, Repo: e.Project.PathWithNamespace, ProjectID: e.Project.ID, Number: int(a.IID),
+			HeadSHA: a.LastCommit.ID, Draft: a.Draft || a.WorkInProgress, Merged: merged, Closed: merged || action == event.Closed || a.State == "closed"}
 		if e.User != nil {
 			ev.Sender = e.User.Username
-		}
-		switch a.Action {
-		case "open", "reopen", "update", "close", "merge":
-			ev.Kind = event.PullRequest
-		case "approved", "unapproved", "approval", "unapproval":
-			ev.Kind = event.Review
-		default:
-			return event.Event{}, "merge request action " + a.Action
 		}
 		return ev, ""
 	case *gitlab.MergeCommentEvent:
@@ -94,7 +90,7 @@ func gitlabEvent(parsed any) (event.Event, string) {
 		if a.Action != gitlab.CommentEventActionCreate && (a.Action != "" || a.UpdatedAt != a.CreatedAt) {
 			return event.Event{}, "edited note"
 		}
-		ev := event.Event{Kind: event.Comment, Action: "created", Repo: e.Project.PathWithNamespace, ProjectID: e.Project.ID,
+		ev := event.Event{Kind: event.Comment, Action: event.Commented, Repo: e.Project.PathWithNamespace, ProjectID: e.Project.ID,
 			Number: int(e.MergeRequest.IID), HeadSHA: e.MergeRequest.LastCommit.ID,
 			CommentID: e.ObjectAttributes.ID, CommentBody: e.ObjectAttributes.Note}
 		if e.User != nil {
@@ -103,4 +99,27 @@ func gitlabEvent(parsed any) (event.Event, string) {
 		return ev, ""
 	}
 	return event.Event{}, "event not used by kubeplan"
+}
+
+// gitlabMergeRequestAction is the kind and kubeplan's action for GitLab's action word on a
+// merge request hook, or no action for a word kubeplan does not act on. With the note hook
+// (always a comment) it is the one place that knows GitLab's words.
+func gitlabMergeRequestAction(word string) (event.Kind, event.Action) {
+	switch word {
+	case "open", "reopen":
+		return event.PullRequest, event.Opened
+	case "update": // a push, or any other change of the merge request
+		return event.PullRequest, event.Pushed
+	case "close":
+		return event.PullRequest, event.Closed
+	case "merge":
+		return event.PullRequest, event.Merged
+	// Approvals: "approved" when the approvals required are met, "approval" for each one
+	// before; "unapproved" and "unapproval" likewise.
+	case "approved", "approval":
+		return event.Review, event.Approved
+	case "unapproved", "unapproval":
+		return event.Review, event.Unapproved
+	}
+	return "", ""
 }

@@ -15,11 +15,10 @@ import (
 var queueRef = regexp.MustCompile(`^refs/heads/gh-readonly-queue/.+/pr-([0-9]+)-[0-9a-f]{40,64}$`)
 
 // mergeGroupEvent reduces a merge_group payload to an event about the queued pull request; the
-// head is the merge group's commit, which kubeplan plans and reports on. Only
-// checks_requested asks for work: destroyed (merged, dequeued, invalidated) needs none, as the
-// merge itself arrives as a pull_request event.
+// head is the merge group's commit, which kubeplan plans and reports on.
 func mergeGroupEvent(e *github.MergeGroupEvent) (event.Event, string) {
-	if e.GetAction() != "checks_requested" {
+	action := githubAction(event.MergeGroup, e.GetAction())
+	if action == "" {
 		return event.Event{}, "merge_group action " + e.GetAction()
 	}
 	mg := e.GetMergeGroup()
@@ -32,7 +31,7 @@ func mergeGroupEvent(e *github.MergeGroupEvent) (event.Event, string) {
 		return event.Event{}, "merge group ref " + strconv.Quote(mg.GetHeadRef()) + " names no pull request"
 	}
 	return event.Event{
-		Kind: event.MergeGroup, Action: e.GetAction(), Repo: e.GetRepo().GetFullName(), Number: n, HeadSHA: mg.GetHeadSHA(),
+		Kind: event.MergeGroup, Action: action, Repo: e.GetRepo().GetFullName(), Number: n, HeadSHA: mg.GetHeadSHA(),
 		Sender: e.GetSender().GetLogin(), SenderIsBot: e.GetSender().GetType() == "Bot", InstallationID: e.GetInstallation().GetID(),
 	}, ""
 }

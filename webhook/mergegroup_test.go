@@ -20,7 +20,7 @@ func TestMergeGroupChecksAreQueuedForTheQueuedPullRequest(t *testing.T) {
 	if code, msg := post(t, srv.URL+"/webhooks/github", bytes.NewReader(body), githubHeaders("merge_group", "mg-1", body)); code != http.StatusAccepted {
 		t.Fatalf("status %d %q, want 202", code, msg)
 	}
-	want := event.Event{Forge: event.GitHub, Delivery: "mg-1", Kind: event.MergeGroup, Action: "checks_requested", Repo: "acme/platform", Number: 42,
+	want := event.Event{Forge: event.GitHub, Delivery: "mg-1", Kind: event.MergeGroup, Action: event.Queued, Repo: "acme/platform", Number: 42,
 		HeadSHA: "5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7081", Sender: "alice", InstallationID: 7700123}
 	if got := queued(t, q); len(got) != 1 || got[0] != want {
 		t.Fatalf("queued %+v\nwant %+v", got, want)

@@ -108,20 +108,20 @@ func TestGitHubEventsAreVerifiedParsedAndQueued(t *testing.T) {
 		kind, file string
 		want       event.Event
 	}{
-		{"pull_request", "pull_request.opened.json", event.Event{Kind: event.PullRequest, Action: "opened", Repo: "acme/platform", Number: 42,
+		{"pull_request", "pull_request.opened.json", event.Event{Kind: event.PullRequest, Action: event.Opened, Repo: "acme/platform", Number: 42,
 			HeadSHA: "9f2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Sender: "alice", InstallationID: 7700123}},
-		{"pull_request", "pull_request.synchronize.json", event.Event{Kind: event.PullRequest, Action: "synchronize", Repo: "acme/platform", Number: 42,
+		{"pull_request", "pull_request.synchronize.json", event.Event{Kind: event.PullRequest, Action: event.Pushed, Repo: "acme/platform", Number: 42,
 			HeadSHA: "aa2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Sender: "alice", InstallationID: 7700123}},
-		{"pull_request", "pull_request.closed-merged.json", event.Event{Kind: event.PullRequest, Action: "closed", Repo: "acme/platform", Number: 42,
+		{"pull_request", "pull_request.closed-merged.json", event.Event{Kind: event.PullRequest, Action: event.Merged, Repo: "acme/platform", Number: 42,
 			HeadSHA: "9f2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Merged: true, Closed: true, Sender: "alice", InstallationID: 7700123}},
-		{"issue_comment", "issue_comment.created.json", event.Event{Kind: event.Comment, Action: "created", Repo: "acme/platform", Number: 42,
+		{"issue_comment", "issue_comment.created.json", event.Event{Kind: event.Comment, Action: event.Commented, Repo: "acme/platform", Number: 42,
 			Sender: "bob", CommentID: 8800001, CommentBody: "/apply -p web", InstallationID: 7700123}},
-		{"pull_request", "pull_request.closed.json", event.Event{Kind: event.PullRequest, Action: "closed", Repo: "acme/platform", Number: 42,
+		{"pull_request", "pull_request.closed.json", event.Event{Kind: event.PullRequest, Action: event.Closed, Repo: "acme/platform", Number: 42,
 			HeadSHA: "9f2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Closed: true, Sender: "alice", InstallationID: 7700123}},
-		{"pull_request_review", "pull_request_review.submitted.json", event.Event{Kind: event.Review, Action: "submitted", Repo: "acme/platform", Number: 42,
+		{"pull_request_review", "pull_request_review.submitted.json", event.Event{Kind: event.Review, Action: event.Submitted, Repo: "acme/platform", Number: 42,
 			HeadSHA: "9f2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Sender: "bob", InstallationID: 7700123}},
 		// carol dismissed bob's approval of an older head: the event speaks of bob and that head.
-		{"pull_request_review", "pull_request_review.dismissed.json", event.Event{Kind: event.Review, Action: "dismissed", Repo: "acme/platform", Number: 42,
+		{"pull_request_review", "pull_request_review.dismissed.json", event.Event{Kind: event.Review, Action: event.Dismissed, Repo: "acme/platform", Number: 42,
 			HeadSHA: "9f2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Sender: "bob", InstallationID: 7700123}},
 	}
 	for _, c := range cases {
@@ -268,17 +268,17 @@ func TestGitLabEventsAreVerifiedParsedAndQueued(t *testing.T) {
 		kind, file string
 		want       event.Event
 	}{
-		{"Merge Request Hook", "merge_request.open.json", event.Event{Kind: event.PullRequest, Action: "open", Repo: "acme/platform", ProjectID: 15, Number: 42,
+		{"Merge Request Hook", "merge_request.open.json", event.Event{Kind: event.PullRequest, Action: event.Opened, Repo: "acme/platform", ProjectID: 15, Number: 42,
 			HeadSHA: "9f2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Sender: "alice"}},
-		{"Merge Request Hook", "merge_request.merge.json", event.Event{Kind: event.PullRequest, Action: "merge", Repo: "acme/platform", ProjectID: 15, Number: 42,
+		{"Merge Request Hook", "merge_request.merge.json", event.Event{Kind: event.PullRequest, Action: event.Merged, Repo: "acme/platform", ProjectID: 15, Number: 42,
 			HeadSHA: "9f2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Merged: true, Closed: true, Sender: "alice"}},
-		{"Merge Request Hook", "merge_request.approved.json", event.Event{Kind: event.Review, Action: "approved", Repo: "acme/platform", ProjectID: 15, Number: 42,
+		{"Merge Request Hook", "merge_request.approved.json", event.Event{Kind: event.Review, Action: event.Approved, Repo: "acme/platform", ProjectID: 15, Number: 42,
 			HeadSHA: "9f2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Sender: "alice"}},
-		{"Merge Request Hook", "merge_request.unapproved.json", event.Event{Kind: event.Review, Action: "unapproved", Repo: "acme/platform", ProjectID: 15, Number: 42,
+		{"Merge Request Hook", "merge_request.unapproved.json", event.Event{Kind: event.Review, Action: event.Unapproved, Repo: "acme/platform", ProjectID: 15, Number: 42,
 			HeadSHA: "aa2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Sender: "bob"}},
-		{"Merge Request Hook", "merge_request.close.json", event.Event{Kind: event.PullRequest, Action: "close", Repo: "acme/platform", ProjectID: 15, Number: 42,
+		{"Merge Request Hook", "merge_request.close.json", event.Event{Kind: event.PullRequest, Action: event.Closed, Repo: "acme/platform", ProjectID: 15, Number: 42,
 			HeadSHA: "9f2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Closed: true, Sender: "alice"}},
-		{"Note Hook", "note.merge_request.json", event.Event{Kind: event.Comment, Action: "created", Repo: "acme/platform", ProjectID: 15, Number: 42,
+		{"Note Hook", "note.merge_request.json", event.Event{Kind: event.Comment, Action: event.Commented, Repo: "acme/platform", ProjectID: 15, Number: 42,
 			HeadSHA: "9f2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Sender: "bob", CommentID: 1244, CommentBody: "/apply -p web"}},
 	}
 	for _, c := range cases {
@@ -322,9 +322,9 @@ func TestMergesAndReviewsAreNeverCoalescedAway(t *testing.T) {
 	}
 	var got []string
 	for _, ev := range queued(t, q) {
-		got = append(got, string(ev.Kind)+"/"+ev.Action)
+		got = append(got, string(ev.Kind)+"/"+string(ev.Action))
 	}
-	if want := "pull_request/synchronize,pull_request/closed,review/submitted"; strings.Join(got, ",") != want {
+	if want := "pull_request/pushed,pull_request/merged,review/submitted"; strings.Join(got, ",") != want {
 		t.Fatalf("queued %s, want %s", strings.Join(got, ","), want)
 	}
 }

@@ -27,10 +27,10 @@ func TestThePullRequestLearnsThatKubeplanGaveUp(t *testing.T) {
 		planStatus bool
 	}{
 		{"push", func(head string) event.Event {
-			return event.Event{Kind: event.PullRequest, Action: "synchronize", HeadSHA: head, Sender: "mallory"}
-		}, "kubeplan gave up on the synchronize event of this pull request (head ", true},
+			return event.Event{Kind: event.PullRequest, Action: event.Pushed, HeadSHA: head, Sender: "mallory"}
+		}, "kubeplan gave up on the pushed event of this pull request (head ", true},
 		{"command", func(string) event.Event {
-			return event.Event{Kind: event.Comment, Action: "created", Sender: "bob", CommentBody: "/apply -p web\nplease"}
+			return event.Event{Kind: event.Comment, Action: event.Commented, Sender: "bob", CommentBody: "/apply -p web\nplease"}
 		}, "kubeplan gave up on `/apply -p web` from @bob", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {

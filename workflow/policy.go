@@ -79,13 +79,13 @@ func (w *Workflow) evaluatePolicy(ctx context.Context, f Forge, ev event.Event, 
 // review re-evaluates the policy after an approval, a review or a dismissal.
 func (w *Workflow) review(ctx context.Context, ev event.Event) error {
 	switch ev.Action {
-	case "approved", "approval":
+	case event.Approved:
 		if ev.HeadSHA != "" {
 			if err := w.State.RecordApproval(ctx, prKey(ev), ev.Sender, ev.HeadSHA); err != nil {
 				return err
 			}
 		}
-	case "unapproved", "unapproval":
+	case event.Unapproved:
 		if err := w.State.ForgetApproval(ctx, prKey(ev), ev.Sender); err != nil {
 			return err
 		}

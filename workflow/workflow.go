@@ -108,9 +108,9 @@ func (w *Workflow) Handle(ctx context.Context, ev event.Event) error {
 	switch ev.Kind {
 	case event.PullRequest:
 		switch ev.Action {
-		case "opened", "reopened", "synchronize", "ready_for_review", "open", "reopen", "update":
+		case event.Opened, event.Pushed, event.Ready:
 			return w.plan(ctx, ev, selection{})
-		case "closed", "close", "merge":
+		case event.Closed, event.Merged:
 			return w.closed(ctx, ev)
 		}
 		w.Log.Info("pull request event needs no work", "repo", ev.Repo, "number", ev.Number, "action", ev.Action)

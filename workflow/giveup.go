@@ -17,7 +17,7 @@ func (w *Workflow) GaveUp(ctx context.Context, ev event.Event, reason error) err
 	if err != nil {
 		return err
 	}
-	body := comments.GaveUp(comments.GiveUp{Kind: string(ev.Kind), Action: ev.Action, HeadSHA: ev.HeadSHA, Comment: ev.CommentBody,
+	body := comments.GaveUp(comments.GiveUp{Kind: string(ev.Kind), Action: string(ev.Action), HeadSHA: ev.HeadSHA, Comment: ev.CommentBody,
 		Sender: ev.Sender, Reason: reason.Error()})
 	if _, err := f.CreateComment(ctx, ev.Repo, ev.Number, body); err != nil {
 		return err

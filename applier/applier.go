@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/kubeplan/kubeplan/manifest"
 	"github.com/kubeplan/kubeplan/outcome"
 	"github.com/kubeplan/kubeplan/plan"
+	"github.com/kubeplan/kubeplan/resolve"
 )
 
 // Options tune an applier.
@@ -92,18 +92,14 @@ type Scope interface {
 	Permits(ref plan.ObjectRef) error
 }
 
-// item is one rendered object on its way to the cluster.
+// item is one rendered object on its way to the cluster, resolved by the rule the planner
+// follows too (package resolve).
 type item struct {
-	src     manifest.Object
-	obj     *unstructured.Unstructured // namespace defaulted, inventory label added
-	ref     plan.ObjectRef
-	gk      schema.GroupKind
-	rank    int
-	mapping *meta.RESTMapping // nil until resolved
-	// crdPending: the kind is defined by a CRD in this request and not served yet.
-	crdPending bool
-	live       *unstructured.Unstructured // as the apply returned it
-	res        outcome.Object
+	*resolve.Object
+	gk   schema.GroupKind
+	rank int
+	live *unstructured.Unstructured // as the apply returned it
+	res  outcome.Object
 }
 
 func (it *item) fail(format string, args ...any) {
@@ -160,7 +156,7 @@ func (a *Applier) Apply(ctx context.Context, c *cluster.Client, req Request) (*o
 		return fmt.Errorf("cluster %s: write inventory configmap %s/%s: %w", c.Name, inv.ParentNamespace, inv.ParentName, err)
 	}
 
-	if err := checkScope(c, req, items); err != nil {
+	if err := rule(c, req).CheckScope(req.Scope, resolved(items)); err != nil {
 		return finish(err)
 	}
 	prev, notes, err := readParent(ctx, c, inv, req.Repository)
@@ -233,74 +229,38 @@ func (a *Applier) Apply(ctx context.Context, c *cluster.Client, req Request) (*o
 	return finish(nil)
 }
 
-// resolve maps every rendered object to a resource, defaults its namespace and labels it as a
-// member of the inventory, sorted in apply order. crdOf maps the kinds defined by CRDs in the
-// request to those CRDs.
+// rule is how the request's objects are resolved against the cluster, as the planner
+// resolves them.
+func rule(c *cluster.Client, req Request) resolve.Rule {
+	return resolve.Rule{Cluster: c.Name, Mapper: c.Mapper, Namespace: req.Namespace, Inventory: req.Inventory}
+}
+
+// resolve resolves every rendered object, sorted in apply order, and fails those that cannot
+// be applied. crdOf maps the kinds defined by CRDs in the request to those CRDs.
 func (a *Applier) resolve(c *cluster.Client, req Request) ([]*item, map[schema.GroupVersionKind]*item, error) {
-	defined := manifest.CRDKinds(req.Objects)
-	seen := map[string]string{}
-	var items []*item
-	for _, src := range req.Objects {
-		obj := src.Unstructured
-		if obj == nil {
-			return nil, nil, fmt.Errorf("an object from %s is empty", src.Source)
-		}
-		gvk := obj.GroupVersionKind()
-		it := &item{src: src, obj: obj, gk: gvk.GroupKind()}
-		it.res.Source = src.Source
-		mapping, err := c.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-		var unknown bool
+	objs, err := rule(c, req).Objects(req.Objects)
+	if err != nil {
+		return nil, nil, err
+	}
+	items := make([]*item, len(objs))
+	for i, o := range objs {
+		gvk := o.Obj.GroupVersionKind()
+		it := &item{Object: o, gk: gvk.GroupKind(), rank: plan.ApplyPhase(o.Ref)}
+		it.res.Source, it.res.Object = o.Source, o.Ref
 		switch {
-		case err == nil:
-			it.mapping = mapping
-			if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
-				if obj.GetNamespace() == "" {
-					obj.SetNamespace(req.Namespace)
-				}
-			} else {
-				obj.SetNamespace("")
-			}
-		case meta.IsNoMatchError(err):
-			if namespaced, ok := defined[gvk]; ok {
-				it.crdPending = true
-				if namespaced && obj.GetNamespace() == "" {
-					obj.SetNamespace(req.Namespace)
-				} else if !namespaced {
-					obj.SetNamespace("")
-				}
-			} else {
-				unknown = true
-			}
-		default:
-			return nil, nil, fmt.Errorf("cluster %s: discover resource for %s: %w", c.Name, gvk, err)
-		}
-		req.Inventory.Label(obj)
-		it.ref = plan.ObjectRef{APIVersion: obj.GetAPIVersion(), Kind: obj.GetKind(), Namespace: obj.GetNamespace(), Name: obj.GetName()}
-		it.res.Object = it.ref
-		it.rank = plan.ApplyPhase(it.ref)
-		switch {
-		case obj.GetName() == "":
-			it.fail("%s from %s has no name", gvk.Kind, src.Source)
-		case inventory.Reserved(gvk.Group, gvk.Kind, obj.GetName()):
-			it.fail("%s", inventory.ReservedReason)
-		case unknown:
+		case o.Problem != "":
+			it.fail("%s", o.Problem)
+		case o.Unknown():
 			it.fail("unknown kind %s in %s: cluster %s does not serve it and this request creates no CRD for it", gvk.Kind, gvk.GroupVersion(), c.Name)
 		}
-		if obj.GetName() != "" {
-			k := key(it.gk.Group, it.gk.Kind, it.ref.Namespace, it.ref.Name)
-			if prev, dup := seen[k]; dup {
-				return nil, nil, fmt.Errorf("%s is defined twice: in %s and in %s", it.ref, prev, src.Source)
-			}
-			seen[k] = src.Source
-		}
-		items = append(items, it)
+		items[i] = it
 	}
-	sort.SliceStable(items, func(i, j int) bool { return plan.ApplyOrder(items[i].ref, items[j].ref) })
+	sort.SliceStable(items, func(i, j int) bool { return plan.ApplyOrder(items[i].Ref, items[j].Ref) })
 
 	crdOf := map[schema.GroupVersionKind]*item{}
 	for _, it := range items {
 		if it.isCRD() {
-			for gvk := range manifest.CRDKinds([]manifest.Object{it.src}) {
+			for gvk := range manifest.CRDKinds([]manifest.Object{{Unstructured: it.Obj, Source: it.Source}}) {
 				crdOf[gvk] = it
 			}
 		}
@@ -308,30 +268,18 @@ func (a *Applier) resolve(c *cluster.Client, req Request) ([]*item, map[schema.G
 	return items, crdOf, nil
 }
 
-// checkScope refuses a request that names an object, or keeps its inventory, outside its scope.
-func checkScope(c *cluster.Client, req Request, items []*item) error {
-	if req.Scope == nil {
-		return nil
+// resolved are the items as package resolve sees them.
+func resolved(items []*item) []*resolve.Object {
+	out := make([]*resolve.Object, len(items))
+	for i, it := range items {
+		out[i] = it.Object
 	}
-	parent := plan.ObjectRef{APIVersion: "v1", Kind: "ConfigMap", Namespace: req.Inventory.ParentNamespace, Name: req.Inventory.ParentName}
-	if err := req.Scope.Permits(parent); err != nil {
-		return fmt.Errorf("cluster %s: the project's inventory: %w", c.Name, err)
-	}
-	for _, it := range items {
-		if err := req.Scope.Permits(it.ref); err != nil {
-			return fmt.Errorf("cluster %s: %s (from %s): %w", c.Name, it.ref, it.src.Source, err)
-		}
-	}
-	return nil
-}
-
-func key(group, kind, namespace, name string) string {
-	return group + "|" + kind + "|" + namespace + "|" + name
+	return out
 }
 
 func rendersNamespace(items []*item, ns string) bool {
 	for _, it := range items {
-		if it.rank == 0 && it.ref.Name == ns && !it.settled() {
+		if it.rank == 0 && it.Ref.Name == ns && !it.settled() {
 			return true
 		}
 	}

@@ -17,7 +17,6 @@ import (
 
 	"github.com/kubeplan/kubeplan/cluster"
 	"github.com/kubeplan/kubeplan/outcome"
-	"github.com/kubeplan/kubeplan/planner"
 )
 
 // crdPoll is how often CRDs are checked for Established while phase 1 waits.
@@ -28,7 +27,7 @@ func (a *Applier) applyPhase(ctx context.Context, c *cluster.Client, items []*it
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(a.opts.Workers)
 	for _, it := range items {
-		if it.settled() || it.mapping == nil || !slices.Contains(ranks, it.rank) {
+		if it.settled() || it.Mapping == nil || !slices.Contains(ranks, it.rank) {
 			continue
 		}
 		g.Go(func() error { return applyOne(gctx, c, it, force) })
@@ -39,24 +38,24 @@ func (a *Applier) applyPhase(ctx context.Context, c *cluster.Client, items []*it
 // applyOne server-side applies one object. A refusal by the apiserver fails the object; any
 // other error (transport, ctx done) is returned and stops the apply.
 func applyOne(ctx context.Context, c *cluster.Client, it *item, force bool) error {
-	res := c.Dynamic.Resource(it.mapping.Resource).Namespace(it.obj.GetNamespace())
-	before, err := res.Get(ctx, it.obj.GetName(), metav1.GetOptions{})
+	res := c.Dynamic.Resource(it.Mapping.Resource).Namespace(it.Obj.GetNamespace())
+	before, err := res.Get(ctx, it.Obj.GetName(), metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
 		before = nil
 	case err != nil:
 		if !isAPIStatus(err) {
-			return fmt.Errorf("cluster %s: read %s: %w", c.Name, it.ref, err)
+			return fmt.Errorf("cluster %s: read %s: %w", c.Name, it.Ref, err)
 		}
 		it.fail("read live object: %s", err)
 		return nil
 	}
-	after, err := res.Apply(ctx, it.obj.GetName(), it.obj, metav1.ApplyOptions{FieldManager: planner.FieldManager, Force: force})
+	after, err := res.Apply(ctx, it.Obj.GetName(), it.Obj, metav1.ApplyOptions{FieldManager: cluster.FieldManager, Force: force})
 	if err != nil {
 		if !isAPIStatus(err) {
-			return fmt.Errorf("cluster %s: apply %s: %w", c.Name, it.ref, err)
+			return fmt.Errorf("cluster %s: apply %s: %w", c.Name, it.Ref, err)
 		}
-		it.fail("%s", describeRejection(err, it.obj.GetNamespace()))
+		it.fail("%s", describeRejection(err, it.Obj.GetNamespace()))
 		return nil
 	}
 	it.live = after
@@ -90,10 +89,10 @@ func (a *Applier) settleCRDs(ctx context.Context, c *cluster.Client, items []*it
 		for it := range waiting {
 			live := it.live
 			if !first {
-				u, err := c.Dynamic.Resource(it.mapping.Resource).Get(ctx, it.ref.Name, metav1.GetOptions{})
+				u, err := c.Dynamic.Resource(it.Mapping.Resource).Get(ctx, it.Ref.Name, metav1.GetOptions{})
 				if err != nil {
 					if !isAPIStatus(err) {
-						return fmt.Errorf("cluster %s: read %s: %w", c.Name, it.ref, err)
+						return fmt.Errorf("cluster %s: read %s: %w", c.Name, it.Ref, err)
 					}
 					waiting[it] = oneLine(err.Error())
 					continue
@@ -132,16 +131,16 @@ func (a *Applier) settleCRDs(ctx context.Context, c *cluster.Client, items []*it
 	for {
 		var pending []*item
 		for _, it := range items {
-			if !it.crdPending || it.settled() {
+			if !it.Pending || it.settled() {
 				continue
 			}
-			gvk := it.obj.GroupVersionKind()
+			gvk := it.Obj.GroupVersionKind()
 			mapping, err := c.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 			switch {
 			case err == nil:
-				it.mapping, it.crdPending = mapping, false
+				it.Mapping, it.Pending = mapping, false
 				if mapping.Scope.Name() != meta.RESTScopeNameNamespace {
-					it.obj.SetNamespace("")
+					it.Obj.SetNamespace("")
 				}
 				continue
 			case !meta.IsNoMatchError(err):
@@ -152,7 +151,7 @@ func (a *Applier) settleCRDs(ctx context.Context, c *cluster.Client, items []*it
 			case crd == nil:
 				it.fail("unknown kind %s in %s: cluster %s does not serve it", gvk.Kind, gvk.GroupVersion(), c.Name)
 			case crd.res.Action == outcome.Failed:
-				it.fail("kind %s is not served: its %s failed (%s)", gvk.Kind, crd.ref, crd.res.Error)
+				it.fail("kind %s is not served: its %s failed (%s)", gvk.Kind, crd.Ref, crd.res.Error)
 			default:
 				pending = append(pending, it)
 			}
@@ -162,7 +161,7 @@ func (a *Applier) settleCRDs(ctx context.Context, c *cluster.Client, items []*it
 		}
 		if time.Now().After(deadline) {
 			for _, it := range pending {
-				gvk := it.obj.GroupVersionKind()
+				gvk := it.Obj.GroupVersionKind()
 				it.fail("kind %s in %s is not served %s after its CustomResourceDefinition was applied", gvk.Kind, gvk.GroupVersion(), a.opts.CRDTimeout)
 			}
 			return nil

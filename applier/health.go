@@ -46,7 +46,7 @@ func (a *Applier) waitHealthy(ctx context.Context, c *cluster.Client, items []*i
 				continue
 			}
 			g.Go(func() error {
-				u, err := c.Dynamic.Resource(it.mapping.Resource).Namespace(it.ref.Namespace).Get(gctx, it.ref.Name, metav1.GetOptions{})
+				u, err := c.Dynamic.Resource(it.Mapping.Resource).Namespace(it.Ref.Namespace).Get(gctx, it.Ref.Name, metav1.GetOptions{})
 				switch {
 				case err == nil:
 					setHealth(it, u)
@@ -110,7 +110,7 @@ func healthTimeoutNote(items []*item, timeout time.Duration) string {
 	var waiting []string
 	for _, it := range items {
 		if it.applied() && it.res.Health != status.CurrentStatus.String() {
-			w := it.ref.String() + " " + it.res.Health
+			w := it.Ref.String() + " " + it.res.Health
 			if it.res.HealthMessage != "" {
 				w += " (" + it.res.HealthMessage + ")"
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 
@@ -17,7 +16,7 @@ import (
 	"github.com/kubeplan/kubeplan/inventory"
 	"github.com/kubeplan/kubeplan/outcome"
 	"github.com/kubeplan/kubeplan/plan"
-	"github.com/kubeplan/kubeplan/planner"
+	"github.com/kubeplan/kubeplan/resolve"
 )
 
 var configMapGVR = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
@@ -57,8 +56,8 @@ func (s scope) union(o scope) scope {
 func scopeOf(items []*item, pending bool) scope {
 	s := newScope()
 	for _, it := range items {
-		if it.mapping != nil || pending && it.crdPending {
-			s.add(it.gk, it.ref.Namespace)
+		if it.Mapping != nil || pending && it.Pending {
+			s.add(it.gk, it.Ref.Namespace)
 		}
 	}
 	return s
@@ -111,7 +110,7 @@ func writeParent(ctx context.Context, c *cluster.Client, inv inventory.Set, s sc
 	}
 	parent := inv.Parent(gks, nss, owner)
 	_, err := c.Dynamic.Resource(configMapGVR).Namespace(inv.ParentNamespace).Apply(ctx, inv.ParentName, parent,
-		metav1.ApplyOptions{FieldManager: planner.FieldManager, Force: true})
+		metav1.ApplyOptions{FieldManager: cluster.FieldManager, Force: true})
 	return err
 }
 
@@ -128,38 +127,22 @@ type pruneResult struct {
 func (a *Applier) prune(ctx context.Context, c *cluster.Client, req Request, items []*item) (pruneResult, error) {
 	inv := req.Inventory
 	pr := pruneResult{remaining: newScope()}
-	members, skipped, err := inv.Members(ctx, c.Dynamic, c.Mapper, req.Repository)
+	gone, skipped, err := rule(c, req).Gone(ctx, c.Dynamic, req.Repository, req.Scope, resolved(items))
 	if err != nil {
-		return pr, fmt.Errorf("cluster %s: %w", c.Name, err)
+		return pr, err
 	}
 	for _, gk := range skipped {
 		pr.remaining.groupKinds[gk] = true
 	}
-	if len(skipped) > 0 {
-		pr.notes = append(pr.notes, fmt.Sprintf("inventory lists kinds the cluster no longer serves (%s): their objects cannot be pruned", strings.Join(skipped, ", ")))
+	if n := resolve.SkippedNote(skipped); n != "" {
+		pr.notes = append(pr.notes, n)
 	}
-
-	current := map[string]bool{}
 	failed := 0
 	for _, it := range items {
-		current[key(it.gk.Group, it.gk.Kind, it.ref.Namespace, it.ref.Name)] = true
 		if it.res.Action == outcome.Failed {
 			failed++
 		}
 	}
-	var gone []inventory.Member
-	for _, m := range members {
-		u := m.Object
-		gk := u.GroupVersionKind().GroupKind()
-		if current[key(gk.Group, gk.Kind, u.GetNamespace(), u.GetName())] {
-			continue
-		}
-		if u.GetLabels()[inventory.LabelPartOf] != inv.ID() {
-			continue // Members selects by label; never delete anything else
-		}
-		gone = append(gone, m)
-	}
-	sort.Slice(gone, func(i, j int) bool { return plan.ApplyOrder(memberRef(gone[i]), memberRef(gone[j])) })
 
 	var mu sync.Mutex
 	keep := func(m inventory.Member) {
@@ -187,7 +170,7 @@ func (a *Applier) prune(ctx context.Context, c *cluster.Client, req Request, ite
 	// Deleting the namespace that holds the parent would delete the inventory with it; deleting
 	// any Namespace or CRD takes down more than the inventory knows, and needs the project's yes.
 	gone = slices.DeleteFunc(gone, func(m inventory.Member) bool {
-		ref := memberRef(m)
+		ref := resolve.MemberRef(m)
 		switch {
 		case ref.Kind == "Namespace" && ref.Group() == "" && ref.Name == inv.ParentNamespace:
 			keep(m)
@@ -205,7 +188,7 @@ func (a *Applier) prune(ctx context.Context, c *cluster.Client, req Request, ite
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(a.opts.Workers)
 	for i, m := range gone {
-		ref := memberRef(m)
+		ref := resolve.MemberRef(m)
 		results[i] = outcome.Object{Object: ref}
 		g.Go(func() error {
 			uid := m.Object.GetUID()
@@ -231,11 +214,6 @@ func (a *Applier) prune(ctx context.Context, c *cluster.Client, req Request, ite
 	return pr, err
 }
 
-func memberRef(m inventory.Member) plan.ObjectRef {
-	u := m.Object
-	return plan.ObjectRef{APIVersion: u.GetAPIVersion(), Kind: u.GetKind(), Namespace: u.GetNamespace(), Name: u.GetName()}
-}
-
 // refList names up to five members.
 func refList(ms []inventory.Member) string {
 	var names []string
@@ -244,7 +222,7 @@ func refList(ms []inventory.Member) string {
 			names = append(names, fmt.Sprintf("and %d more", len(ms)-5))
 			break
 		}
-		names = append(names, memberRef(m).String())
+		names = append(names, resolve.MemberRef(m).String())
 	}
 	return strings.Join(names, ", ")
 }

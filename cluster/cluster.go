@@ -111,6 +111,11 @@ func (r *Registry) Names() []string {
 	return names
 }
 
+// FieldManager is the server-side apply field manager kubeplan plans and applies as: the
+// planner's dry-runs and the applier's writes must name the same one, or a plan would show
+// kubeplan's own fields as taken over from another manager.
+const FieldManager = "kubeplan"
+
 // Client is a connection to one cluster.
 type Client struct {
 	Name    string
@@ -175,7 +180,7 @@ func ConnectConfig(ctx context.Context, name string, cfg *rest.Config, tune Tuni
 	}
 	version, err := serverVersion(ctx, disco)
 	if err != nil {
-		return nil, fmt.Errorf("cluster %s: apiserver %s %s", name, cfg.Host, Describe(err))
+		return nil, fmt.Errorf("cluster %s: apiserver %s %w", name, cfg.Host, Explain(err))
 	}
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
@@ -224,6 +229,14 @@ func Describe(err error) string {
 	}
 	return "failed: " + msg
 }
+
+// Explain is err as Describe words it, still unwrapping to err.
+func Explain(err error) error { return explained{err} }
+
+type explained struct{ err error }
+
+func (e explained) Error() string { return Describe(e.err) }
+func (e explained) Unwrap() error { return e.err }
 
 func isTimeout(err error) bool {
 	var ne net.Error

@@ -1,10 +1,13 @@
 package cluster_test
 
 import (
+	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/kubeplan/kubeplan/cluster"
@@ -75,5 +78,17 @@ func TestRedactSharedAddressNamesEveryCluster(t *testing.T) {
 	got := cluster.NewRedactor(reg).Redact("dial tcp 10.0.0.9:6443: connection refused")
 	if want := "dial tcp (the apiserver of clusters a, b): connection refused"; got != want || strings.Contains(got, "10.0.0.9") {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// Explain words a transport error on one line, as Describe does, and still unwraps to it.
+func TestExplainKeepsTheCause(t *testing.T) {
+	cause := &url.Error{Op: "Get", URL: "https://10.0.0.1:6443/version", Err: syscall.ECONNREFUSED}
+	err := fmt.Errorf("cluster prod: apiserver https://10.0.0.1:6443 %w", cluster.Explain(cause))
+	if got, want := err.Error(), "cluster prod: apiserver https://10.0.0.1:6443 is unreachable: connection refused"; got != want {
+		t.Errorf("%q, want %q", got, want)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Error("the cause is lost")
 	}
 }

@@ -40,3 +40,81 @@ func TestHashIgnoresCascadeCounts(t *testing.T) {
 		t.Error("Destroys")
 	}
 }
+
+// Hash is what /apply compares with the plan a reviewer saw: whatever the reviewer decided on
+// must move it, and what does not change what applying does must not.
+func TestHash(t *testing.T) {
+	cm := ObjectRef{APIVersion: "v1", Kind: "ConfigMap", Namespace: "shop", Name: "settings"}
+	secret := ObjectRef{APIVersion: "v1", Kind: "Secret", Namespace: "shop", Name: "db"}
+	ns := ObjectRef{APIVersion: "v1", Kind: "Namespace", Name: "legacy"}
+	base := func() *Plan {
+		return &Plan{Project: "web", Cluster: "prod", ClusterVersion: "v1.37.2", Renderer: "plain", Notes: []string{"a note"},
+			Changes: []Change{
+				{Object: ns, Action: Delete, Diff: "-ns", Destructive: true, Cascade: &Cascade{Total: 3}},
+				{Object: cm, Action: Update, Diff: "-a\n+b", Source: "project/cm.yaml", Warnings: []string{"takes over .data.a from field manager \"kubectl\""}, Conflicts: true,
+					Findings: []Finding{{Rule: "r", Severity: Warn, Message: "m"}}},
+				{Object: secret, Action: Update, Diff: "(hidden)", SecretKeys: []string{"password"}, LiveSecretVersion: "41"},
+			}}
+	}
+	for _, tc := range []struct {
+		name    string
+		change  func(p *Plan)
+		changes bool
+	}{
+		{"nothing", func(*Plan) {}, false},
+		{"notes", func(p *Plan) { p.Notes = append(p.Notes, "another note") }, false},
+		{"cluster version", func(p *Plan) { p.ClusterVersion = "v1.38.0" }, false},
+		{"renderer", func(p *Plan) { p.Renderer = "helm" }, false},
+		{"cascade count", func(p *Plan) { p.Changes[0].Cascade = &Cascade{Total: 300, AtLeast: true} }, false},
+		{"cascade unknown", func(p *Plan) { p.Changes[0].Cascade = nil }, false},
+
+		{"project", func(p *Plan) { p.Project = "api" }, true},
+		{"cluster", func(p *Plan) { p.Cluster = "staging" }, true},
+		{"action", func(p *Plan) { p.Changes[1].Action = Create }, true},
+		{"diff", func(p *Plan) { p.Changes[1].Diff = "-a\n+c" }, true},
+		{"object namespace", func(p *Plan) { p.Changes[1].Object.Namespace = "other" }, true},
+		{"object apiVersion", func(p *Plan) { p.Changes[1].Object.APIVersion = "v2" }, true},
+		{"reason", func(p *Plan) { p.Changes[1].Reason = "will fail" }, true},
+		{"warnings", func(p *Plan) { p.Changes[1].Warnings = nil }, true},
+		{"conflicts", func(p *Plan) { p.Changes[1].Conflicts = false }, true},
+		{"source", func(p *Plan) { p.Changes[1].Source = "project/other.yaml" }, true},
+		{"finding severity", func(p *Plan) { p.Changes[1].Findings[0].Severity = Deny }, true},
+		{"secret keys", func(p *Plan) { p.Changes[2].SecretKeys = []string{"password", "user"} }, true},
+		{"live secret version", func(p *Plan) { p.Changes[2].LiveSecretVersion = "42" }, true},
+		{"destructive", func(p *Plan) { p.Changes[0].Destructive = false }, true},
+		{"one change more", func(p *Plan) {
+			p.Changes = append(p.Changes, Change{Object: ObjectRef{APIVersion: "v1", Kind: "ConfigMap", Namespace: "shop", Name: "new"}, Action: Create})
+		}, true},
+		{"one change less", func(p *Plan) { p.Changes = p.Changes[1:] }, true},
+		{"unchanged object now listed", func(p *Plan) {
+			p.Changes = append(p.Changes, Change{Object: ObjectRef{APIVersion: "v1", Kind: "ConfigMap", Namespace: "shop", Name: "same"}, Action: Unchanged})
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := base()
+			tc.change(p)
+			if changed := p.Hash() != base().Hash(); changed != tc.changes {
+				t.Errorf("hash changed: %v, want %v", changed, tc.changes)
+			}
+		})
+	}
+}
+
+// The planner sorts its changes (Plan.Sort): the order objects were rendered in does not move
+// the hash of a sorted plan.
+func TestHashOfASortedPlanIgnoresRenderOrder(t *testing.T) {
+	a := Change{Object: ObjectRef{APIVersion: "v1", Kind: "ConfigMap", Namespace: "shop", Name: "a"}, Action: Create}
+	b := Change{Object: ObjectRef{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "shop", Name: "web"}, Action: Update}
+	n := Change{Object: ObjectRef{APIVersion: "v1", Kind: "Namespace", Name: "shop"}, Action: Unchanged}
+	s := Change{Object: ObjectRef{APIVersion: "v1", Kind: "Secret", Namespace: "shop", Name: "db"}, Action: Update, LiveSecretVersion: "7"}
+	p := &Plan{Project: "web", Cluster: "prod", Changes: []Change{a, b, n, s}}
+	q := &Plan{Project: "web", Cluster: "prod", Changes: []Change{s, n, b, a}}
+	p.Sort()
+	q.Sort()
+	if p.Hash() != q.Hash() {
+		t.Error("the render order changed the hash of a sorted plan")
+	}
+	if h := p.Hash(); h != p.Hash() || len(h) != 64 {
+		t.Errorf("hash %q is not a stable sha256", h)
+	}
+}

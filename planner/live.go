@@ -14,10 +14,12 @@ import (
 
 	"github.com/kubeplan/kubeplan/cluster"
 	"github.com/kubeplan/kubeplan/plan"
+	"github.com/kubeplan/kubeplan/resolve"
 )
 
-// readLive fetches the live state of every resolvable object, keyed by key(ref). Objects that
-// share a resource and namespace in numbers are read with one LIST; the rest with GETs.
+// readLive fetches the live state of every resolvable object, keyed by resolve.Key(ref).
+// Objects that share a resource and namespace in numbers are read with one LIST; the rest with
+// GETs.
 func (p *Planner) readLive(ctx context.Context, c *cluster.Client, objs []*desired) (map[string]*unstructured.Unstructured, error) {
 	type bucket struct {
 		gvr schema.GroupVersionResource
@@ -25,8 +27,8 @@ func (p *Planner) readLive(ctx context.Context, c *cluster.Client, objs []*desir
 	}
 	buckets := map[bucket][]*desired{}
 	for _, d := range objs {
-		if d.mapping != nil && d.change == nil {
-			b := bucket{d.mapping.Resource, d.obj.GetNamespace()}
+		if d.Mapping != nil && d.change == nil {
+			b := bucket{d.Mapping.Resource, d.Obj.GetNamespace()}
 			buckets[b] = append(buckets[b], d)
 		}
 	}
@@ -35,15 +37,15 @@ func (p *Planner) readLive(ctx context.Context, c *cluster.Client, objs []*desir
 	live := map[string]*unstructured.Unstructured{}
 	store := func(ref plan.ObjectRef, u *unstructured.Unstructured) {
 		mu.Lock()
-		live[key(ref)] = u
+		live[resolve.Key(ref)] = u
 		mu.Unlock()
 	}
 	fail := func(what string, err error) error {
 		var status apierrors.APIStatus
 		if errors.As(err, &status) {
-			return fmt.Errorf("cluster %s: read live %s: %s", c.Name, what, err)
+			return fmt.Errorf("cluster %s: read live %s: %w", c.Name, what, err)
 		}
-		return fmt.Errorf("cluster %s: read live %s: apiserver %s %s", c.Name, what, c.Config.Host, cluster.Describe(err))
+		return fmt.Errorf("cluster %s: read live %s: apiserver %s %w", c.Name, what, c.Config.Host, cluster.Explain(err))
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -54,7 +56,7 @@ func (p *Planner) readLive(ctx context.Context, c *cluster.Client, objs []*desir
 			g.Go(func() error {
 				want := map[string]*desired{}
 				for _, d := range members {
-					want[d.obj.GetName()] = d
+					want[d.Obj.GetName()] = d
 				}
 				list, err := res.List(gctx, metav1.ListOptions{})
 				if err != nil {
@@ -62,7 +64,7 @@ func (p *Planner) readLive(ctx context.Context, c *cluster.Client, objs []*desir
 				}
 				for i := range list.Items {
 					if d, ok := want[list.Items[i].GetName()]; ok {
-						store(d.ref, &list.Items[i])
+						store(d.Ref, &list.Items[i])
 					}
 				}
 				return nil
@@ -71,14 +73,14 @@ func (p *Planner) readLive(ctx context.Context, c *cluster.Client, objs []*desir
 		}
 		for _, d := range members {
 			g.Go(func() error {
-				u, err := res.Get(gctx, d.obj.GetName(), metav1.GetOptions{})
+				u, err := res.Get(gctx, d.Obj.GetName(), metav1.GetOptions{})
 				if apierrors.IsNotFound(err) {
 					return nil
 				}
 				if err != nil {
-					return fail(d.ref.String(), err)
+					return fail(d.Ref.String(), err)
 				}
-				store(d.ref, u)
+				store(d.Ref, u)
 				return nil
 			})
 		}

@@ -11,7 +11,6 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -20,10 +19,8 @@ import (
 	"github.com/kubeplan/kubeplan/manifest"
 	"github.com/kubeplan/kubeplan/objdiff"
 	"github.com/kubeplan/kubeplan/plan"
+	"github.com/kubeplan/kubeplan/resolve"
 )
-
-// FieldManager is the server-side apply field manager kubeplan plans and applies as.
-const FieldManager = "kubeplan"
 
 // Options tune a planner.
 type Options struct {
@@ -90,13 +87,11 @@ type Scope interface {
 	Permits(ref plan.ObjectRef) error
 }
 
-// desired is one rendered object resolved against the cluster.
+// desired is one rendered object resolved against the cluster (package resolve, the rule the
+// applier follows too).
 type desired struct {
-	src     manifest.Object
-	obj     *unstructured.Unstructured // namespace defaulted, inventory label added
-	ref     plan.ObjectRef
-	mapping *meta.RESTMapping // nil when the cluster does not know the kind
-	change  *plan.Change      // set when the outcome is known without asking the cluster
+	*resolve.Object
+	change *plan.Change // set when the outcome is known without asking the cluster
 }
 
 // Plan computes the plan. Problems with single objects (unknown kind, immutable field,
@@ -116,7 +111,7 @@ func (p *Planner) Plan(ctx context.Context, c *cluster.Client, req Request) (*pl
 		return nil, err
 	}
 	// Nothing live is read before the request is known to be entitled to what it names.
-	if err := checkScope(c, req, objs); err != nil {
+	if err := rule(c, req).CheckScope(req.Scope, resolved(objs)); err != nil {
 		return nil, err
 	}
 	parent, err := req.Inventory.ReadParent(ctx, c.Dynamic)
@@ -140,17 +135,17 @@ func (p *Planner) Plan(ctx context.Context, c *cluster.Client, req Request) (*pl
 		if d.change != nil {
 			changes[i] = *d.change
 			if req.Inspect != nil && d.change.Action == plan.Create {
-				req.Inspect(&changes[i], d.obj, nil)
+				req.Inspect(&changes[i], d.Obj, nil)
 			}
 			continue
 		}
 		g.Go(func() error {
-			ch, planned, err := p.planObject(gctx, c, d, live[key(d.ref)], newNamespaces, req.Inventory, req.CompareSecretValues)
+			ch, planned, err := p.planObject(gctx, c, d, live[resolve.Key(d.Ref)], newNamespaces, req.Inventory, req.CompareSecretValues)
 			if err != nil {
 				return err
 			}
 			if req.Inspect != nil && ch.Action != plan.Fail {
-				req.Inspect(&ch, planned, live[key(d.ref)])
+				req.Inspect(&ch, planned, live[resolve.Key(d.Ref)])
 			}
 			changes[i] = ch
 			return nil
@@ -171,75 +166,36 @@ func (p *Planner) Plan(ctx context.Context, c *cluster.Client, req Request) (*pl
 	return out, nil
 }
 
-// resolve maps every rendered object to a resource, defaults its namespace and labels it as a
-// member of the inventory. Kinds the cluster does not serve are settled here.
-func (p *Planner) resolve(c *cluster.Client, req Request) ([]*desired, error) {
-	newKinds := manifest.CRDKinds(req.Objects)
-	seen := map[string]string{}
-	var out []*desired
-	for _, src := range req.Objects {
-		obj := src.Unstructured
-		gvk := obj.GroupVersionKind()
-		d := &desired{src: src, obj: obj}
-		mapping, err := c.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-		switch {
-		case err == nil:
-			d.mapping = mapping
-			if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
-				if obj.GetNamespace() == "" {
-					obj.SetNamespace(req.Namespace)
-				}
-			} else {
-				obj.SetNamespace("")
-			}
-		case meta.IsNoMatchError(err):
-			if obj.GetNamespace() == "" && newKinds[gvk] {
-				obj.SetNamespace(req.Namespace)
-			}
-		default:
-			return nil, fmt.Errorf("cluster %s: discover resource for %s: %s", c.Name, gvk, cluster.Describe(err))
-		}
-		req.Inventory.Label(obj)
-		d.ref = plan.ObjectRef{APIVersion: obj.GetAPIVersion(), Kind: obj.GetKind(), Namespace: obj.GetNamespace(), Name: obj.GetName()}
-		if prev, dup := seen[key(d.ref)]; dup {
-			return nil, fmt.Errorf("%s is defined twice: in %s and in %s", d.ref, prev, src.Source)
-		}
-		seen[key(d.ref)] = src.Source
-
-		if inventory.Reserved(d.ref.Group(), d.ref.Kind, d.ref.Name) {
-			d.change = &plan.Change{Object: d.ref, Source: src.Source, Action: plan.Fail, Reason: inventory.ReservedReason}
-		} else if d.mapping == nil {
-			ch := plan.Change{Object: d.ref, Source: src.Source}
-			if _, ok := newKinds[gvk]; ok {
-				ch.Action = plan.Create
-				ch.Reason = "CRD new in this plan, validated at apply"
-				ch.Diff = createDiff(d.ref, obj)
-			} else {
-				ch.Action = plan.Fail
-				ch.Reason = fmt.Sprintf("unknown kind %s in %s: cluster %s does not serve it and this plan creates no CRD for it", gvk.Kind, gvk.GroupVersion(), c.Name)
-			}
-			d.change = &ch
-		}
-		out = append(out, d)
-	}
-	return out, nil
+// rule is how the request's objects are resolved against the cluster, as the applier
+// resolves them.
+func rule(c *cluster.Client, req Request) resolve.Rule {
+	return resolve.Rule{Cluster: c.Name, Mapper: c.Mapper, Namespace: req.Namespace, Inventory: req.Inventory}
 }
 
-// checkScope refuses a request that names an object, or keeps its inventory, outside its scope.
-func checkScope(c *cluster.Client, req Request, objs []*desired) error {
-	if req.Scope == nil {
-		return nil
+// resolve resolves every rendered object. Objects whose outcome is known without asking the
+// cluster (no name, reserved name, kind not served) are settled here.
+func (p *Planner) resolve(c *cluster.Client, req Request) ([]*desired, error) {
+	objs, err := rule(c, req).Objects(req.Objects)
+	if err != nil {
+		return nil, err
 	}
-	parent := plan.ObjectRef{APIVersion: "v1", Kind: "ConfigMap", Namespace: req.Inventory.ParentNamespace, Name: req.Inventory.ParentName}
-	if err := req.Scope.Permits(parent); err != nil {
-		return fmt.Errorf("cluster %s: the project's inventory: %w", c.Name, err)
-	}
-	for _, d := range objs {
-		if err := req.Scope.Permits(d.ref); err != nil {
-			return fmt.Errorf("cluster %s: %s (from %s): %w", c.Name, d.ref, d.src.Source, err)
+	out := make([]*desired, len(objs))
+	for i, o := range objs {
+		d := &desired{Object: o}
+		gvk := o.Obj.GroupVersionKind()
+		switch {
+		case o.Problem != "":
+			d.change = &plan.Change{Object: o.Ref, Source: o.Source, Action: plan.Fail, Reason: o.Problem}
+		case o.Pending:
+			d.change = &plan.Change{Object: o.Ref, Source: o.Source, Action: plan.Create,
+				Reason: "CRD new in this plan, validated at apply", Diff: createDiff(o.Ref, o.Obj)}
+		case o.Unknown():
+			d.change = &plan.Change{Object: o.Ref, Source: o.Source, Action: plan.Fail,
+				Reason: fmt.Sprintf("unknown kind %s in %s: cluster %s does not serve it and this plan creates no CRD for it", gvk.Kind, gvk.GroupVersion(), c.Name)}
 		}
+		out[i] = d
 	}
-	return nil
+	return out, nil
 }
 
 // ownerNotes say whose inventory this is when that is news: the CLI plans any, and a parent
@@ -260,16 +216,21 @@ func ownerNotes(req Request, parent *unstructured.Unstructured) []string {
 	return nil
 }
 
-func key(r plan.ObjectRef) string {
-	return r.Group() + "|" + r.Kind + "|" + r.Namespace + "|" + r.Name
+// resolved are the objects as package resolve sees them.
+func resolved(objs []*desired) []*resolve.Object {
+	out := make([]*resolve.Object, len(objs))
+	for i, d := range objs {
+		out[i] = d.Object
+	}
+	return out
 }
 
 // namespacesCreated names the Namespaces this render creates (rendered, not live).
 func namespacesCreated(objs []*desired, live map[string]*unstructured.Unstructured) map[string]bool {
 	out := map[string]bool{}
 	for _, d := range objs {
-		if d.ref.Kind == "Namespace" && d.ref.Group() == "" && live[key(d.ref)] == nil {
-			out[d.ref.Name] = true
+		if d.Ref.Kind == "Namespace" && d.Ref.Group() == "" && live[resolve.Key(d.Ref)] == nil {
+			out[d.Ref.Name] = true
 		}
 	}
 	return out
@@ -277,7 +238,7 @@ func namespacesCreated(objs []*desired, live map[string]*unstructured.Unstructur
 
 // planObject dry-runs one object and compares the result with its live state.
 func (p *Planner) planObject(ctx context.Context, c *cluster.Client, d *desired, live *unstructured.Unstructured, newNamespaces map[string]bool, inv inventory.Set, compareSecrets bool) (plan.Change, *unstructured.Unstructured, error) {
-	ch := plan.Change{Object: d.ref, Source: d.src.Source}
+	ch := plan.Change{Object: d.Ref, Source: d.Source}
 	if live != nil {
 		if other := live.GetLabels()[inventory.LabelPartOf]; other != "" && other != inv.ID() {
 			ch.Warnings = append(ch.Warnings, fmt.Sprintf("belongs to another ApplySet (%s): applying moves it into project %s", other, inv.ParentName))
@@ -285,44 +246,44 @@ func (p *Planner) planObject(ctx context.Context, c *cluster.Client, d *desired,
 	}
 	// A Secret that exists is dry-run with its live values, and the keys the change sets are
 	// reported without comparing values (see secrets.go), unless the caller may compare.
-	sent := d.obj
+	sent := d.Obj
 	var secretKeys []string
 	blind := objdiff.IsSecret(live) && !compareSecrets
 	if objdiff.IsSecret(live) {
 		ch.LiveSecretVersion = live.GetResourceVersion()
 	}
 	if blind {
-		secretKeys = objdiff.SecretKeys(d.obj)
-		sent = blindSecret(d.obj, live)
+		secretKeys = objdiff.SecretKeys(d.Obj)
+		sent = blindSecret(d.Obj, live)
 	}
-	res := c.Dynamic.Resource(d.mapping.Resource).Namespace(d.obj.GetNamespace())
-	applyOpts := metav1.ApplyOptions{FieldManager: FieldManager, DryRun: []string{metav1.DryRunAll}}
-	planned, err := res.Apply(ctx, d.obj.GetName(), sent, applyOpts)
+	res := c.Dynamic.Resource(d.Mapping.Resource).Namespace(d.Obj.GetNamespace())
+	applyOpts := metav1.ApplyOptions{FieldManager: cluster.FieldManager, DryRun: []string{metav1.DryRunAll}}
+	planned, err := res.Apply(ctx, d.Obj.GetName(), sent, applyOpts)
 	if apierrors.IsConflict(err) {
 		ch.Warnings = append(ch.Warnings, takeoverWarnings(err)...)
 		ch.Conflicts = true
 		applyOpts.Force = true
-		planned, err = res.Apply(ctx, d.obj.GetName(), sent, applyOpts)
+		planned, err = res.Apply(ctx, d.Obj.GetName(), sent, applyOpts)
 	}
 	if err != nil {
 		var status apierrors.APIStatus
 		if !errors.As(err, &status) {
-			return ch, nil, fmt.Errorf("cluster %s: dry-run %s: apiserver %s %s", c.Name, d.ref, c.Config.Host, cluster.Describe(err))
+			return ch, nil, fmt.Errorf("cluster %s: dry-run %s: apiserver %s %w", c.Name, d.Ref, c.Config.Host, cluster.Explain(err))
 		}
-		if ns := d.obj.GetNamespace(); live == nil && newNamespaces[ns] && cluster.NamespaceNotFound(err, ns) {
+		if ns := d.Obj.GetNamespace(); live == nil && newNamespaces[ns] && cluster.NamespaceNotFound(err, ns) {
 			ch.Action = plan.Create
 			ch.Reason = fmt.Sprintf("namespace %s new in this plan, validated at apply", ns)
-			ch.Diff = createDiff(d.ref, d.obj)
-			return ch, d.obj, nil
+			ch.Diff = createDiff(d.Ref, d.Obj)
+			return ch, d.Obj, nil
 		}
 		ch.Action = plan.Fail
 		// An admission webhook or policy may quote the Secret it refuses, live values included.
-		ch.Reason = objdiff.ScrubSecretValues(describeRejection(err), d.obj, live)
+		ch.Reason = objdiff.ScrubSecretValues(describeRejection(err), d.Obj, live)
 		return ch, nil, nil
 	}
 	if live == nil {
 		ch.Action = plan.Create
-		ch.Diff = createDiff(d.ref, d.obj)
+		ch.Diff = createDiff(d.Ref, d.Obj)
 		if objdiff.IsSecret(planned) {
 			ch.SecretKeys = objdiff.WrittenSecretKeys(nil, planned, nil)
 		}
@@ -346,7 +307,7 @@ func (p *Planner) planObject(ctx context.Context, c *cluster.Client, d *desired,
 		return ch, planned, nil
 	}
 	ch.Action = plan.Update
-	ch.Diff = objdiff.Unified("live/"+d.ref.String(), "planned/"+d.ref.String(), ly, py)
+	ch.Diff = objdiff.Unified("live/"+d.Ref.String(), "planned/"+d.Ref.String(), ly, py)
 	if objdiff.IsSecret(live) {
 		ch.SecretKeys = objdiff.WrittenSecretKeys(live, planned, secretKeys)
 	}

@@ -2,43 +2,29 @@ package planner
 
 import (
 	"context"
-	"fmt"
-	"strings"
 
 	"github.com/kubeplan/kubeplan/cluster"
 	"github.com/kubeplan/kubeplan/objdiff"
 	"github.com/kubeplan/kubeplan/plan"
+	"github.com/kubeplan/kubeplan/resolve"
 )
 
-// deletions plans the removal of objects the inventory says this project applied before and
-// that the render no longer has. Nothing outside the inventory is ever planned for deletion.
-// Deleting a Namespace or a CRD takes more down with it: such a deletion is marked destructive
-// and what it takes down is counted.
+// deletions plans the removal of the inventory members gone from the render, as the applier's
+// prune computes them (resolve.Rule.Gone): nothing outside the inventory is ever planned for
+// deletion. Deleting a Namespace or a CRD takes more down with it: such a deletion is marked
+// destructive and what it takes down is counted.
 func (p *Planner) deletions(ctx context.Context, c *cluster.Client, req Request, objs []*desired) ([]plan.Change, []string, error) {
-	members, skipped, err := req.Inventory.Members(ctx, c.Dynamic, c.Mapper, req.Repository)
+	gone, skipped, err := rule(c, req).Gone(ctx, c.Dynamic, req.Repository, req.Scope, resolved(objs))
 	if err != nil {
-		return nil, nil, fmt.Errorf("cluster %s: %w", c.Name, err)
+		return nil, nil, err
 	}
 	var notes []string
-	if len(skipped) > 0 {
-		notes = append(notes, fmt.Sprintf("inventory lists kinds the cluster no longer serves (%s): their objects cannot be pruned", strings.Join(skipped, ", ")))
-	}
-	rendered := map[string]bool{}
-	for _, d := range objs {
-		rendered[key(d.ref)] = true
+	if n := resolve.SkippedNote(skipped); n != "" {
+		notes = append(notes, n)
 	}
 	var out []plan.Change
-	for _, m := range members {
-		u := m.Object
-		ref := plan.ObjectRef{APIVersion: u.GetAPIVersion(), Kind: u.GetKind(), Namespace: u.GetNamespace(), Name: u.GetName()}
-		if rendered[key(ref)] {
-			continue
-		}
-		if req.Scope != nil {
-			if err := req.Scope.Permits(ref); err != nil {
-				return nil, nil, fmt.Errorf("cluster %s: the inventory lists %s: %w", c.Name, ref, err)
-			}
-		}
+	for _, m := range gone {
+		u, ref := m.Object, resolve.MemberRef(m)
 		ch := plan.Change{Object: ref, Action: plan.Delete, Reason: "applied by kubeplan for this project before, gone from the render"}
 		l, _ := objdiff.Pair(u, nil, nil)
 		y, err := objdiff.YAML(l)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/kubeplan/kubeplan/cluster"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
@@ -57,7 +58,7 @@ func valueTakeovers(live *unstructured.Unstructured, set []string) []string {
 	liveData, _, _ := unstructured.NestedMap(live.Object, "data")
 	var out []string
 	for _, entry := range live.GetManagedFields() {
-		if entry.Manager == FieldManager && entry.Operation == metav1.ManagedFieldsOperationApply {
+		if entry.Manager == cluster.FieldManager && entry.Operation == metav1.ManagedFieldsOperationApply {
 			continue
 		}
 		if entry.FieldsV1 == nil {

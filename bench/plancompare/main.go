@@ -159,7 +159,7 @@ func rawFloor(ctx context.Context, c *cluster.Client, dir string, runs int) resu
 					return err
 				}
 				_, err = c.Dynamic.Resource(m.Resource).Namespace(o.GetNamespace()).Apply(gctx, o.GetName(), o,
-					metav1.ApplyOptions{FieldManager: planner.FieldManager, DryRun: []string{metav1.DryRunAll}, Force: true})
+					metav1.ApplyOptions{FieldManager: cluster.FieldManager, DryRun: []string{metav1.DryRunAll}, Force: true})
 				return err
 			})
 		}
@@ -195,7 +195,7 @@ func prepare(ctx context.Context, c *cluster.Client, ns string, n int) (string, 
 			if err != nil {
 				return err
 			}
-			_, err = c.Dynamic.Resource(m.Resource).Namespace(ns).Apply(gctx, o.GetName(), o, metav1.ApplyOptions{FieldManager: planner.FieldManager, Force: true})
+			_, err = c.Dynamic.Resource(m.Resource).Namespace(ns).Apply(gctx, o.GetName(), o, metav1.ApplyOptions{FieldManager: cluster.FieldManager, Force: true})
 			return err
 		})
 	}

@@ -67,7 +67,9 @@ func Open(ctx context.Context, location string) (*Queue, error) {
 	if IsPostgres(location) {
 		return openPostgres(ctx, location)
 	}
-	db, err := sql.Open("sqlite", "file:"+location+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
+	// The path goes into an SQLite URI: escaped, a "#" or "?" in a directory name stays part of
+	// the path instead of silently opening another file.
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: location}).EscapedPath()+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
 	if err != nil {
 		return nil, fmt.Errorf("open state store %s: %w", location, err)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -430,4 +432,27 @@ func TestPruneForgetsOnlyOldFinishedWork(t *testing.T) {
 			t.Fatal("a recent delivery id was forgotten: its redelivery was queued again")
 		}
 	})
+}
+
+// A state path whose directory holds "#" or "?" (a project folder called "team#1") opens
+// that very file: the name is not cut at the URI's fragment or query.
+func TestStatePathWithURICharactersOpensThatFile(t *testing.T) {
+	for _, dir := range []string{"team#1", "what?", "100%", "spaces and :colons"} {
+		t.Run(dir, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), dir, "state.db")
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			clock := time.Unix(1000, 0)
+			q := openAt(t, path, &clock)
+			enqueue(t, q, "1", "gh:o/r#1", "plan", "kept", false)
+			q.Close()
+			if _, err := os.Stat(path); err != nil {
+				t.Fatalf("the state file is not where it was asked for: %v", err)
+			}
+			if j := claim(t, openAt(t, path, &clock)); j == nil || string(j.Payload) != "kept" {
+				t.Fatalf("reopened store claimed %v, want the queued job", j)
+			}
+		})
+	}
 }

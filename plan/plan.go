@@ -273,6 +273,10 @@ func (p *Plan) Hash() string {
 		ch.Cascade = nil
 		changes[i] = ch
 	}
+	// In apply order, whatever order the producer left them in: the hash is of the content.
+	// The planner sorts the same way, so a sorted plan hashes as it always has.
+	sort.SliceStable(changes, func(i, j int) bool { return ApplyOrder(changes[i].Object, changes[j].Object) })
+	sort.Strings(secretVersions)
 	content := struct {
 		Project, Cluster string
 		Changes          []Change

@@ -341,7 +341,6 @@ func TestSecretDriftShowsNoValues(t *testing.T) {
 	}
 }
 
-
 // Git changed since kubeplan last applied (a merge not rolled out yet): the object differs,
 // and no other field manager is named for it.
 func TestGitAheadOfTheCluster(t *testing.T) {

@@ -66,6 +66,9 @@ func fieldLines(o Object) []string {
 func (r *Report) subtitle() string {
 	c := r.Counts()
 	s := fmt.Sprintf("%d objects checked", r.Checked)
+	if r.Checked == 1 {
+		s = "1 object checked"
+	}
 	if c.ByDesign > 0 {
 		s += fmt.Sprintf(", %d owned by design", c.ByDesign)
 	}

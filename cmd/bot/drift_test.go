@@ -139,11 +139,20 @@ func TestDriftExitCodesAndSettings(t *testing.T) {
 	if code, out, errOut := kubeplan(args...); code != 0 || !strings.Contains(out, "owned by design, not counted") {
 		t.Fatalf("HPA-scaled: exit %d\n%s%s", code, out, errOut)
 	}
+	// The project whose dir is DIR names the project and its namespace (its inventory).
 	config := filepath.Join(repo, ".kubeplan.yaml")
-	if err := os.WriteFile(config, []byte("drift: {default_ignore: false}\n"), 0o644); err != nil {
+	projects := fmt.Sprintf("projects: [{name: web, dir: ., namespace: %s}]\n", ns)
+	if err := os.WriteFile(config, []byte(projects), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if code, out, errOut := kubeplan(args...); code != 2 || !strings.Contains(out, `.spec.replicas changed by "kube-controller-manager" (Update, subresource scale)`) {
+	bare := []string{"drift", repo, "--kubeconfig", testCluster.Kubeconfig, "--color", "never"}
+	if code, out, errOut := kubeplan(bare...); code != 0 || !strings.HasPrefix(out, "test / web — no drift") {
+		t.Fatalf("project from .kubeplan.yaml: exit %d\n%s%s", code, out, errOut)
+	}
+	if err := os.WriteFile(config, []byte(projects+"drift: {default_ignore: false}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := kubeplan(bare...); code != 2 || !strings.Contains(out, `.spec.replicas changed by "kube-controller-manager" (Update, subresource scale)`) {
 		t.Fatalf("with default_ignore: false: exit %d\n%s%s", code, out, errOut)
 	}
 	if err := os.WriteFile(config, []byte("drift: {mode: loud}\n"), 0o644); err != nil {

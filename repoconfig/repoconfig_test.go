@@ -1,6 +1,7 @@
 package repoconfig
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -171,5 +172,23 @@ projects:
 	none := &Config{}
 	if none.DriftMode(Project{}) != "notify" || !none.DriftDefaultIgnore(Project{}) || none.DriftIgnores(Project{}) != nil {
 		t.Error("without drift settings: want notify, the default list and no rules of the project's")
+	}
+}
+
+// The example in docs/configuration.md is a valid .kubeplan.yaml.
+func TestDocumentedExampleParses(t *testing.T) {
+	doc, err := os.ReadFile("../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(doc), "## Repository (`.kubeplan.yaml`")
+	_, example, _ := strings.Cut(section, "```yaml\n")
+	example, _, _ = strings.Cut(example, "```")
+	c, err := Parse([]byte(example))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, example)
+	}
+	if c.DriftMode(c.Projects[0]) != "revert" || len(c.DriftIgnores(c.Projects[0])) != 1 {
+		t.Fatalf("drift settings of the example: %+v %+v", c.Drift, c.Projects[0].Drift)
 	}
 }

@@ -29,6 +29,9 @@ type Config struct {
 	Drafts string `json:"drafts,omitempty"`
 	// Policy adds approval and manifest rules, where the server allows repositories to.
 	Policy *policy.Config `json:"policy,omitempty"`
+	// Drift says how drift of the clusters from git is reported, for every project
+	// (docs/drift.md); a project's own drift key overrides it.
+	Drift *Drift `json:"drift,omitempty"`
 	// Discovered is true when no file was found and projects were discovered.
 	Discovered bool `json:"-"`
 }
@@ -62,6 +65,94 @@ type Project struct {
 		// refused. An approval rule must cover the project × cluster too.
 		AllowDestructive bool `json:"allow_destructive,omitempty"`
 	} `json:"apply,omitempty"`
+	// Drift overrides the repository's drift settings for this project: its mode and
+	// default_ignore replace them, its ignore rules are added to them.
+	Drift *Drift `json:"drift,omitempty"`
+}
+
+// Drift is how drift (the cluster no longer matching git) is reported (docs/drift.md).
+type Drift struct {
+	// Mode is what objects without a kubeplan.dev/drift annotation get: notify (default),
+	// ignore or revert.
+	Mode string `json:"mode,omitempty"`
+	// Ignore lists fields that do not count as drift, on top of kubeplan's list of fields
+	// owned by design (an HPA's replicas, injected CA bundles).
+	Ignore []DriftIgnore `json:"ignore,omitempty"`
+	// DefaultIgnore false counts the fields of kubeplan's list as drift too; default true.
+	DefaultIgnore *bool `json:"default_ignore,omitempty"`
+}
+
+// DriftIgnore matches drifted fields; every criterion given must hold.
+type DriftIgnore struct {
+	// Kinds are object kinds ("Deployment"); empty means any.
+	Kinds []string `json:"kinds,omitempty"`
+	// Path is a field path as kubeplan prints it (".spec.replicas"); it matches the field and
+	// everything below it, and * stands for any run of characters.
+	Path string `json:"path,omitempty"`
+	// Manager is the field manager that now owns the field (* as in Path).
+	Manager string `json:"manager,omitempty"`
+	// Operation is Apply or Update, Subresource e.g. scale or status.
+	Operation   string `json:"operation,omitempty"`
+	Subresource string `json:"subresource,omitempty"`
+}
+
+// DriftMode is the project's mode for objects without an annotation: notify by default.
+func (c *Config) DriftMode(p Project) string {
+	for _, d := range []*Drift{p.Drift, c.Drift} {
+		if d != nil && d.Mode != "" {
+			return d.Mode
+		}
+	}
+	return "notify"
+}
+
+// DriftIgnores are the project's ignore rules: the repository's, then the project's.
+func (c *Config) DriftIgnores(p Project) []DriftIgnore {
+	var out []DriftIgnore
+	for _, d := range []*Drift{c.Drift, p.Drift} {
+		if d != nil {
+			out = append(out, d.Ignore...)
+		}
+	}
+	return out
+}
+
+// DriftDefaultIgnore reports whether kubeplan's list of fields owned by design applies
+// to the project (default yes).
+func (c *Config) DriftDefaultIgnore(p Project) bool {
+	for _, d := range []*Drift{p.Drift, c.Drift} {
+		if d != nil && d.DefaultIgnore != nil {
+			return *d.DefaultIgnore
+		}
+	}
+	return true
+}
+
+// validate words the first mistake in drift settings; where names the key.
+func (d *Drift) validate(where string) error {
+	if d == nil {
+		return nil
+	}
+	switch d.Mode {
+	case "", "notify", "ignore", "revert":
+	default:
+		return &Error{Reason: fmt.Sprintf("%s.mode %q (want notify, ignore or revert)", where, d.Mode)}
+	}
+	for i, r := range d.Ignore {
+		at := fmt.Sprintf("%s.ignore[%d]", where, i)
+		if len(r.Kinds) == 0 && r.Path == "" && r.Manager == "" && r.Operation == "" && r.Subresource == "" {
+			return &Error{Reason: at + " matches every field: give kinds, path, manager, operation or subresource"}
+		}
+		if r.Path != "" && !strings.HasPrefix(r.Path, ".") && !strings.HasPrefix(r.Path, "*") {
+			return &Error{Reason: fmt.Sprintf("%s.path %q must start with . (as in .spec.replicas)", at, r.Path)}
+		}
+		switch r.Operation {
+		case "", "Apply", "Update":
+		default:
+			return &Error{Reason: fmt.Sprintf("%s.operation %q (want Apply or Update)", at, r.Operation)}
+		}
+	}
+	return nil
 }
 
 // Error is a problem with the configuration file, worded for the pull request.
@@ -85,6 +176,9 @@ func Parse(data []byte) (*Config, error) {
 	case "", "plan", "skip":
 	default:
 		return nil, &Error{Reason: fmt.Sprintf("drafts: %q (want plan or skip)", c.Drafts)}
+	}
+	if err := c.Drift.validate("drift"); err != nil {
+		return nil, err
 	}
 	seen := map[string]bool{}
 	for i := range c.Projects {
@@ -112,6 +206,9 @@ func Parse(data []byte) (*Config, error) {
 			if !doublestar.ValidatePattern(g) {
 				return nil, &Error{Reason: fmt.Sprintf("project %s: when_modified pattern %q is not valid", p.Name, g)}
 			}
+		}
+		if err := p.Drift.validate("project " + p.Name + ": drift"); err != nil {
+			return nil, err
 		}
 	}
 	return &c, nil

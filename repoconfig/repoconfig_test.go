@@ -1,6 +1,7 @@
 package repoconfig
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -58,6 +59,13 @@ func TestParseRejectsMistakesClearly(t *testing.T) {
 		"policy:\n  rulez: []\n":                                           `unknown field "rulez"`,
 		"version: 3\n":                                                     "version 3 is not supported",
 		"projects: [\n":                                                    ".kubeplan.yaml: ",
+		"drift: {mode: silent}\n":                                          `drift.mode "silent" (want notify, ignore or revert)`,
+		"drift: {modes: notify}\n":                                         `unknown field "modes"`,
+		"drift: {ignore: [{manger: hpa}]}\n":                               `unknown field "manger"`,
+		"drift: {ignore: [{}]}\n":                                          "drift.ignore[0] matches every field",
+		"drift: {ignore: [{path: spec.replicas}]}\n":                       `drift.ignore[0].path "spec.replicas" must start with .`,
+		"drift: {ignore: [{manager: x, operation: Patch}]}\n":              `drift.ignore[0].operation "Patch"`,
+		"projects:\n- {name: a, dir: x, drift: {mode: loud}}\n":            `project a: drift.mode "loud"`,
 	}
 	for input, want := range cases {
 		_, err := Parse([]byte(input))
@@ -115,4 +123,72 @@ func names(ps []Project) string {
 		n = append(n, p.Name)
 	}
 	return strings.Join(n, ",")
+}
+
+// Drift settings: the repository's apply to every project; a project's mode and
+// default_ignore replace them and its ignore rules add to them.
+func TestDriftSettings(t *testing.T) {
+	c, err := Parse([]byte(`drift:
+  mode: revert
+  ignore:
+  - {manager: vpa-*, path: .spec.template.spec.containers}
+projects:
+- {name: web, dir: web}
+- name: db
+  dir: db
+  drift:
+    mode: notify
+    default_ignore: false
+    ignore: [{kinds: [StatefulSet], path: .spec.replicas, operation: Update, subresource: scale}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, db := c.Projects[0], c.Projects[1]
+	cases := []struct {
+		project       Project
+		mode          string
+		ignores       int
+		defaultIgnore bool
+	}{
+		{web, "revert", 1, true},
+		{db, "notify", 2, false},
+	}
+	for _, tc := range cases {
+		if got := c.DriftMode(tc.project); got != tc.mode {
+			t.Errorf("%s: mode %q, want %q", tc.project.Name, got, tc.mode)
+		}
+		if got := c.DriftIgnores(tc.project); len(got) != tc.ignores {
+			t.Errorf("%s: ignores %+v, want %d", tc.project.Name, got, tc.ignores)
+		}
+		if got := c.DriftDefaultIgnore(tc.project); got != tc.defaultIgnore {
+			t.Errorf("%s: default_ignore %v, want %v", tc.project.Name, got, tc.defaultIgnore)
+		}
+	}
+	if got := c.DriftIgnores(db)[1]; got.Kinds[0] != "StatefulSet" || got.Subresource != "scale" || got.Operation != "Update" {
+		t.Errorf("db's own rule: %+v", got)
+	}
+
+	none := &Config{}
+	if none.DriftMode(Project{}) != "notify" || !none.DriftDefaultIgnore(Project{}) || none.DriftIgnores(Project{}) != nil {
+		t.Error("without drift settings: want notify, the default list and no rules of the project's")
+	}
+}
+
+// The example in docs/configuration.md is a valid .kubeplan.yaml.
+func TestDocumentedExampleParses(t *testing.T) {
+	doc, err := os.ReadFile("../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(doc), "## Repository (`.kubeplan.yaml`")
+	_, example, _ := strings.Cut(section, "```yaml\n")
+	example, _, _ = strings.Cut(example, "```")
+	c, err := Parse([]byte(example))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, example)
+	}
+	if c.DriftMode(c.Projects[0]) != "revert" || len(c.DriftIgnores(c.Projects[0])) != 1 {
+		t.Fatalf("drift settings of the example: %+v %+v", c.Drift, c.Projects[0].Drift)
+	}
 }

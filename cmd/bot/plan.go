@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -47,6 +49,16 @@ changes a deny rule stops).`,
 		RunE: func(cmd *cobra.Command, args []string) error { return runPlan(cmd, args[0], f) },
 	}
 	fl := cmd.Flags()
+	addPlanFlags(fl, &f)
+	fl.BoolVar(&f.showUnchanged, "show-unchanged", false, "list unchanged objects too")
+	fl.BoolVar(&f.compareSecrets, "compare-secret-values", false,
+		"say whether the Secret values set equal the live ones (never for output that people who cannot read those Secrets will see)")
+	fl.StringVar(&f.policyFile, "policy", "", "YAML policy section whose manifest rules (CEL) every change is checked against")
+	return cmd
+}
+
+// addPlanFlags registers the flags every command that plans a directory shares (plan, drift).
+func addPlanFlags(fl *pflag.FlagSet, f *planFlags) {
 	fl.StringVar(&f.cluster, "cluster", "", "cluster name (a context of the kubeconfig); default: the current context")
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
 	fl.StringVar(&f.context, "context", "", "kubeconfig context to use")
@@ -59,54 +71,71 @@ changes a deny rule stops).`,
 	fl.StringSliceVarP(&f.values, "values", "f", nil, "Helm values file, relative to DIR (repeatable)")
 	fl.StringVar(&f.repoRoot, "repo-root", "", "nothing outside this directory is read (default: the git checkout holding DIR, else DIR)")
 	fl.IntVar(&f.workers, "workers", planner.DefaultOptions().Workers, "requests in flight against the cluster")
-	fl.BoolVar(&f.showUnchanged, "show-unchanged", false, "list unchanged objects too")
-	fl.BoolVar(&f.compareSecrets, "compare-secret-values", false,
-		"say whether the Secret values set equal the live ones (never for output that people who cannot read those Secrets will see)")
-	fl.StringVar(&f.policyFile, "policy", "", "YAML policy section whose manifest rules (CEL) every change is checked against")
-	return cmd
 }
 
-func runPlan(cmd *cobra.Command, dir string, f planFlags) error {
-	ctx := cmd.Context()
+// planDir is a directory to plan, checked before the cluster is asked anything.
+type planDir struct {
+	dir, root, rel, project string
+	renderer                render.Renderer
+}
+
+// checkArgs checks the flags that need no cluster and locates DIR in its repository.
+func (f planFlags) checkArgs(dir string) (planDir, error) {
 	switch f.output {
 	case "text", "markdown", "json":
 	default:
-		return fmt.Errorf("unknown output format %q (want text, markdown or json)", f.output)
+		return planDir{}, fmt.Errorf("unknown output format %q (want text, markdown or json)", f.output)
 	}
 	rend, err := render.ParseRenderer(f.renderer)
 	if err != nil {
-		return err
+		return planDir{}, err
 	}
 	root, rel, err := repoPaths(dir, f.repoRoot)
 	if err != nil {
-		return err
+		return planDir{}, err
 	}
 	project := f.project
 	if project == "" {
 		project = filepath.Base(filepath.Join(root, rel))
 	}
+	return planDir{dir: dir, root: root, rel: rel, project: project, renderer: rend}, nil
+}
 
+// connectAndRender connects to the cluster and renders the directory into a plan request.
+func (f planFlags) connectAndRender(ctx context.Context, d planDir) (*cluster.Client, planner.Request, error) {
+	target, err := resolveTarget(f)
+	if err != nil {
+		return nil, planner.Request{}, err
+	}
+	client, err := cluster.Connect(ctx, target, cluster.DefaultTuning())
+	if err != nil {
+		return nil, planner.Request{}, err
+	}
+	rendered, err := render.Render(ctx, d.root, d.rel, render.Options{
+		Renderer: d.renderer, Namespace: f.namespace, HelmRelease: f.release, ValuesFiles: f.values, KubeVersion: client.Version,
+	})
+	if err != nil {
+		return nil, planner.Request{}, fmt.Errorf("render %s: %w", d.dir, err)
+	}
+	return client, planner.Request{Project: d.project, Objects: rendered.Objects, Notes: rendered.Notes,
+		Renderer: string(rendered.Renderer), Namespace: f.namespace, CompareSecretValues: f.compareSecrets}, nil
+}
+
+func runPlan(cmd *cobra.Command, dir string, f planFlags) error {
+	ctx := cmd.Context()
+	d, err := f.checkArgs(dir)
+	if err != nil {
+		return err
+	}
 	rules, err := loadPolicy(f.policyFile)
 	if err != nil {
 		return err
 	}
-	target, err := resolveTarget(f)
+	client, req, err := f.connectAndRender(ctx, d)
 	if err != nil {
 		return err
 	}
-	client, err := cluster.Connect(ctx, target, cluster.DefaultTuning())
-	if err != nil {
-		return err
-	}
-
-	rendered, err := render.Render(ctx, root, rel, render.Options{
-		Renderer: rend, Namespace: f.namespace, HelmRelease: f.release, ValuesFiles: f.values, KubeVersion: client.Version,
-	})
-	if err != nil {
-		return fmt.Errorf("render %s: %w", dir, err)
-	}
-	req := planner.Request{Project: project, Objects: rendered.Objects, Notes: rendered.Notes,
-		Renderer: string(rendered.Renderer), Namespace: f.namespace, CompareSecretValues: f.compareSecrets}
+	project := d.project
 	budget := policy.NewBudget()
 	if rules != nil {
 		req.Inspect = func(ch *plan.Change, planned, live *unstructured.Unstructured) {

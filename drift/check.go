@@ -56,7 +56,7 @@ func Check(ctx context.Context, p Planner, c *cluster.Client, req planner.Reques
 		}
 		switch {
 		case ch.Action == plan.Update && planned != nil && live != nil:
-			fs, err := attribute(planner.FieldManager, planned, live)
+			fs, err := attribute(cluster.FieldManager, planned, live)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {

@@ -38,6 +38,16 @@ type Comment struct {
 	Body   string
 }
 
+// Issue is an issue kubeplan keeps on a repository (the drift of a project on a cluster).
+type Issue struct {
+	Number int
+	Title  string
+	Body   string
+	Author string
+	Closed bool
+	URL    string
+}
+
 // State is a commit status state.
 type State string
 

@@ -10,4 +10,7 @@ const (
 	MaxGitHubComment = 65536
 	// MaxGitLabNote is the largest note body GitLab accepts, in characters.
 	MaxGitLabNote = 1_000_000
+	// MaxGitLabIssueDescription is the largest issue description GitLab accepts, in characters
+	// (GitHub's issue bodies share its comments' limit).
+	MaxGitLabIssueDescription = 1_048_576
 )

@@ -427,3 +427,77 @@ func (c *Client) React(ctx context.Context, repo string, _ int, commentID int64,
 	_, resp, err := c.gh.Reactions.CreateIssueCommentReaction(ctx, owner, name, commentID, reaction)
 	return wrap(fmt.Sprintf("react to comment %d on %s", commentID, repo), resp, err)
 }
+
+// MaxIssueLength is the largest issue body kubeplan may write (GitHub's comment limit holds
+// for issue bodies too).
+func (c *Client) MaxIssueLength() int { return forge.MaxGitHubComment }
+
+// FindIssue returns the oldest open issue kubeplan opened on the repository whose body holds
+// marker, or nil when there is none. Only issues kubeplan's own account created count, so an
+// issue that copies the marker is never taken for kubeplan's.
+func (c *Client) FindIssue(ctx context.Context, repo, marker string) (*forge.Issue, error) {
+	self, err := c.Self(ctx)
+	if err != nil {
+		return nil, err
+	}
+	owner, name := split(repo)
+	opts := &gh.IssueListByRepoOptions{State: "open", Creator: self, Sort: "created", Direction: "asc", ListOptions: gh.ListOptions{PerPage: 100}}
+	for {
+		list, resp, err := c.gh.Issues.ListByRepo(ctx, owner, name, opts)
+		if err != nil {
+			return nil, wrap(fmt.Sprintf("list open issues of %s", repo), resp, err)
+		}
+		for _, is := range list {
+			// GitHub lists pull requests among issues.
+			if is.PullRequestLinks == nil && is.GetUser().GetLogin() == self && strings.Contains(is.GetBody(), marker) {
+				return ghIssue(is), nil
+			}
+		}
+		if resp.NextPage == 0 {
+			return nil, nil
+		}
+		opts.Page = resp.NextPage
+	}
+}
+
+func ghIssue(is *gh.Issue) *forge.Issue {
+	return &forge.Issue{Number: is.GetNumber(), Title: is.GetTitle(), Body: is.GetBody(), Author: is.GetUser().GetLogin(),
+		Closed: is.GetState() == "closed", URL: is.GetHTMLURL()}
+}
+
+// CreateIssue opens an issue. GitHub creates labels it does not know yet (or drops them
+// silently where the credentials may not set labels): they help people filter, FindIssue
+// does not rely on them.
+func (c *Client) CreateIssue(ctx context.Context, repo, title, body string, labels []string) (*forge.Issue, error) {
+	owner, name := split(repo)
+	req := &gh.IssueRequest{Title: &title, Body: &body}
+	if len(labels) > 0 {
+		req.Labels = &labels
+	}
+	is, resp, err := c.gh.Issues.Create(ctx, owner, name, req)
+	if err != nil {
+		return nil, wrap(fmt.Sprintf("open an issue on %s", repo), resp, err)
+	}
+	return ghIssue(is), nil
+}
+
+// EditIssue replaces an issue's title and body.
+func (c *Client) EditIssue(ctx context.Context, repo string, number int, title, body string) error {
+	owner, name := split(repo)
+	_, resp, err := c.gh.Issues.Edit(ctx, owner, name, number, &gh.IssueRequest{Title: &title, Body: &body})
+	return wrap(fmt.Sprintf("edit issue %s#%d", repo, number), resp, err)
+}
+
+// CloseIssue comments note on an issue (when not empty), then closes it as completed.
+func (c *Client) CloseIssue(ctx context.Context, repo string, number int, note string) error {
+	owner, name := split(repo)
+	if note != "" {
+		_, resp, err := c.gh.Issues.CreateComment(ctx, owner, name, number, &gh.IssueComment{Body: &note})
+		if err != nil {
+			return wrap(fmt.Sprintf("comment on issue %s#%d", repo, number), resp, err)
+		}
+	}
+	state, reason := "closed", "completed"
+	_, resp, err := c.gh.Issues.Edit(ctx, owner, name, number, &gh.IssueRequest{State: &state, StateReason: &reason})
+	return wrap(fmt.Sprintf("close issue %s#%d", repo, number), resp, err)
+}

@@ -372,3 +372,74 @@ func (c *Client) React(ctx context.Context, repo string, number int, noteID int6
 	_, resp, err := c.gl.AwardEmoji.CreateMergeRequestAwardEmojiOnNote(repo, int64(number), noteID, &gl.CreateAwardEmojiOptions{Name: emoji}, gl.WithContext(ctx))
 	return wrap(fmt.Sprintf("award %s on note %d of %s!%d", emoji, noteID, repo, number), resp, err)
 }
+
+// MaxIssueLength is the largest issue description kubeplan may write.
+func (c *Client) MaxIssueLength() int { return forge.MaxGitLabIssueDescription }
+
+// FindIssue returns the oldest open issue kubeplan opened on the project whose description
+// holds marker, or nil when there is none. Only issues kubeplan's own user created count, so
+// an issue that copies the marker is never taken for kubeplan's.
+func (c *Client) FindIssue(ctx context.Context, repo, marker string) (*forge.Issue, error) {
+	self, err := c.Self(ctx)
+	if err != nil {
+		return nil, err
+	}
+	state, orderBy, sort := "opened", "created_at", "asc"
+	opt := &gl.ListProjectIssuesOptions{ListOptions: gl.ListOptions{PerPage: 100, Page: 1}, State: &state, AuthorUsername: &self, OrderBy: &orderBy, Sort: &sort}
+	for {
+		list, resp, err := c.gl.Issues.ListProjectIssues(repo, opt, gl.WithContext(ctx))
+		if err != nil {
+			return nil, wrap(fmt.Sprintf("list open issues of %s", repo), resp, err)
+		}
+		for _, is := range list {
+			if is.Author != nil && is.Author.Username == self && strings.Contains(is.Description, marker) {
+				return glIssue(is), nil
+			}
+		}
+		if resp.NextPage == 0 {
+			return nil, nil
+		}
+		opt.Page = resp.NextPage
+	}
+}
+
+func glIssue(is *gl.Issue) *forge.Issue {
+	out := &forge.Issue{Number: int(is.IID), Title: is.Title, Body: is.Description, Closed: is.State == "closed", URL: is.WebURL}
+	if is.Author != nil {
+		out.Author = is.Author.Username
+	}
+	return out
+}
+
+// CreateIssue opens an issue with labels (GitLab creates the ones the project lacks).
+func (c *Client) CreateIssue(ctx context.Context, repo, title, body string, labels []string) (*forge.Issue, error) {
+	opt := &gl.CreateIssueOptions{Title: &title, Description: &body}
+	if len(labels) > 0 {
+		l := gl.LabelOptions(labels)
+		opt.Labels = &l
+	}
+	is, resp, err := c.gl.Issues.CreateIssue(repo, opt, gl.WithContext(ctx))
+	if err != nil {
+		return nil, wrap(fmt.Sprintf("open an issue on %s", repo), resp, err)
+	}
+	return glIssue(is), nil
+}
+
+// EditIssue replaces an issue's title and description.
+func (c *Client) EditIssue(ctx context.Context, repo string, number int, title, body string) error {
+	_, resp, err := c.gl.Issues.UpdateIssue(repo, int64(number), &gl.UpdateIssueOptions{Title: &title, Description: &body}, gl.WithContext(ctx))
+	return wrap(fmt.Sprintf("edit issue %s#%d", repo, number), resp, err)
+}
+
+// CloseIssue adds note to an issue (when not empty), then closes it.
+func (c *Client) CloseIssue(ctx context.Context, repo string, number int, note string) error {
+	if note != "" {
+		_, resp, err := c.gl.Notes.CreateIssueNote(repo, int64(number), &gl.CreateIssueNoteOptions{Body: &note}, gl.WithContext(ctx))
+		if err != nil {
+			return wrap(fmt.Sprintf("note on issue %s#%d", repo, number), resp, err)
+		}
+	}
+	event := "close"
+	_, resp, err := c.gl.Issues.UpdateIssue(repo, int64(number), &gl.UpdateIssueOptions{StateEvent: &event}, gl.WithContext(ctx))
+	return wrap(fmt.Sprintf("close issue %s#%d", repo, number), resp, err)
+}

@@ -93,28 +93,54 @@ func (e *Emulator) githubAPI() http.Handler {
 		e.archiveTokens[token] = true
 		http.Redirect(w, r, fmt.Sprintf("%s/%s/legacy.tar.gz/%s?token=%s", e.codeload.URL, repo.FullName, r.PathValue("ref"), token), http.StatusFound)
 	})
-	repoRoute("GET", "/issues/{number}/comments", withPR(func(w http.ResponseWriter, r *http.Request, repo *Repo, pr *PR) {
+	e.githubIssueRoutes(repoRoute)
+	// An issue's comments and a pull request's are the same endpoints.
+	issueOr := func(h func(w http.ResponseWriter, r *http.Request, repo *Repo, is *Issue), pr func(http.ResponseWriter, *http.Request, *Repo)) func(http.ResponseWriter, *http.Request, *Repo) {
+		return func(w http.ResponseWriter, r *http.Request, repo *Repo) {
+			n, _ := strconv.Atoi(r.PathValue("number"))
+			if is := repo.Issues[n]; is != nil {
+				h(w, r, repo, is)
+				return
+			}
+			pr(w, r, repo)
+		}
+	}
+	repoRoute("GET", "/issues/{number}/comments", issueOr(func(w http.ResponseWriter, r *http.Request, repo *Repo, is *Issue) {
+		out := []*gh.IssueComment{}
+		for _, c := range is.Comments {
+			out = append(out, e.ghIssueComment(repo, is, c))
+		}
+		paginate(w, r, out)
+	}, withPR(func(w http.ResponseWriter, r *http.Request, repo *Repo, pr *PR) {
 		var out []*gh.IssueComment
 		for _, c := range pr.Comments {
 			out = append(out, e.ghComment(repo, pr, c))
 		}
 		paginate(w, r, out)
-	}))
-	repoRoute("POST", "/issues/{number}/comments", withPR(func(w http.ResponseWriter, r *http.Request, repo *Repo, pr *PR) {
+	})))
+	newComment := func(w http.ResponseWriter, r *http.Request) *Comment {
 		var in gh.IssueComment
 		if json.NewDecoder(r.Body).Decode(&in) != nil || in.GetBody() == "" {
 			writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"message": "Validation Failed"})
-			return
+			return nil
 		}
 		if len(in.GetBody()) > forge.MaxGitHubComment {
-			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"message": "Validation Failed",
-				"errors": []map[string]string{{"resource": "IssueComment", "code": "custom", "field": "body", "message": fmt.Sprintf("body is too long (maximum is %d characters)", forge.MaxGitHubComment)}}})
-			return
+			ghTooLong(w, "IssueComment")
+			return nil
 		}
-		c := &Comment{ID: e.id(), Author: e.BotLogin, Body: in.GetBody(), Created: e.now(), Updated: e.now()}
-		pr.Comments = append(pr.Comments, c)
-		writeJSON(w, http.StatusCreated, e.ghComment(repo, pr, c))
-	}))
+		return &Comment{ID: e.id(), Author: e.BotLogin, Body: in.GetBody(), Created: e.now(), Updated: e.now()}
+	}
+	repoRoute("POST", "/issues/{number}/comments", issueOr(func(w http.ResponseWriter, r *http.Request, repo *Repo, is *Issue) {
+		if c := newComment(w, r); c != nil {
+			is.Comments = append(is.Comments, c)
+			writeJSON(w, http.StatusCreated, e.ghIssueComment(repo, is, c))
+		}
+	}, withPR(func(w http.ResponseWriter, r *http.Request, repo *Repo, pr *PR) {
+		if c := newComment(w, r); c != nil {
+			pr.Comments = append(pr.Comments, c)
+			writeJSON(w, http.StatusCreated, e.ghComment(repo, pr, c))
+		}
+	})))
 	findComment := func(repo *Repo, id string) (*PR, *Comment) {
 		n, _ := strconv.ParseInt(id, 10, 64)
 		for _, pr := range repo.PRs {

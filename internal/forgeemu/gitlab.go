@@ -103,6 +103,10 @@ func (e *Emulator) repoByPathOrID(pid string) *Repo {
 }
 
 func (e *Emulator) gitlabProject(w http.ResponseWriter, r *http.Request, repo *Repo, rest []string) {
+	if rest[0] == "issues" {
+		e.gitlabIssues(w, r, repo, rest)
+		return
+	}
 	route := r.Method + " " + strings.Join(rest, "/")
 	var mr *PR
 	if len(rest) >= 2 && rest[0] == "merge_requests" {

@@ -50,6 +50,8 @@ type Emulator struct {
 	revoked map[string]bool
 	// held counts the requests HoldRequests is holding.
 	held int
+	// writes counts the requests that could change state (Writes).
+	writes int
 }
 
 // A fault changes how the next count requests matching method and path are answered.
@@ -81,6 +83,8 @@ type Repo struct {
 	head    string
 	commits map[string]map[string]string // sha → path → content
 	PRs     map[int]*PR
+	// Issues are the repository's issues (issues.go), numbered with the pull requests.
+	Issues map[int]*Issue
 	// Permissions are users' access (GitHub words; GitLab access levels map onto them).
 	Permissions map[string]forge.Permission
 	// queue is GitHub's merge queue of the default branch: the queued pull requests, in order.
@@ -254,6 +258,9 @@ func (e *Emulator) addFault(f fault) {
 func (e *Emulator) withFaults(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.mu.Lock()
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			e.writes++
+		}
 		var f *fault
 		for i := range e.faults {
 			if m := e.faults[i]; (m.method == "" || m.method == r.Method) && strings.Contains(r.URL.Path, m.path) {
@@ -348,7 +355,7 @@ func (e *Emulator) OpenPR(repo, author, title, baseSHA string, changes map[strin
 	defer e.mu.Unlock()
 	r := e.repos[repo]
 	head := r.commit(applyChanges(r.commits[baseSHA], changes))
-	n := len(r.PRs) + 1
+	n := r.nextNumber()
 	r.PRs[n] = &PR{Number: n, ID: e.id(), Title: title, Author: author, HeadRef: fmt.Sprintf("change-%d", n), BaseRef: r.Default,
 		HeadSHA: head, BaseSHA: baseSHA, State: "open", Mergeable: Bool(true), Statuses: map[string][]forge.Status{}, Created: e.now()}
 	e.userID(author)

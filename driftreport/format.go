@@ -158,28 +158,51 @@ func Markdown(w io.Writer, r *Report) error {
 		b.WriteString("\n")
 	}
 	for _, o := range r.Objects {
-		fmt.Fprintf(&b, "<details><summary><code>%s %s</code> %s</summary>\n\n", symbol(o.State), html.EscapeString(o.Object.String()),
-			html.EscapeString(string(o.State)+qualifiers(o)))
-		for _, l := range fieldLines(o) {
-			fmt.Fprintf(&b, "- %s\n", escape(l))
-		}
-		if len(o.Fields) > 0 || o.State == Changed {
-			b.WriteString("\n")
-		}
-		if o.Diff != "" {
-			b.WriteString(fence("diff", o.Diff))
-		}
-		b.WriteString("</details>\n\n")
+		b.WriteString(MarkdownObject(o))
 	}
+	b.WriteString(MarkdownUnreported(r))
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// MarkdownObject is one object's collapsible section: its state, what qualifies it, who changed
+// which field, and its diff (Secret values already hidden). Self-contained, so a text that must
+// fit a limit can stop between objects.
+func MarkdownObject(o Object) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "<details><summary><code>%s %s</code> %s</summary>\n\n", symbol(o.State), html.EscapeString(o.Object.String()),
+		html.EscapeString(string(o.State)+qualifiers(o)))
+	for _, l := range fieldLines(o) {
+		fmt.Fprintf(&b, "- %s\n", escape(l))
+	}
+	if len(o.Fields) > 0 || o.State == Changed {
+		b.WriteString("\n")
+	}
+	if o.Diff != "" {
+		b.WriteString(fence("diff", o.Diff))
+	}
+	b.WriteString("</details>\n\n")
+	return b.String()
+}
+
+// MarkdownUnreported lists, one line each, the objects that could not be checked and those
+// whose mode is ignore.
+func MarkdownUnreported(r *Report) string {
+	var b strings.Builder
 	for _, f := range r.Failed {
 		fmt.Fprintf(&b, "- ❗ %s not checked: %s\n", escape(f.Object.String()), escape(firstLine(f.Reason)))
 	}
 	for _, ref := range r.Ignored {
 		fmt.Fprintf(&b, "- %s %s\n", escape(ref.String()), escape(ignoredLabel))
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	return b.String()
 }
+
+// Headline is an object's one line: state, object, and what qualifies it.
+func Headline(o Object) string { return strings.Join(strings.Fields(headline(o)), " ") }
+
+// Escape keeps cluster- and git-controlled text from being read as Markdown or HTML.
+func Escape(s string) string { return escape(s) }
 
 // JSON writes the report with its summary, counts and signature.
 func JSON(w io.Writer, r *Report) error {

@@ -166,9 +166,12 @@ type Failure struct {
 
 // Report is the drift of one project on one cluster.
 type Report struct {
-	Project string   `json:"project"`
-	Cluster string   `json:"cluster"`
-	Notes   []string `json:"notes,omitempty"`
+	Project string `json:"project"`
+	Cluster string `json:"cluster"`
+	// Commit is the commit git's side was read at, when the caller knows it (the scheduled
+	// check of a default branch); `kubeplan drift DIR` leaves it empty.
+	Commit string   `json:"commit,omitempty"`
+	Notes  []string `json:"notes,omitempty"`
 	// Objects are the drifted objects in apply order, and those whose every difference is
 	// owned by design (not counted).
 	Objects []Object `json:"objects"`

@@ -30,7 +30,7 @@ func driftReport() *driftreport.Report {
 				Diff: "-  replicas: 4\n+  replicas: 1\n"},
 			{Object: ref("v1", "Secret", "db"), State: driftreport.Changed, Mode: driftreport.Notify, SecretKeys: []string{"password"},
 				Fields: []driftreport.Field{{Path: ".data.password", Cause: driftreport.Taken, Owners: []driftreport.Owner{{Manager: "kubectl-edit", Operation: "Update", Time: &at}}}},
-				Diff: "-  password: (hidden)\n+  password: (hidden, changed)\n"},
+				Diff:   "-  password: (hidden)\n+  password: (hidden, changed)\n"},
 			{Object: ref("v1", "ConfigMap", "settings"), State: driftreport.Missing, Mode: driftreport.Notify, Diff: "+data:\n+  color: blue\n"},
 			{Object: ref("v1", "ConfigMap", "old<b>"), State: driftreport.Extra, Mode: driftreport.Notify},
 		},

@@ -16,7 +16,7 @@ func AppPermissions() map[string]string {
 		"contents":      "read",  // archives of a pull request's commits
 		"metadata":      "read",  // repositories and collaborators' permissions (roles)
 		"pull_requests": "write", // pull requests, their files and reviews; comments on them
-		"issues":        "write", // pull-request comments are issue comments; reactions to commands
+		"issues":        "write", // pull-request comments are issue comments; reactions to commands; drift issues
 		"statuses":      "write", // kubeplan/plan, kubeplan/policy, kubeplan/apply
 		"members":       "read",  // organization: team memberships for approval and role rules
 	}

@@ -198,9 +198,6 @@ func MarkdownUnreported(r *Report) string {
 	return b.String()
 }
 
-// Headline is an object's one line: state, object, and what qualifies it.
-func Headline(o Object) string { return strings.Join(strings.Fields(headline(o)), " ") }
-
 // Escape keeps cluster- and git-controlled text from being read as Markdown or HTML.
 func Escape(s string) string { return escape(s) }
 

@@ -40,7 +40,7 @@ type DriftRecord struct {
 	SHA string
 	// Signature is the last check's drift signature ("" no drift); Notified is the one last
 	// notified, so that the same drift seen again notifies nobody.
-	Signature, Notified           string
+	Signature, Notified             string
 	Changed, Missing, Extra, Failed int
 	// Report is the check's report as JSON; Error why the check failed (Report then stays
 	// the last good one).

@@ -239,6 +239,20 @@ func (c *Client) Archive(ctx context.Context, repo, sha string) (io.ReadCloser, 
 	return dl.Body, nil
 }
 
+// DefaultBranch returns the repository's default branch and the commit it points at.
+func (c *Client) DefaultBranch(ctx context.Context, repo string) (branch, sha string, err error) {
+	owner, name := split(repo)
+	r, resp, err := c.gh.Repositories.Get(ctx, owner, name)
+	if err != nil {
+		return "", "", wrap("get repository "+repo, resp, err)
+	}
+	b, resp, err := c.gh.Repositories.GetBranch(ctx, owner, name, r.GetDefaultBranch(), 3)
+	if err != nil {
+		return "", "", wrap(fmt.Sprintf("get branch %s of %s", r.GetDefaultBranch(), repo), resp, err)
+	}
+	return b.GetName(), b.GetCommit().GetSHA(), nil
+}
+
 // Comments lists a pull request's comments, oldest first, as kubeplan wrote them (without
 // the post markers CreateComment adds).
 func (c *Client) Comments(ctx context.Context, repo string, number int) ([]forge.Comment, error) {

@@ -315,3 +315,17 @@ func TestDefaultBranchHeadFollowsPushes(t *testing.T) {
 		})
 	}
 }
+
+// A scheduled check has no webhook naming the App's installation: it is looked up by repository.
+func TestInstallationOfRepository(t *testing.T) {
+	emu, _ := emulator(t)
+	key := emu.EnableGitHubApp(4242)
+	emu.InstallApp(repo)
+	id, err := ghforge.Installation(context.Background(), ghforge.Config{BaseURL: emu.GitHubAPI(), AppID: 4242, PrivateKey: key}, repo)
+	if err != nil || id != forgeemu.InstallationID {
+		t.Fatalf("Installation = %d, %v; want %d", id, err, forgeemu.InstallationID)
+	}
+	if id, err := ghforge.Installation(context.Background(), ghforge.Config{BaseURL: emu.GitHubAPI(), Token: token}, repo); err != nil || id != 0 {
+		t.Fatalf("with a token: %d, %v; want 0", id, err)
+	}
+}

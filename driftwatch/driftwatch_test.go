@@ -314,7 +314,6 @@ func TestRevert(t *testing.T) {
 	}
 }
 
-
 // Two replicas sharing one PostgreSQL database run a due check once between them.
 func TestReplicasRunOneCheckBetweenThem(t *testing.T) {
 	dsn := pgtest.Database(t)

@@ -23,6 +23,7 @@ import (
 	"github.com/kubeplan/kubeplan/applier"
 	"github.com/kubeplan/kubeplan/archive"
 	"github.com/kubeplan/kubeplan/cluster"
+	"github.com/kubeplan/kubeplan/drift"
 	"github.com/kubeplan/kubeplan/driftwatch"
 	ghforge "github.com/kubeplan/kubeplan/forge/github"
 	"github.com/kubeplan/kubeplan/internal/forgeemu"
@@ -347,5 +348,18 @@ func TestReplicasRunOneCheckBetweenThem(t *testing.T) {
 	}
 	if n := checks.Load(); n != 1 {
 		t.Fatalf("%d checks within the interval; want still 1", n)
+	}
+}
+
+// The webhook URL is the credential: a failed post names the project and cluster, never the URL.
+func TestSlackErrorsKeepTheURLOut(t *testing.T) {
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", http.StatusInternalServerError) }))
+	t.Cleanup(failing.Close)
+	n := driftwatch.Notice{Repository: "github:acme/shop", Project: "shop", Cluster: "prod", Report: &drift.Report{}, Previous: "abc"}
+	for _, u := range []string{failing.URL + "/services/secret-part", "http://127.0.0.1:1/services/secret-part"} {
+		err := (&driftwatch.Slack{URL: u}).Notify(context.Background(), n)
+		if err == nil || strings.Contains(err.Error(), "secret-part") || !strings.Contains(err.Error(), "shop on prod") {
+			t.Errorf("error %v; want one naming shop on prod without the URL", err)
+		}
 	}
 }

@@ -5,6 +5,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -88,6 +89,33 @@ type Config struct {
 		Timeout  metav1.Duration `json:"timeout"`
 		MemoryMB int64           `json:"memoryMB"`
 	} `json:"render"`
+	// Drift is the scheduled drift check (docs/drift.md).
+	Drift Drift `json:"drift"`
+}
+
+// Drift says which repositories' default branches serve checks for drift, how often, and
+// what it may do about it.
+type Drift struct {
+	// Interval between checks of a project on a cluster; 0 turns scheduled checks off. A
+	// project's .kubeplan.yaml may ask for another.
+	Interval metav1.Duration `json:"interval"`
+	// Repositories whose default branch is checked, as "github:owner/name" or
+	// "gitlab:group/project": serve learns of no repository otherwise (webhooks speak of pull
+	// requests, not of what to watch).
+	Repositories []string `json:"repositories,omitempty"`
+	// SlackWebhookURL is a Slack-compatible incoming webhook told of new, changed and resolved
+	// drift. A secret (the URL is the credential): KUBEPLAN_DRIFT_SLACK_WEBHOOK_URL sets it
+	// too, and it is never logged.
+	SlackWebhookURL string `json:"slackWebhookURL,omitempty"`
+	// AllowRevert lets repositories choose the revert mode; without it revert is reported as
+	// notify, with a note.
+	AllowRevert bool `json:"allowRevert,omitempty"`
+}
+
+// Forge and name of a drift.repositories entry ("github:acme/shop").
+func (d Drift) split(entry string) (forge, repo string, ok bool) {
+	forge, repo, ok = strings.Cut(entry, ":")
+	return forge, repo, ok && (forge == "github" || forge == "gitlab") && strings.Contains(repo, "/") && !strings.HasPrefix(repo, "/") && !strings.HasSuffix(repo, "/")
 }
 
 const defaultHealthTimeout = 5 * time.Minute
@@ -97,6 +125,7 @@ func Default() Config {
 	c := Config{Listen: ":8080", State: "kubeplan.db", WorkDir: "kubeplan-work", CheckoutCacheMB: 2048, Workers: 2, JobTimeout: metav1.Duration{Duration: 15 * time.Minute}, JobAttempts: 3, RetryBackoff: metav1.Duration{Duration: 10 * time.Second}, Retention: metav1.Duration{Duration: 7 * 24 * time.Hour}, ForgeTimeout: metav1.Duration{Duration: 30 * time.Second}, ShutdownGrace: metav1.Duration{Duration: 20 * time.Second}, PlanDrafts: true}
 	c.Apply.HealthTimeout = metav1.Duration{Duration: defaultHealthTimeout}
 	c.Render.Timeout, c.Render.MemoryMB = metav1.Duration{Duration: 2 * time.Minute}, 1024
+	c.Drift.Interval = metav1.Duration{Duration: 30 * time.Minute}
 	return c
 }
 
@@ -119,6 +148,9 @@ func Load(path string, getenv func(string) string) (Config, error) {
 	}
 	c.GitLab.Token = getenv("KUBEPLAN_GITLAB_TOKEN")
 	c.GitLab.WebhookSecret = getenv("KUBEPLAN_GITLAB_WEBHOOK_SECRET")
+	if v := getenv("KUBEPLAN_DRIFT_SLACK_WEBHOOK_URL"); v != "" {
+		c.Drift.SlackWebhookURL = v
+	}
 	if v := getenv("KUBEPLAN_LISTEN"); v != "" {
 		c.Listen = v
 	}
@@ -211,6 +243,7 @@ func (c Config) Prepare() (Runtime, error) {
 	if c.Render.Timeout.Duration <= 0 || c.Render.MemoryMB < 64 {
 		errs = append(errs, fmt.Errorf("render.timeout must be positive and render.memoryMB at least 64 (have %s, %d)", c.Render.Timeout.Duration, c.Render.MemoryMB))
 	}
+	errs = append(errs, c.validateDrift(github, gitlab)...)
 	// Bad server rules stop the server at start, naming the rule, not the first pull request.
 	pol, err := policy.Compile(c.Policy, nil)
 	if err != nil {
@@ -243,4 +276,47 @@ func (c *Config) Allowed(repo string) bool {
 		}
 	}
 	return false
+}
+
+// validateDrift checks the drift settings; messages never quote the Slack URL (a secret).
+func (c Config) validateDrift(github, gitlab bool) []error {
+	var errs []error
+	if c.Drift.Interval.Duration < 0 {
+		errs = append(errs, errors.New("drift.interval must not be negative (0 turns scheduled drift checks off)"))
+	}
+	for _, entry := range c.Drift.Repositories {
+		forge, repo, ok := c.Drift.split(entry)
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("drift.repositories: %q is not github:owner/name or gitlab:group/project", entry))
+		case forge == "github" && !github || forge == "gitlab" && !gitlab:
+			errs = append(errs, fmt.Errorf("drift.repositories: %q is on %s, which this server is not configured for", entry, forge))
+		case !c.Allowed(repo):
+			errs = append(errs, fmt.Errorf("drift.repositories: %q is not in the repositories allowlist", entry))
+		}
+	}
+	if u := c.Drift.SlackWebhookURL; u != "" {
+		if parsed, err := url.Parse(u); err != nil || parsed.Host == "" || parsed.Scheme != "https" && parsed.Scheme != "http" {
+			errs = append(errs, errors.New("drift.slackWebhookURL (or KUBEPLAN_DRIFT_SLACK_WEBHOOK_URL) is not an http(s) URL"))
+		}
+	}
+	return errs
+}
+
+// DriftRepository is one repository drift.repositories names.
+type DriftRepository struct {
+	// Forge is "github" or "gitlab"; Name is owner/name or group/project.
+	Forge, Name string
+}
+
+// DriftRepositories are the repositories whose default branches are checked for drift
+// (Validate has checked each entry).
+func (c *Config) DriftRepositories() []DriftRepository {
+	var out []DriftRepository
+	for _, entry := range c.Drift.Repositories {
+		if forge, repo, ok := c.Drift.split(entry); ok {
+			out = append(out, DriftRepository{Forge: forge, Name: repo})
+		}
+	}
+	return out
 }

@@ -193,3 +193,52 @@ func TestPrepareReadsTheKeyFileAndCompilesThePolicy(t *testing.T) {
 		t.Errorf("missing key file: %v", err)
 	}
 }
+
+// Drift settings: the interval defaults to 30m, the Slack URL comes from the file or the
+// environment and no message quotes it, every repository entry is checked.
+func TestDriftSettings(t *testing.T) {
+	const slack = "https://hooks.slack.example/services/T0/B0/secret-part"
+	write := func(body string) string {
+		path := filepath.Join(t.TempDir(), "kubeplan.yaml")
+		if err := os.WriteFile(path, []byte("clusters: [{name: prod, inCluster: true}]\nrepositories: [\"acme/*\"]\n"+body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	secrets := map[string]string{"KUBEPLAN_GITHUB_TOKEN": "t", "KUBEPLAN_GITHUB_WEBHOOK_SECRET": "s"}
+
+	c, err := Load(write(""), env(secrets))
+	if err != nil || c.Drift.Interval.Duration != 30*time.Minute || c.Drift.AllowRevert || c.Validate() != nil {
+		t.Fatalf("defaults: %+v %v %v", c.Drift, err, c.Validate())
+	}
+
+	withEnv := map[string]string{"KUBEPLAN_DRIFT_SLACK_WEBHOOK_URL": slack}
+	for k, v := range secrets {
+		withEnv[k] = v
+	}
+	c, err = Load(write("drift: {interval: 5m, repositories: [\"github:acme/shop\"], allowRevert: true}\n"), env(withEnv))
+	if err != nil || c.Validate() != nil {
+		t.Fatal(err, c.Validate())
+	}
+	if c.Drift.Interval.Duration != 5*time.Minute || !c.Drift.AllowRevert || c.Drift.SlackWebhookURL != slack ||
+		!reflect.DeepEqual(c.DriftRepositories(), []DriftRepository{{Forge: "github", Name: "acme/shop"}}) {
+		t.Fatalf("%+v %+v", c.Drift, c.DriftRepositories())
+	}
+
+	for _, tc := range []struct{ body, want string }{
+		{"drift: {interval: -1m}\n", "drift.interval must not be negative"},
+		{"drift: {repositories: [acme/shop]}\n", `"acme/shop" is not github:owner/name`},
+		{"drift: {repositories: [\"gitlab:acme/shop\"]}\n", "on gitlab, which this server is not configured for"},
+		{"drift: {repositories: [\"github:other/shop\"]}\n", "not in the repositories allowlist"},
+		{"drift: {slackWebhookURL: \"ftp://x/secret-part\"}\n", "drift.slackWebhookURL (or KUBEPLAN_DRIFT_SLACK_WEBHOOK_URL) is not an http(s) URL"},
+		{"drift: {intervall: 5m}\n", "unknown field"},
+	} {
+		c, err := Load(write(tc.body), env(secrets))
+		if err == nil {
+			err = c.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "secret-part") {
+			t.Errorf("%s: error %v; want it to say %q and never quote the URL", strings.TrimSpace(tc.body), err, tc.want)
+		}
+	}
+}

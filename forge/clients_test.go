@@ -32,6 +32,7 @@ type client interface {
 	Archive(ctx context.Context, repo, sha string) (io.ReadCloser, error)
 	Comments(ctx context.Context, repo string, number int) ([]forge.Comment, error)
 	CreateComment(ctx context.Context, repo string, number int, body string) (int64, error)
+	DefaultBranch(ctx context.Context, repo string) (branch, sha string, err error)
 }
 
 // forgeCase is one way kubeplan talks to a forge, with the emulator paths of its requests.
@@ -292,5 +293,39 @@ func TestPostMarkerIsStrippedOnlyWhenItIsOne(t *testing.T) {
 	}
 	if got := len(fmt.Sprintf("\n\n<!-- kubeplan:post %016x -->", 1)); got != forge.PostMarkerLen {
 		t.Errorf("PostMarkerLen %d, a marker is %d", forge.PostMarkerLen, got)
+	}
+}
+
+// The default branch and its head, as a scheduled drift check reads them, follow pushes to it.
+func TestDefaultBranchHeadFollowsPushes(t *testing.T) {
+	for _, fc := range forgeCases {
+		t.Run(fc.name, func(t *testing.T) {
+			emu, _ := emulator(t)
+			c := fc.connect(t, emu, fc.api(emu), forgehttp.Options{})
+			for i := range 2 {
+				want := emu.DefaultHead(repo)
+				if i == 1 {
+					want = emu.PushDefault(repo, map[string]string{"b.yaml": "b: 1\n"})
+				}
+				branch, sha, err := c.DefaultBranch(context.Background(), repo)
+				if err != nil || branch != "main" || sha != want {
+					t.Fatalf("DefaultBranch = %q %q %v; want main at %s", branch, sha, err, want)
+				}
+			}
+		})
+	}
+}
+
+// A scheduled check has no webhook naming the App's installation: it is looked up by repository.
+func TestInstallationOfRepository(t *testing.T) {
+	emu, _ := emulator(t)
+	key := emu.EnableGitHubApp(4242)
+	emu.InstallApp(repo)
+	id, err := ghforge.Installation(context.Background(), ghforge.Config{BaseURL: emu.GitHubAPI(), AppID: 4242, PrivateKey: key}, repo)
+	if err != nil || id != forgeemu.InstallationID {
+		t.Fatalf("Installation = %d, %v; want %d", id, err, forgeemu.InstallationID)
+	}
+	if id, err := ghforge.Installation(context.Background(), ghforge.Config{BaseURL: emu.GitHubAPI(), Token: token}, repo); err != nil || id != 0 {
+		t.Fatalf("with a token: %d, %v; want 0", id, err)
 	}
 }

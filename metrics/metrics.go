@@ -28,6 +28,13 @@ type Metrics struct {
 	// outcome (succeeded, failed); ApplySeconds times them, health wait included.
 	Applies      *prometheus.CounterVec
 	ApplySeconds prometheus.Histogram
+	// DriftObjects is how many objects count as drift per repository, project and cluster,
+	// as the last scheduled check found (a failed check leaves the value before).
+	DriftObjects *prometheus.GaugeVec
+	// DriftChecks counts scheduled drift checks by outcome (drift, clean, failed);
+	// DriftCheckSeconds times them, revert included.
+	DriftChecks       *prometheus.CounterVec
+	DriftCheckSeconds prometheus.Histogram
 }
 
 // New registers kubeplan's metrics, Go runtime and process metrics, and gauges of pending
@@ -48,8 +55,15 @@ func New(pending, locks func(context.Context) (int, error)) *Metrics {
 			Help: "Applies of a project on a cluster by trigger and outcome."}, []string{"trigger", "outcome"}),
 		ApplySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kubeplan_apply_duration_seconds",
 			Help: "How long applies took, health wait included.", Buckets: prometheus.ExponentialBuckets(0.25, 2, 12)}),
+		DriftObjects: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kubeplan_drift_objects",
+			Help: "Objects that drifted from git, per repository, project and cluster, at the last scheduled check."}, []string{"repository", "project", "cluster"}),
+		DriftChecks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kubeplan_drift_checks_total",
+			Help: "Scheduled drift checks by outcome (drift, clean, failed)."}, []string{"outcome"}),
+		DriftCheckSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kubeplan_drift_check_duration_seconds",
+			Help: "How long scheduled drift checks took, revert included.", Buckets: prometheus.ExponentialBuckets(0.1, 2, 12)}),
 	}
 	m.registry.MustRegister(m.Webhooks, m.WebhookSeconds, m.Jobs, m.JobSeconds, m.Applies, m.ApplySeconds,
+		m.DriftObjects, m.DriftChecks, m.DriftCheckSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		gauge("kubeplan_jobs_pending", "Jobs queued or running.", pending),
 		gauge("kubeplan_locks_held", "Project × cluster locks held by pull requests.", locks))

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/bmatcuk/doublestar/v4"
 	"sigs.k8s.io/yaml"
@@ -80,6 +81,9 @@ type Drift struct {
 	Ignore []DriftIgnore `json:"ignore,omitempty"`
 	// DefaultIgnore false counts the fields of kubeplan's list as drift too; default true.
 	DefaultIgnore *bool `json:"default_ignore,omitempty"`
+	// Interval between the server's scheduled checks ("1h"), instead of the server's
+	// drift.interval.
+	Interval string `json:"interval,omitempty"`
 }
 
 // DriftIgnore matches drifted fields; every criterion given must hold.
@@ -128,10 +132,27 @@ func (c *Config) DriftDefaultIgnore(p Project) bool {
 	return true
 }
 
+// DriftInterval is the project's interval between scheduled drift checks (the project's,
+// else the repository's); 0 leaves it to the server.
+func (c *Config) DriftInterval(p Project) time.Duration {
+	for _, d := range []*Drift{p.Drift, c.Drift} {
+		if d != nil && d.Interval != "" {
+			every, _ := time.ParseDuration(d.Interval) // validated
+			return every
+		}
+	}
+	return 0
+}
+
 // validate words the first mistake in drift settings; where names the key.
 func (d *Drift) validate(where string) error {
 	if d == nil {
 		return nil
+	}
+	if d.Interval != "" {
+		if every, err := time.ParseDuration(d.Interval); err != nil || every < time.Minute {
+			return &Error{Reason: fmt.Sprintf("%s.interval %q (want a duration of at least 1m, such as 15m or 2h)", where, d.Interval)}
+		}
 	}
 	switch d.Mode {
 	case "", "notify", "ignore", "revert":
@@ -271,6 +292,18 @@ func (p Project) BeforeMerge() string {
 
 // OnMerge reports whether merging rolls the project out (default yes).
 func (p Project) OnMerge() bool { return p.Apply.OnMerge == nil || *p.Apply.OnMerge }
+
+// RenderOptions are how the project renders for a cluster whose version is kubeVersion; a
+// project without a namespace renders into "default". Every caller renders a project alike:
+// its plan, its roll-out, its drift check.
+func (p Project) RenderOptions(kubeVersion string) render.Options {
+	renderer, _ := render.ParseRenderer(p.Renderer) // validated by Parse
+	ns := p.Namespace
+	if ns == "" {
+		ns = "default"
+	}
+	return render.Options{Renderer: renderer, Namespace: ns, HelmRelease: p.Helm.Release, ValuesFiles: p.Helm.Values, KubeVersion: kubeVersion}
+}
 
 // Prune reports whether objects gone from git are deleted (default yes).
 func (p Project) Prune() bool { return p.Apply.Prune == nil || *p.Apply.Prune }

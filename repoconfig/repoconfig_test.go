@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -66,6 +67,8 @@ func TestParseRejectsMistakesClearly(t *testing.T) {
 		"drift: {ignore: [{path: spec.replicas}]}\n":                       `drift.ignore[0].path "spec.replicas" must start with .`,
 		"drift: {ignore: [{manager: x, operation: Patch}]}\n":              `drift.ignore[0].operation "Patch"`,
 		"projects:\n- {name: a, dir: x, drift: {mode: loud}}\n":            `project a: drift.mode "loud"`,
+		"drift: {interval: 10s}\n":                                         `drift.interval "10s" (want a duration of at least 1m`,
+		"drift: {interval: often}\n":                                       `drift.interval "often"`,
 	}
 	for input, want := range cases {
 		_, err := Parse([]byte(input))
@@ -130,6 +133,7 @@ func names(ps []Project) string {
 func TestDriftSettings(t *testing.T) {
 	c, err := Parse([]byte(`drift:
   mode: revert
+  interval: 2h
   ignore:
   - {manager: vpa-*, path: .spec.template.spec.containers}
 projects:
@@ -138,6 +142,7 @@ projects:
   dir: db
   drift:
     mode: notify
+    interval: 10m
     default_ignore: false
     ignore: [{kinds: [StatefulSet], path: .spec.replicas, operation: Update, subresource: scale}]
 `))
@@ -164,6 +169,9 @@ projects:
 		if got := c.DriftDefaultIgnore(tc.project); got != tc.defaultIgnore {
 			t.Errorf("%s: default_ignore %v, want %v", tc.project.Name, got, tc.defaultIgnore)
 		}
+	}
+	if c.DriftInterval(web) != 2*time.Hour || c.DriftInterval(db) != 10*time.Minute || (&Config{}).DriftInterval(web) != 0 {
+		t.Errorf("intervals: web %s, db %s; want 2h (the repository's) and 10m (its own)", c.DriftInterval(web), c.DriftInterval(db))
 	}
 	if got := c.DriftIgnores(db)[1]; got.Kinds[0] != "StatefulSet" || got.Subresource != "scale" || got.Operation != "Update" {
 		t.Errorf("db's own rule: %+v", got)

@@ -18,6 +18,7 @@ import (
 	"github.com/kubeplan/kubeplan/archive"
 	"github.com/kubeplan/kubeplan/cluster"
 	"github.com/kubeplan/kubeplan/config"
+	"github.com/kubeplan/kubeplan/driftwatch"
 	"github.com/kubeplan/kubeplan/event"
 	"github.com/kubeplan/kubeplan/forge/forgehttp"
 	ghforge "github.com/kubeplan/kubeplan/forge/github"
@@ -42,6 +43,11 @@ type Server struct {
 	flow      *workflow.Workflow
 	mux       *http.ServeMux
 	metrics   *metrics.Metrics
+	// watch runs the scheduled drift checks; nil when drift.interval is 0 or no repository is named.
+	watch *driftwatch.Watcher
+
+	// installations are the GitHub App's installations by repository, for drift checks.
+	installations sync.Map
 
 	mu     sync.Mutex
 	github map[int64]*ghforge.Client // per App installation
@@ -102,6 +108,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		s.metrics.Applies.WithLabelValues(trigger, outcome).Inc()
 		s.metrics.ApplySeconds.Observe(took.Seconds())
 	}
+	s.watch = s.driftWatcher(q.State())
 	s.workers = &worker.Pool{Queue: q, Handle: s.handle, GiveUp: s.giveUp, Workers: cfg.Workers, Timeout: cfg.JobTimeout.Duration, Grace: cfg.ShutdownGrace.Duration, Log: log,
 		Observe: func(err error, took time.Duration) {
 			outcome := "done"
@@ -133,8 +140,16 @@ func (s *Server) Handler() http.Handler { return s.mux }
 func (s *Server) Run(ctx context.Context) {
 	done := make(chan struct{})
 	go func() { defer close(done); s.pruneEvery(ctx, time.Hour) }()
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		if s.watch != nil {
+			s.watch.Run(ctx)
+		}
+	}()
 	s.workers.Run(ctx)
 	<-done
+	<-watched
 }
 
 // pruneEvery forgets finished jobs and delivery ids older than the retention, at start and
@@ -203,9 +218,7 @@ func (s *Server) forgeFor(_ context.Context, ev event.Event) (workflow.Forge, er
 		if c := s.github[ev.InstallationID]; c != nil {
 			return c, nil
 		}
-		c, err := ghforge.New(ghforge.Config{BaseURL: s.cfg.GitHub.BaseURL, Token: s.cfg.GitHub.Token,
-			AppID: s.cfg.GitHub.AppID, PrivateKey: s.githubKey, HTTP: forgehttp.Options{Timeout: s.cfg.ForgeTimeout.Duration},
-			Log: s.log}, ev.InstallationID)
+		c, err := ghforge.New(s.githubConfig(), ev.InstallationID)
 		if err != nil {
 			return nil, err
 		}
@@ -225,6 +238,65 @@ func (s *Server) forgeFor(_ context.Context, ev event.Event) (workflow.Forge, er
 		return s.gitlab, nil
 	}
 	return nil, fmt.Errorf("forge %q is not configured on this server", ev.Forge)
+}
+
+func (s *Server) githubConfig() ghforge.Config {
+	return ghforge.Config{BaseURL: s.cfg.GitHub.BaseURL, Token: s.cfg.GitHub.Token, AppID: s.cfg.GitHub.AppID, PrivateKey: s.githubKey,
+		HTTP: forgehttp.Options{Timeout: s.cfg.ForgeTimeout.Duration}, Log: s.log}
+}
+
+// driftWatcher wires the scheduled drift checks (docs/drift.md) to the workflow's parts.
+func (s *Server) driftWatcher(state *store.State) *driftwatch.Watcher {
+	var repos []driftwatch.Repository
+	for _, r := range s.cfg.DriftRepositories() {
+		repos = append(repos, driftwatch.Repository{Forge: r.Forge, Name: r.Name})
+	}
+	if s.cfg.Drift.Interval.Duration <= 0 || len(repos) == 0 {
+		return nil
+	}
+	host, _ := os.Hostname()
+	w := &driftwatch.Watcher{Repositories: repos, Interval: s.cfg.Drift.Interval.Duration, Lease: s.cfg.JobTimeout.Duration,
+		Holder: fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano()), AllowRevert: s.cfg.Drift.AllowRevert,
+		Forges: s.driftForge, Checkouts: s.flow.Checkouts, Clusters: s.flow.Clusters, Planner: s.flow.Planner, Applier: s.flow.Applier,
+		Render: s.flow.Render, Access: s.cfg.Access, HealthTimeout: s.flow.HealthTimeout, State: state, Log: s.log.With("part", "drift"),
+		ObserveApply: s.flow.ObserveApply,
+		Observe: func(repository, project, cluster, outcome string, drifted int, took time.Duration) {
+			s.metrics.DriftChecks.WithLabelValues(outcome).Inc()
+			s.metrics.DriftCheckSeconds.Observe(took.Seconds())
+			if outcome != "failed" {
+				s.metrics.DriftObjects.WithLabelValues(repository, project, cluster).Set(float64(drifted))
+			}
+		}}
+	if s.cfg.Drift.SlackWebhookURL != "" {
+		w.Notifiers = append(w.Notifiers, &driftwatch.Slack{URL: s.cfg.Drift.SlackWebhookURL, HTTP: &http.Client{Timeout: s.cfg.ForgeTimeout.Duration}})
+	}
+	return w
+}
+
+// driftForge is the forge client for a repository a drift check reads; a GitHub App's
+// installation is looked up once per repository (no webhook names it).
+func (s *Server) driftForge(ctx context.Context, r driftwatch.Repository) (driftwatch.Forge, error) {
+	ev := event.Event{Forge: event.Forge(r.Forge), Repo: r.Name}
+	if ev.Forge == event.GitHub && s.cfg.GitHub.AppID != 0 {
+		id, ok := s.installations.Load(r.Name)
+		if !ok {
+			found, err := ghforge.Installation(ctx, s.githubConfig(), r.Name)
+			if err != nil {
+				return nil, err
+			}
+			id, _ = s.installations.LoadOrStore(r.Name, found)
+		}
+		ev.InstallationID = id.(int64)
+	}
+	f, err := s.forgeFor(ctx, ev)
+	if err != nil {
+		return nil, err
+	}
+	df, ok := f.(driftwatch.Forge)
+	if !ok {
+		return nil, fmt.Errorf("forge %s cannot read default branches", r.Forge)
+	}
+	return df, nil
 }
 
 // wakingQueue wakes the workers as soon as an event is queued.

@@ -85,7 +85,7 @@ func schemaFor(postgres bool) string {
 	if postgres {
 		types = strings.NewReplacer("SERIAL_ID", "BIGSERIAL PRIMARY KEY", "MILLIS", "BIGINT", "BYTES", "BYTEA")
 	}
-	return types.Replace(queueTables + stateTables)
+	return types.Replace(queueTables + stateTables + driftTables)
 }
 
 // Target is one project on one cluster of a pull request.
@@ -266,7 +266,7 @@ const (
 	ApplyRefused = "refused"
 )
 
-// Apply triggers.
+// Apply triggers (and DriftRevert).
 const (
 	BeforeMerge = "before_merge"
 	OnMerge     = "on_merge"

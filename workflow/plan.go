@@ -231,17 +231,13 @@ func (w *Workflow) planTarget(ctx context.Context, co *checkout, t target, pr po
 		log.Warn("cluster unavailable", "project", t.project.Name, "cluster", t.cluster, "err", err)
 		return out
 	}
-	renderer, _ := render.ParseRenderer(t.project.Renderer)
-	out.namespace = t.project.Namespace
-	if out.namespace == "" {
-		out.namespace = "default"
-	}
+	opts := t.project.RenderOptions(client.Version)
+	out.namespace = opts.Namespace
 	renderFn := w.Render
 	if renderFn == nil {
 		renderFn = render.Render
 	}
-	res, err := renderFn(ctx, co.dir, t.project.Dir, render.Options{Renderer: renderer, Namespace: out.namespace,
-		HelmRelease: t.project.Helm.Release, ValuesFiles: t.project.Helm.Values, KubeVersion: client.Version})
+	res, err := renderFn(ctx, co.dir, t.project.Dir, opts)
 	if err != nil {
 		out.err = "render " + t.project.Dir + ": " + err.Error()
 		log.Info("render failed", "project", t.project.Name, "err", err)

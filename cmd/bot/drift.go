@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kubeplan/kubeplan/drift"
+	"github.com/kubeplan/kubeplan/driftwatch"
 	"github.com/kubeplan/kubeplan/planner"
 	"github.com/kubeplan/kubeplan/repoconfig"
 )
@@ -108,9 +109,5 @@ func driftSettings(cmd *cobra.Command, d *planDir, f *planFlags) (drift.Settings
 	if project.Namespace != "" && !cmd.Flags().Changed("namespace") {
 		f.namespace = project.Namespace
 	}
-	s := drift.Settings{Mode: drift.Mode(cfg.DriftMode(project)), NoDefaults: !cfg.DriftDefaultIgnore(project)}
-	for _, r := range cfg.DriftIgnores(project) {
-		s.Ignore = append(s.Ignore, drift.Rule{Kinds: r.Kinds, Path: r.Path, Manager: r.Manager, Operation: r.Operation, Subresource: r.Subresource})
-	}
-	return s, nil
+	return driftwatch.Settings(cfg, project), nil
 }

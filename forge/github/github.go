@@ -111,6 +111,40 @@ func New(cfg Config, installationID int64) (*Client, error) {
 	return c, nil
 }
 
+// Installation finds the App installation that covers repo, for work no webhook names one
+// for (a scheduled drift check). With token authentication it is 0.
+func Installation(ctx context.Context, cfg Config, repo string) (int64, error) {
+	if cfg.AppID == 0 {
+		return 0, nil
+	}
+	api := cfg.BaseURL
+	if api == "" {
+		api = "https://api.github.com/"
+	}
+	opts := cfg.HTTP
+	if opts.Log == nil {
+		opts.Log = cfg.Log
+	}
+	base, err := forgehttp.Transport(api, opts)
+	if err != nil {
+		return 0, fmt.Errorf("github: %w", err)
+	}
+	apps, err := ghinstallation.NewAppsTransport(base, cfg.AppID, cfg.PrivateKey)
+	if err != nil {
+		return 0, fmt.Errorf("github app %d: %w", cfg.AppID, err)
+	}
+	client, err := newClient(&http.Client{Transport: apps}, cfg.BaseURL)
+	if err != nil {
+		return 0, err
+	}
+	owner, name := split(repo)
+	inst, resp, err := client.Apps.FindRepositoryInstallation(ctx, owner, name)
+	if err != nil {
+		return 0, wrap("find the app's installation on "+repo, resp, err)
+	}
+	return inst.GetID(), nil
+}
+
 func newClient(hc *http.Client, baseURL string) (*gh.Client, error) {
 	client := gh.NewClient(hc)
 	if baseURL == "" {
@@ -237,6 +271,20 @@ func (c *Client) Archive(ctx context.Context, repo, sha string) (io.ReadCloser, 
 		return nil, fmt.Errorf("github: download %s@%s: %s", repo, sha, dl.Status)
 	}
 	return dl.Body, nil
+}
+
+// DefaultBranch returns the repository's default branch and the commit it points at.
+func (c *Client) DefaultBranch(ctx context.Context, repo string) (branch, sha string, err error) {
+	owner, name := split(repo)
+	r, resp, err := c.gh.Repositories.Get(ctx, owner, name)
+	if err != nil {
+		return "", "", wrap("get repository "+repo, resp, err)
+	}
+	b, resp, err := c.gh.Repositories.GetBranch(ctx, owner, name, r.GetDefaultBranch(), 3)
+	if err != nil {
+		return "", "", wrap(fmt.Sprintf("get branch %s of %s", r.GetDefaultBranch(), repo), resp, err)
+	}
+	return b.GetName(), b.GetCommit().GetSHA(), nil
 }
 
 // Comments lists a pull request's comments, oldest first, as kubeplan wrote them (without

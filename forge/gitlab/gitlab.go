@@ -181,6 +181,22 @@ func (c *Client) Archive(ctx context.Context, repo, sha string) (io.ReadCloser, 
 	return io.NopCloser(&buf), nil
 }
 
+// DefaultBranch returns the project's default branch and the commit it points at.
+func (c *Client) DefaultBranch(ctx context.Context, repo string) (branch, sha string, err error) {
+	p, resp, err := c.gl.Projects.GetProject(repo, nil, gl.WithContext(ctx))
+	if err != nil {
+		return "", "", wrap("get project "+repo, resp, err)
+	}
+	b, resp, err := c.gl.Branches.GetBranch(repo, p.DefaultBranch, gl.WithContext(ctx))
+	if err != nil {
+		return "", "", wrap(fmt.Sprintf("get branch %s of %s", p.DefaultBranch, repo), resp, err)
+	}
+	if b.Commit == nil {
+		return "", "", fmt.Errorf("gitlab: branch %s of %s has no commit", p.DefaultBranch, repo)
+	}
+	return b.Name, b.Commit.ID, nil
+}
+
 // Comments lists a merge request's notes, oldest first, system notes left out, as kubeplan
 // wrote them (without the post markers CreateComment adds).
 func (c *Client) Comments(ctx context.Context, repo string, number int) ([]forge.Comment, error) {

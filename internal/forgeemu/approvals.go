@@ -205,6 +205,16 @@ func (e *Emulator) MergePR(repo string, number int, by string) string {
 	return sha
 }
 
+// PushDefault commits changes straight to the default branch (a path mapped to "" is deleted)
+// and returns the new head.
+func (e *Emulator) PushDefault(repo string, changes map[string]string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.repos[repo]
+	r.head = r.mergeCommit(applyChanges(r.commits[r.head], changes), r.head)
+	return r.head
+}
+
 // mergeCommit stores a commit with its parents, if any: its sha depends on them, so a merge
 // commit never shares a sha with the head whose tree it may have.
 func (r *Repo) mergeCommit(files map[string]string, parents ...string) string {

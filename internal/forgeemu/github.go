@@ -258,6 +258,14 @@ func (e *Emulator) githubAPI() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"url": fmt.Sprintf("%s/api/v3/teams/%d/memberships/%s", e.URL(), e.groups[team], user),
 			"role": "member", "state": "active"})
 	})
+	repoRoute("GET", "/branches/{branch}", func(w http.ResponseWriter, r *http.Request, repo *Repo) {
+		// Only the default branch has a head here (pull requests' branches live in their PRs).
+		if r.PathValue("branch") != repo.Default {
+			ghNotFound(w)
+			return
+		}
+		writeJSON(w, http.StatusOK, &gh.Branch{Name: gh.String(repo.Default), Commit: &gh.RepositoryCommit{SHA: gh.String(repo.head)}})
+	})
 	repoRoute("GET", "", func(w http.ResponseWriter, r *http.Request, repo *Repo) {
 		// permissions are the authenticated user's on the repository (an installation: write).
 		out := e.ghRepo(repo)

@@ -132,6 +132,13 @@ func (e *Emulator) gitlabProject(w http.ResponseWriter, r *http.Request, repo *R
 				"new_file": !inBase, "renamed_file": false, "deleted_file": !inHead, "generated_file": false, "collapsed": false, "too_large": false})
 		}
 		glPaginate(w, r, out)
+	case strings.HasPrefix(route, "GET repository/branches/"):
+		branch, _ := url.PathUnescape(strings.Join(rest[2:], "/"))
+		if branch != repo.Default { // only the default branch has a head here
+			glError(w, http.StatusNotFound, "404 Branch Not Found")
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"name": branch, "default": true, "commit": map[string]any{"id": repo.head, "short_id": repo.head[:8]}})
 	case route == "GET repository/archive.tar.gz":
 		sha := r.URL.Query().Get("sha")
 		files, ok := repo.commits[sha]

@@ -110,6 +110,9 @@ type Drift struct {
 	// AllowRevert lets repositories choose the revert mode; without it revert is reported as
 	// notify, with a note.
 	AllowRevert bool `json:"allowRevert,omitempty"`
+	// Issues keeps a forge issue per project × cluster in step with its drift (opened, edited
+	// in place, closed when the drift is gone); on by default.
+	Issues bool `json:"issues"`
 }
 
 // Forge and name of a drift.repositories entry ("github:acme/shop").
@@ -126,6 +129,7 @@ func Default() Config {
 	c.Apply.HealthTimeout = metav1.Duration{Duration: defaultHealthTimeout}
 	c.Render.Timeout, c.Render.MemoryMB = metav1.Duration{Duration: 2 * time.Minute}, 1024
 	c.Drift.Interval = metav1.Duration{Duration: 30 * time.Minute}
+	c.Drift.Issues = true
 	return c
 }
 

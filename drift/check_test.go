@@ -293,7 +293,7 @@ func TestModes(t *testing.T) {
 	if m := object(t, r, "Deployment", "strict").Mode; m != drift.Revert {
 		t.Errorf("strict: mode %s", m)
 	}
-	if out := text(t, r); !strings.Contains(out, "mode revert: not carried out, kubeplan drift only reports") ||
+	if out := text(t, r); !strings.Contains(out, "mode revert: reverted by kubeplan serve's scheduled check where the server allows it; kubeplan drift only reports") ||
 		!strings.Contains(out, "  = ignored  Deployment "+ns+"/quiet — not reported (kubeplan.dev/drift: ignore)") {
 		t.Fatalf("text:\n%s", out)
 	}

@@ -11,7 +11,7 @@ import (
 const (
 	missingReason = "not in the cluster (deleted out of band, or never applied)"
 	extraReason   = "in the cluster, gone from git (not pruned yet, or pruning is off)"
-	revertNote    = "mode revert: not carried out, kubeplan drift only reports"
+	revertNote    = "mode revert: reverted by kubeplan serve's scheduled check where the server allows it; kubeplan drift only reports"
 	ignoredLabel  = "not reported (" + Annotation + ": ignore)"
 )
 

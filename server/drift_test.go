@@ -22,7 +22,8 @@ import (
 )
 
 // kubeplan serve checks the configured repository's default branch on its schedule: a field
-// changed by hand is told to Slack once, with who changed it, however often it is checked.
+// changed by hand is told to Slack once, with who changed it, however often it is checked, and
+// the repository gets one drift issue, closed once the field is put back.
 func TestServeChecksForDriftOnSchedule(t *testing.T) {
 	ns := fmt.Sprintf("drift-serve-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
 	repo := "acme/" + ns
@@ -79,8 +80,35 @@ func TestServeChecksForDriftOnSchedule(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	mu.Lock()
-	defer mu.Unlock()
 	if len(posts) != 1 || !strings.Contains(posts[0], `ConfigMap `+ns+`/settings: .data.color changed by "kubectl-patch" (Update)`) {
 		t.Fatalf("Slack posts: %q; want one naming kubectl-patch", posts)
+	}
+	mu.Unlock()
+	issues := emu.Issues(repo)
+	if len(issues) != 1 || issues[0].State != "open" || issues[0].Title != "kubeplan: drift on prod / shop" ||
+		!strings.Contains(issues[0].Body, `changed by "kubectl-patch"`) {
+		t.Fatalf("drift issues: %+v; want one open issue naming kubectl-patch", issues)
+	}
+
+	// Put the field back: the next check finds no drift, says so once and closes the issue.
+	kubectl(t, "", "-n", ns, "patch", "configmap", "settings", "--type=merge", "-p", `{"data":{"color":"blue"}}`)
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		issues = emu.Issues(repo)
+		if len(issues) == 1 && issues[0].State == "closed" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the drift issue was not closed within 60s: %+v", issues)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := len(issues[0].Comments); n != 1 || !strings.Contains(issues[0].Comments[0].Body, "Drift is gone") {
+		t.Errorf("closing comments: %d, want the note", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(posts) != 2 || !strings.Contains(posts[1], "resolved") {
+		t.Errorf("Slack posts after the fix: %q; want the drift told once and its resolution once", posts)
 	}
 }

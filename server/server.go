@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/kubeplan/kubeplan/archive"
 	"github.com/kubeplan/kubeplan/cluster"
 	"github.com/kubeplan/kubeplan/config"
+	"github.com/kubeplan/kubeplan/driftissue"
 	"github.com/kubeplan/kubeplan/driftwatch"
 	"github.com/kubeplan/kubeplan/event"
 	"github.com/kubeplan/kubeplan/forge/forgehttp"
@@ -270,7 +272,31 @@ func (s *Server) driftWatcher(state *store.State) *driftwatch.Watcher {
 	if s.cfg.Drift.SlackWebhookURL != "" {
 		w.Notifiers = append(w.Notifiers, &driftwatch.Slack{URL: s.cfg.Drift.SlackWebhookURL, HTTP: &http.Client{Timeout: s.cfg.ForgeTimeout.Duration}})
 	}
+	if s.cfg.Drift.Issues {
+		w.Notifiers = append(w.Notifiers, driftIssues{s})
+	}
 	return w
+}
+
+// driftIssues tells drift to the repository's forge as one issue per project × cluster
+// (package driftissue), through the same forge client as the check.
+type driftIssues struct{ s *Server }
+
+func (d driftIssues) Notify(ctx context.Context, n driftwatch.Notice) error {
+	forgeName, repo, _ := strings.Cut(n.Repository, ":")
+	f, err := d.s.driftForge(ctx, driftwatch.Repository{Forge: forgeName, Name: repo})
+	if err != nil {
+		return err
+	}
+	issues, ok := f.(driftissue.Forge)
+	if !ok {
+		return fmt.Errorf("forge %s cannot keep drift issues", forgeName)
+	}
+	report := *n.Report
+	if report.Commit == "" {
+		report.Commit = n.SHA // the closing note names the commit checked
+	}
+	return (&driftissue.Notifier{Forge: issues}).Update(ctx, repo, n.Project, n.Cluster, &report)
 }
 
 // driftForge is the forge client for a repository a drift check reads; a GitHub App's

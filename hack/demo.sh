@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The kubeplan demo: a local cluster, an app applied to it, a change to that app, and the plan
-# kubeplan prints for the change. Run through `make demo`.
+# The kubeplan demo: a local cluster, an app applied to it, a change to that app, the plan
+# kubeplan prints for the change, the same change as a pull request (plan, /apply, merge), and
+# at last an object changed by hand that `kubeplan drift` finds, naming who changed it. Run
+# through `make demo`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 assets="${KUBEBUILDER_ASSETS:-$(hack/kube-binaries.sh)}"
@@ -40,3 +42,14 @@ say "exit code $code (0 no changes, 2 changes, 1 error)"
 
 say "The same change as a pull request: kubeplan serve plans it, /apply applies it, merging rolls it out"
 bin/demopr -kubeconfig "$KUBECONFIG"
+
+say "Someone changes the live app by hand: kubectl scale deployment web --replicas=5"
+kubectl -n demo scale deployment web --replicas=5 | sed 's/^/    /'
+
+say "kubeplan drift examples/web-next --project web -n demo --cluster local: what differs from git, and who changed it"
+set +e
+bin/kubeplan drift examples/web-next --project web -n demo --cluster local --color always
+code=$?
+set -e
+say "exit code $code (0 no drift, 2 drift, 1 error)"
+[[ $code == 2 ]]

@@ -193,19 +193,7 @@ func section(t Target, max int) (string, []string) {
 // cutDiff keeps the whole lines of a change's diff that fit in room characters and ends it
 // with a line saying how much was cut: never a silent truncation.
 func cutDiff(ch plan.Change, room int) plan.Change {
-	lines := strings.SplitAfter(strings.TrimSuffix(ch.Diff, "\n"), "\n")
-	const noteRoom = 160
-	var kept strings.Builder
-	n := 0
-	for _, l := range lines {
-		if kept.Len()+len(l)+1 > room-noteRoom {
-			break
-		}
-		kept.WriteString(l)
-		n++
-	}
-	fmt.Fprintf(&kept, "\n# ✂ cut: %d of %d diff lines shown; the rest does not fit in a comment. Run `kubeplan plan` locally for all of it.\n", n, len(lines))
-	ch.Diff = kept.String()
+	ch.Diff = cutLines(ch.Diff, room, "diff lines", "a comment", "Run `kubeplan plan` locally for all of it.")
 	return ch
 }
 

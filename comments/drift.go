@@ -84,7 +84,7 @@ func DriftIssueBody(in DriftIssue) string {
 			// for the list at the end.
 			keep := min(room, budget/2) - (len(block) - len(o.Diff))
 			if len(block) > budget/2 && o.Diff != "" && keep > 1000 {
-				o.Diff = cutLines(o.Diff, keep, "diff lines", "an issue")
+				o.Diff = cutLines(o.Diff, keep, "diff lines", "an issue", "Run `kubeplan drift` for all of it.")
 				b.WriteString(driftreport.MarkdownObject(o))
 				continue
 			}
@@ -122,8 +122,8 @@ func DriftGone(at time.Time, commit string) string {
 }
 
 // cutLines keeps the whole lines of text that fit in room characters and ends with a line
-// saying how much was cut: never a silent truncation.
-func cutLines(text string, room int, what, where string) string {
+// saying how much was cut and where to see all of it (hint): never a silent truncation.
+func cutLines(text string, room int, what, where, hint string) string {
 	lines := strings.SplitAfter(strings.TrimSuffix(text, "\n"), "\n")
 	const noteRoom = 160
 	var kept strings.Builder
@@ -135,7 +135,7 @@ func cutLines(text string, room int, what, where string) string {
 		kept.WriteString(l)
 		n++
 	}
-	fmt.Fprintf(&kept, "\n# ✂ cut: %d of %d %s shown; the rest does not fit in %s. Run `kubeplan drift` for all of it.\n", n, len(lines), what, where)
+	fmt.Fprintf(&kept, "\n# ✂ cut: %d of %d %s shown; the rest does not fit in %s. %s\n", n, len(lines), what, where, hint)
 	return kept.String()
 }
 

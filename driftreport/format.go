@@ -6,6 +6,8 @@ import (
 	"html"
 	"io"
 	"strings"
+
+	"github.com/kubeplan/kubeplan/report"
 )
 
 const (
@@ -150,9 +152,9 @@ func Text(w io.Writer, r *Report, o TextOptions) error {
 // can be split between objects).
 func Markdown(w io.Writer, r *Report) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "#### %s\n\n%s.\n\n", escape(r.Summary()), escape(r.subtitle()))
+	fmt.Fprintf(&b, "#### %s\n\n%s.\n\n", report.Escape(r.Summary()), report.Escape(r.subtitle()))
 	for _, n := range r.Notes {
-		fmt.Fprintf(&b, "- _note:_ %s\n", escape(n))
+		fmt.Fprintf(&b, "- _note:_ %s\n", report.Escape(n))
 	}
 	if len(r.Notes) > 0 {
 		b.WriteString("\n")
@@ -173,13 +175,13 @@ func MarkdownObject(o Object) string {
 	fmt.Fprintf(&b, "<details><summary><code>%s %s</code> %s</summary>\n\n", symbol(o.State), html.EscapeString(o.Object.String()),
 		html.EscapeString(string(o.State)+qualifiers(o)))
 	for _, l := range fieldLines(o) {
-		fmt.Fprintf(&b, "- %s\n", escape(l))
+		fmt.Fprintf(&b, "- %s\n", report.Escape(l))
 	}
 	if len(o.Fields) > 0 || o.State == Changed {
 		b.WriteString("\n")
 	}
 	if o.Diff != "" {
-		b.WriteString(fence("diff", o.Diff))
+		b.WriteString(report.Fence("diff", o.Diff))
 	}
 	b.WriteString("</details>\n\n")
 	return b.String()
@@ -190,16 +192,16 @@ func MarkdownObject(o Object) string {
 func MarkdownUnreported(r *Report) string {
 	var b strings.Builder
 	for _, f := range r.Failed {
-		fmt.Fprintf(&b, "- ❗ %s not checked: %s\n", escape(f.Object.String()), escape(firstLine(f.Reason)))
+		fmt.Fprintf(&b, "- ❗ %s not checked: %s\n", report.Escape(f.Object.String()), report.Escape(firstLine(f.Reason)))
 	}
 	for _, ref := range r.Ignored {
-		fmt.Fprintf(&b, "- %s %s\n", escape(ref.String()), escape(ignoredLabel))
+		fmt.Fprintf(&b, "- %s %s\n", report.Escape(ref.String()), report.Escape(ignoredLabel))
 	}
 	return b.String()
 }
 
 // Escape keeps cluster- and git-controlled text from being read as Markdown or HTML.
-func Escape(s string) string { return escape(s) }
+func Escape(s string) string { return report.Escape(s) }
 
 // JSON writes the report with its summary, counts and signature.
 func JSON(w io.Writer, r *Report) error {
@@ -226,26 +228,6 @@ func JSON(w io.Writer, r *Report) error {
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	return enc.Encode(out)
-}
-
-// fence wraps text in a code fence longer than any backtick run inside it.
-func fence(lang, text string) string {
-	longest, run := 0, 0
-	for _, r := range text {
-		if r == '`' {
-			run++
-			longest = max(longest, run)
-		} else {
-			run = 0
-		}
-	}
-	f := strings.Repeat("`", max(3, longest+1))
-	return f + lang + "\n" + strings.TrimSuffix(text, "\n") + "\n" + f + "\n\n"
-}
-
-// escape keeps cluster- and git-controlled text from being read as Markdown or HTML.
-func escape(s string) string {
-	return strings.NewReplacer("<", "&lt;", ">", "&gt;", "&", "&amp;", "*", "\\*", "_", "\\_", "`", "\\`", "[", "\\[", "]", "\\]", "|", "\\|").Replace(s)
 }
 
 func firstLine(s string) string {

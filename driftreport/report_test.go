@@ -7,7 +7,7 @@ import (
 	"github.com/kubeplan/kubeplan/plan"
 )
 
-func report(objects ...Object) *Report {
+func reportOf(objects ...Object) *Report {
 	return &Report{Project: "shop", Cluster: "prod", Objects: objects}
 }
 
@@ -38,21 +38,21 @@ var (
 // paths. Values (diffs), owners, times and modes do not move it; a new drifted field, object
 // or state does.
 func TestSignature(t *testing.T) {
-	base := report(web(replicas), missingCM)
+	base := reportOf(web(replicas), missingCM)
 	same := []struct {
 		name string
 		r    *Report
 	}{
-		{"the same drift again", report(web(replicas), missingCM)},
-		{"objects in another order", report(missingCM, web(replicas))},
-		{"another value (the diff)", report(withDiff(web(replicas), "-  replicas: 7\n+  replicas: 2\n"), missingCM)},
-		{"another owner and time", report(web(laterOwner(replicas)), missingCM)},
-		{"another mode", report(withMode(web(replicas), Revert), missingCM)},
-		{"a field owned by design besides", report(web(replicas, Field{Path: ".spec.x", Cause: Taken, ByDesign: "rule"}), missingCM)},
+		{"the same drift again", reportOf(web(replicas), missingCM)},
+		{"objects in another order", reportOf(missingCM, web(replicas))},
+		{"another value (the diff)", reportOf(withDiff(web(replicas), "-  replicas: 7\n+  replicas: 2\n"), missingCM)},
+		{"another owner and time", reportOf(web(laterOwner(replicas)), missingCM)},
+		{"another mode", reportOf(withMode(web(replicas), Revert), missingCM)},
+		{"a field owned by design besides", reportOf(web(replicas, Field{Path: ".spec.x", Cause: Taken, ByDesign: "rule"}), missingCM)},
 		{"an object owned by design only besides", func() *Report {
 			o := web(hpa)
 			o.Object.Name = "api"
-			return report(web(replicas), missingCM, o)
+			return reportOf(web(replicas), missingCM, o)
 		}()},
 	}
 	for _, tc := range same {
@@ -64,10 +64,10 @@ func TestSignature(t *testing.T) {
 		name string
 		r    *Report
 	}{
-		{"a new drifted field", report(web(replicas, image), missingCM)},
-		{"another field", report(web(image), missingCM)},
-		{"an object fewer", report(web(replicas))},
-		{"missing became extra", report(web(replicas), extraCM)},
+		{"a new drifted field", reportOf(web(replicas, image), missingCM)},
+		{"another field", reportOf(web(image), missingCM)},
+		{"an object fewer", reportOf(web(replicas))},
+		{"missing became extra", reportOf(web(replicas), extraCM)},
 		{"another cluster", &Report{Project: "shop", Cluster: "prod-us", Objects: []Object{web(replicas), missingCM}}},
 	}
 	for _, tc := range differ {
@@ -75,7 +75,7 @@ func TestSignature(t *testing.T) {
 			t.Errorf("%s: signature did not move", tc.name)
 		}
 	}
-	if got := report(web(hpa)).Signature(); got != "" {
+	if got := reportOf(web(hpa)).Signature(); got != "" {
 		t.Errorf("drift owned by design only: signature %q, want none", got)
 	}
 }

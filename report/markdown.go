@@ -13,7 +13,7 @@ import (
 // front, then one collapsible section per changed object.
 func Markdown(w io.Writer, p *plan.Plan) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "#### %s\n\n", escape(p.Summary()))
+	fmt.Fprintf(&b, "#### %s\n\n", Escape(p.Summary()))
 	b.WriteString(MarkdownNotes(p))
 	for _, ch := range p.Changes {
 		if ch.Action == plan.Unchanged {
@@ -35,19 +35,19 @@ func MarkdownNotes(p *plan.Plan) string {
 	if ds := Destructive(p); len(ds) > 0 {
 		b.WriteString("> [!CAUTION]\n> **Destructive:** these deletions take down more than this project's inventory. kubeplan applies them only for a project with `apply.allow_destructive: true`, where an approval rule covers it and is met.\n>\n")
 		for _, d := range ds {
-			fmt.Fprintf(&b, "> - 💥 %s\n", escape(d))
+			fmt.Fprintf(&b, "> - 💥 %s\n", Escape(d))
 		}
 		b.WriteString("\n")
 	}
 	if ws := Warnings(p); len(ws) > 0 {
 		b.WriteString("> [!WARNING]\n")
 		for _, w := range ws {
-			fmt.Fprintf(&b, "> - %s\n", escape(w))
+			fmt.Fprintf(&b, "> - %s\n", Escape(w))
 		}
 		b.WriteString("\n")
 	}
 	for _, n := range p.Notes {
-		fmt.Fprintf(&b, "- _note:_ %s\n", escape(n))
+		fmt.Fprintf(&b, "- _note:_ %s\n", Escape(n))
 	}
 	if len(p.Notes) > 0 {
 		b.WriteString("\n")
@@ -68,21 +68,21 @@ func MarkdownObject(ch plan.Change) string {
 	}
 	b.WriteString("</summary>\n\n")
 	if ch.Action == plan.Fail {
-		b.WriteString(fence("text", ch.Reason))
+		b.WriteString(Fence("text", ch.Reason))
 	}
 	if len(ch.SecretKeys) > 0 {
-		fmt.Fprintf(&b, "Secret keys set or removed: %s (values hidden and never compared with the live ones)\n\n", escape(strings.Join(ch.SecretKeys, ", ")))
+		fmt.Fprintf(&b, "Secret keys set or removed: %s (values hidden and never compared with the live ones)\n\n", Escape(strings.Join(ch.SecretKeys, ", ")))
 	}
 	if ch.Diff != "" {
-		b.WriteString(fence("diff", ch.Diff))
+		b.WriteString(Fence("diff", ch.Diff))
 	}
 	b.WriteString("</details>\n\n")
 	return b.String()
 }
 
-// fence wraps text in a code fence longer than any backtick run inside it, so content
+// Fence wraps text in a code fence longer than any backtick run inside it, so content
 // cannot close the fence early.
-func fence(lang, text string) string {
+func Fence(lang, text string) string {
 	longest, run := 0, 0
 	for _, r := range text {
 		if r == '`' {
@@ -96,8 +96,9 @@ func fence(lang, text string) string {
 	return f + lang + "\n" + strings.TrimSuffix(text, "\n") + "\n" + f + "\n\n"
 }
 
-// escape keeps user-controlled text from being read as Markdown or HTML.
-func escape(s string) string {
+// Escape keeps user-controlled text (object names, cluster and git content) from being read
+// as Markdown or HTML.
+func Escape(s string) string {
 	r := strings.NewReplacer("<", "&lt;", ">", "&gt;", "&", "&amp;", "*", "\\*", "_", "\\_", "`", "\\`", "[", "\\[", "]", "\\]", "|", "\\|")
 	return r.Replace(s)
 }

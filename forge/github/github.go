@@ -47,8 +47,8 @@ type Client struct {
 	self   string
 }
 
-// New returns a client; installationID is ignored with token auth.
-func New(cfg Config, installationID int64) (*Client, error) {
+// transport is the bottom of the client's HTTP stack for the configured API (forgehttp).
+func (cfg Config) transport() (http.RoundTripper, error) {
 	api := cfg.BaseURL
 	if api == "" {
 		api = "https://api.github.com/"
@@ -60,6 +60,15 @@ func New(cfg Config, installationID int64) (*Client, error) {
 	base, err := forgehttp.Transport(api, opts)
 	if err != nil {
 		return nil, fmt.Errorf("github: %w", err)
+	}
+	return base, nil
+}
+
+// New returns a client; installationID is ignored with token auth.
+func New(cfg Config, installationID int64) (*Client, error) {
+	base, err := cfg.transport()
+	if err != nil {
+		return nil, err
 	}
 	c := &Client{}
 	var transport http.RoundTripper
@@ -117,17 +126,9 @@ func Installation(ctx context.Context, cfg Config, repo string) (int64, error) {
 	if cfg.AppID == 0 {
 		return 0, nil
 	}
-	api := cfg.BaseURL
-	if api == "" {
-		api = "https://api.github.com/"
-	}
-	opts := cfg.HTTP
-	if opts.Log == nil {
-		opts.Log = cfg.Log
-	}
-	base, err := forgehttp.Transport(api, opts)
+	base, err := cfg.transport()
 	if err != nil {
-		return 0, fmt.Errorf("github: %w", err)
+		return 0, err
 	}
 	apps, err := ghinstallation.NewAppsTransport(base, cfg.AppID, cfg.PrivateKey)
 	if err != nil {

@@ -216,3 +216,49 @@ func TestCacheEvictsAtItsBound(t *testing.T) {
 	}
 	samePlan(t, first, again)
 }
+
+// A custom resource's answer depends on its CRD (schema, defaults): an edited CRD misses.
+func TestCacheMissesAnEditedCRD(t *testing.T) {
+	ns := namespace(t)
+	group := ns + ".example.com"
+	crd := func(defaultColor string) string {
+		return `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.` + group + `}
+spec:
+  group: ` + group + `
+  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer}
+              color: {type: string, default: ` + defaultColor + `}
+`
+	}
+	kubectl(t, crd("blue"), "apply", "--server-side", "-f", "-")
+	kubectl(t, "", "wait", "--for=condition=Established", "crd/widgets."+group)
+	widget := "apiVersion: " + group + "/v1\nkind: Widget\nmetadata: {name: w}\nspec: {size: 1}\n"
+	kubectl(t, widget, "apply", "--server-side", "--field-manager=kubeplan", "-n", ns, "-f", "-")
+	c, n := countingClient(t)
+	pl := planner.New(planner.Options{Cache: planner.NewDryRunCache(planner.CacheLimits{})})
+	files := map[string]string{"widget.yaml": widget}
+	if _, sent := cachedPlan(t, pl, c, n, ns, files, false); sent != 1 {
+		t.Fatalf("first plan sent %d dry-runs, want 1", sent)
+	}
+	if _, sent := cachedPlan(t, pl, c, n, ns, files, false); sent != 0 {
+		t.Errorf("re-plan sent %d dry-runs, want 0", sent)
+	}
+	kubectl(t, crd("red"), "apply", "--server-side", "-f", "-")
+	if _, sent := cachedPlan(t, pl, c, n, ns, files, false); sent != 1 {
+		t.Errorf("after the CRD changed the plan sent %d dry-runs, want 1", sent)
+	}
+}

@@ -83,6 +83,19 @@ func gauge(name, help string, read func(context.Context) (int, error)) prometheu
 	})
 }
 
+// DryRunCache serves the planner's dry-run cache counters, read at scrape time, as
+// kubeplan_dryrun_cache_total{result="hit|miss"}: dry-runs answered from the cache (skipped)
+// and dry-runs sent. Call it once.
+func (m *Metrics) DryRunCache(counts func() (hits, misses uint64)) {
+	const name, help = "kubeplan_dryrun_cache_total", "Server-side apply dry-runs of existing objects answered from the planner's cache (hit) or sent to the apiserver (miss)."
+	counter := func(result string, read func() float64) prometheus.CounterFunc {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: prometheus.Labels{"result": result}}, read)
+	}
+	m.registry.MustRegister(
+		counter("hit", func() float64 { h, _ := counts(); return float64(h) }),
+		counter("miss", func() float64 { _, n := counts(); return float64(n) }))
+}
+
 // Handler serves the metrics.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})

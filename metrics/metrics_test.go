@@ -28,3 +28,18 @@ func TestDriftMetricsAreServed(t *testing.T) {
 		}
 	}
 }
+
+// The planner's dry-run cache counters are served as one counter with a result label.
+func TestDryRunCacheCountersAreServed(t *testing.T) {
+	zero := func(context.Context) (int, error) { return 0, nil }
+	m := New(zero, zero)
+	m.DryRunCache(func() (uint64, uint64) { return 7, 3 })
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	for _, want := range []string{`kubeplan_dryrun_cache_total{result="hit"} 7`, `kubeplan_dryrun_cache_total{result="miss"} 3`} {
+		if !strings.Contains(string(body), want+"\n") {
+			t.Errorf("/metrics lacks %q:\n%s", want, body)
+		}
+	}
+}

@@ -13,6 +13,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/metadata"
 
 	"github.com/kubeplan/kubeplan/cluster"
 	"github.com/kubeplan/kubeplan/inventory"
@@ -29,6 +31,9 @@ type Options struct {
 	// ListThreshold: when at least this many objects share a resource and namespace, their
 	// live state is read with one LIST instead of one GET each.
 	ListThreshold int
+	// Cache, when set, keeps dry-run answers so that re-plans of unchanged objects send no
+	// dry-run (see cache.go). The plan is the same with or without it.
+	Cache *DryRunCache
 }
 
 // DefaultOptions suit a local or remote apiserver with default inflight limits.
@@ -127,6 +132,7 @@ func (p *Planner) Plan(ctx context.Context, c *cluster.Client, req Request) (*pl
 		return nil, err
 	}
 	newNamespaces := namespacesCreated(objs, live)
+	keys := p.keyer(ctx, c, objs)
 
 	changes := make([]plan.Change, len(objs))
 	g, gctx := errgroup.WithContext(ctx)
@@ -140,7 +146,7 @@ func (p *Planner) Plan(ctx context.Context, c *cluster.Client, req Request) (*pl
 			continue
 		}
 		g.Go(func() error {
-			ch, planned, err := p.planObject(gctx, c, d, live[resolve.Key(d.Ref)], newNamespaces, req.Inventory, req.CompareSecretValues)
+			ch, planned, err := p.planObject(gctx, c, keys, d, live[resolve.Key(d.Ref)], newNamespaces, req.Inventory, req.CompareSecretValues)
 			if err != nil {
 				return err
 			}
@@ -237,7 +243,7 @@ func namespacesCreated(objs []*desired, live map[string]*unstructured.Unstructur
 }
 
 // planObject dry-runs one object and compares the result with its live state.
-func (p *Planner) planObject(ctx context.Context, c *cluster.Client, d *desired, live *unstructured.Unstructured, newNamespaces map[string]bool, inv inventory.Set, compareSecrets bool) (plan.Change, *unstructured.Unstructured, error) {
+func (p *Planner) planObject(ctx context.Context, c *cluster.Client, keys *keyer, d *desired, live *unstructured.Unstructured, newNamespaces map[string]bool, inv inventory.Set, compareSecrets bool) (plan.Change, *unstructured.Unstructured, error) {
 	ch := plan.Change{Object: d.Ref, Source: d.Source}
 	if live != nil {
 		if other := live.GetLabels()[inventory.LabelPartOf]; other != "" && other != inv.ID() {
@@ -256,14 +262,11 @@ func (p *Planner) planObject(ctx context.Context, c *cluster.Client, d *desired,
 		secretKeys = objdiff.SecretKeys(d.Obj)
 		sent = blindSecret(d.Obj, live)
 	}
-	res := c.Dynamic.Resource(d.Mapping.Resource).Namespace(d.Obj.GetNamespace())
-	applyOpts := metav1.ApplyOptions{FieldManager: cluster.FieldManager, DryRun: []string{metav1.DryRunAll}}
-	planned, err := res.Apply(ctx, d.Obj.GetName(), sent, applyOpts)
+	planned, err := p.dryRun(ctx, c, keys, d, live, sent, false)
 	if apierrors.IsConflict(err) {
 		ch.Warnings = append(ch.Warnings, takeoverWarnings(err)...)
 		ch.Conflicts = true
-		applyOpts.Force = true
-		planned, err = res.Apply(ctx, d.Obj.GetName(), sent, applyOpts)
+		planned, err = p.dryRun(ctx, c, keys, d, live, sent, true)
 	}
 	if err != nil {
 		var status apierrors.APIStatus
@@ -321,6 +324,59 @@ func (p *Planner) planObject(ctx context.Context, c *cluster.Client, d *desired,
 		}
 	}
 	return ch, planned, nil
+}
+
+// dryRun sends the server-side apply dry-run of sent, or answers it from the cache.
+func (p *Planner) dryRun(ctx context.Context, c *cluster.Client, keys *keyer, d *desired, live, sent *unstructured.Unstructured, force bool) (*unstructured.Unstructured, error) {
+	var key cacheKey
+	cached := false
+	if keys != nil {
+		if key, cached = keys.key(d, live, sent, force); cached {
+			if a, hit := p.opts.Cache.get(key); hit {
+				return a.planned, a.err
+			}
+		}
+	}
+	opts := metav1.ApplyOptions{FieldManager: cluster.FieldManager, DryRun: []string{metav1.DryRunAll}, Force: force}
+	planned, err := c.Dynamic.Resource(d.Mapping.Resource).Namespace(d.Obj.GetNamespace()).Apply(ctx, d.Obj.GetName(), sent, opts)
+	if cached {
+		p.opts.Cache.put(key, planned, err)
+	}
+	return planned, err
+}
+
+// keyer prepares the cache keys of one plan; nil without a cache. Custom resources are keyed
+// by their CRD's resourceVersion too, read with one metadata-only LIST of the CRDs; if that
+// fails (not allowed, say), custom resources are not cached.
+func (p *Planner) keyer(ctx context.Context, c *cluster.Client, objs []*desired) *keyer {
+	if p.opts.Cache == nil {
+		return nil
+	}
+	k := &keyer{apiserver: apiserverIdentity(c)}
+	custom := false
+	for _, d := range objs {
+		if d.change == nil && d.Mapping != nil && isCustomCandidate(d.Mapping.Resource.Group) {
+			custom = true
+			break
+		}
+	}
+	if !custom {
+		return k
+	}
+	mc, err := metadata.NewForConfig(c.Config)
+	if err != nil {
+		return k
+	}
+	crds := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	list, err := mc.Resource(crds).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return k
+	}
+	k.crds = make(map[string]string, len(list.Items))
+	for _, crd := range list.Items {
+		k.crds[crd.Name] = crd.ResourceVersion
+	}
+	return k
 }
 
 // createDiff shows a new object as written (namespace defaulted, inventory label added):

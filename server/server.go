@@ -87,10 +87,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		log.Warn("no repositories allowlist and no access rules: every repository that sends a webhook may deploy to every namespace of every cluster")
 	}
 	s := &Server{cfg: cfg, githubKey: rt.GitHubPrivateKey, log: log, queue: q, github: map[int64]*ghforge.Client{}}
+	dryRuns := planner.NewDryRunCache(planner.CacheLimits{}) // shared by pull requests' plans and drift checks
 	s.flow = &workflow.Workflow{
 		Forges:        s.forgeFor,
 		Clusters:      cluster.NewPool(reg, cluster.DefaultTuning()),
-		Planner:       planner.New(planner.Options{}),
+		Planner:       planner.New(planner.Options{Cache: dryRuns}),
 		Applier:       applier.New(applier.Options{}),
 		Checkouts:     archive.NewCache(filepath.Join(cfg.WorkDir, "checkouts"), int64(cfg.CheckoutCacheMB)<<20),
 		State:         q.State(),
@@ -106,6 +107,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		locks, err := q.State().Locks(ctx, "")
 		return len(locks), err
 	})
+	s.metrics.DryRunCache(dryRuns.Counts)
 	s.flow.ObserveApply = func(trigger, outcome string, took time.Duration) {
 		s.metrics.Applies.WithLabelValues(trigger, outcome).Inc()
 		s.metrics.ApplySeconds.Observe(took.Seconds())

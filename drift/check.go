@@ -13,8 +13,8 @@ import (
 	"github.com/kubeplan/kubeplan/planner"
 )
 
-// Planner plans a project on a cluster; *planner.Planner is one. A caller may wrap it (to
-// skip dry-runs of objects unchanged since the last check, say).
+// Planner plans a project on a cluster; *planner.Planner is one (serve's, with its dry-run
+// cache, sends no dry-run for objects unchanged since the last check).
 type Planner interface {
 	Plan(ctx context.Context, c *cluster.Client, req planner.Request) (*plan.Plan, error)
 }

@@ -42,7 +42,7 @@ func DriftApplied(a DriftApply) string {
 	if a.Extra > 0 {
 		fmt.Fprintf(&b, "\n%d extra object(s) not deleted: pruning is left to roll-outs.\n", a.Extra)
 	}
-	b.WriteString("\nkubeplan checked the cluster again and updated this issue.")
+	b.WriteString("\nkubeplan checks the cluster again now and updates this issue.")
 	return b.String()
 }
 
@@ -53,7 +53,7 @@ func DriftNothingToApply(w Where, sha string, extra int) string {
 	if extra > 0 {
 		s += fmt.Sprintf(", but for %d extra object(s), which `/apply` does not delete (pruning is left to roll-outs)", extra)
 	}
-	return s + ". kubeplan checked the cluster again and updated this issue."
+	return s + ". kubeplan checks the cluster again now and updates this issue."
 }
 
 // The reasons an /apply on a drift issue is refused besides the role and the lock, which

@@ -19,7 +19,8 @@ type DriftApply struct {
 	Where
 	// SHA is the default branch's commit planned and applied.
 	SHA string
-	// Objects are those applied again ("ConfigMap shop/settings").
+	// Objects are those applied again, each with what became of it ("ConfigMap
+	// shop/settings: configured", or its error).
 	Objects []string
 	// State is succeeded or failed; Summary the apply's counts, or why it failed.
 	State, Summary string
@@ -38,6 +39,9 @@ func DriftApplied(a DriftApply) string {
 	b.WriteString("\n\n")
 	for _, o := range a.Objects {
 		fmt.Fprintf(&b, "- `%s`\n", code(o))
+	}
+	if a.State != "succeeded" && strings.Contains(strings.Join(a.Objects, "\n"), "conflict") {
+		b.WriteString("\nA field someone else changed is theirs now: applying it again conflicts unless the project sets `apply.force: true` (docs/drift.md).\n")
 	}
 	if a.Extra > 0 {
 		fmt.Fprintf(&b, "\n%d extra object(s) not deleted: pruning is left to roll-outs.\n", a.Extra)

@@ -78,10 +78,10 @@ func TestTextsGolden(t *testing.T) {
 		{"gave-up-other", comments.GaveUp(comments.GiveUp{Kind: "review", Action: "submitted", Sender: "carol", Reason: "it stopped kubeplan 3 times"})},
 		// The drift issue.
 		{"drift-issue-help", comments.DriftIssueHelp},
-		{"drift-applied", comments.DriftApplied(comments.DriftApply{Where: web, SHA: sha, Objects: []string{"ConfigMap web/settings", "Deployment web/`web`"},
+		{"drift-applied", comments.DriftApplied(comments.DriftApply{Where: web, SHA: sha, Objects: []string{"ConfigMap web/settings: configured", "Deployment web/`web`: configured (Current)"},
 			State: "succeeded", Summary: "2 changed", Extra: 1})},
-		{"drift-apply-failed", comments.DriftApplied(comments.DriftApply{Where: web, SHA: sha, Objects: []string{"Deployment web/web"},
-			State: "failed", Summary: "Deployment web/web: conflict with \"kubectl-edit\" over .spec.replicas"})},
+		{"drift-apply-failed", comments.DriftApplied(comments.DriftApply{Where: web, SHA: sha, Objects: []string{"Deployment web/web: failed: Apply failed with 1 conflict: conflict with \"kubectl-edit\" using apps/v1: .spec.replicas"},
+			State: "failed", Summary: "1 failed"})},
 		{"drift-nothing", comments.DriftNothingToApply(web, sha, 0) + "\n" + comments.DriftNothingToApply(api, sha, 2)},
 		{"drift-apply-refused", comments.Refused("apply", []string{"@mallory has read access to acme/platform; /apply needs write",
 			comments.LockedBy(web, other), comments.DriftCheckRunning(web), comments.DriftTargetGone(api, sha),

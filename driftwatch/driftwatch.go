@@ -428,6 +428,7 @@ func (w *Watcher) revert(ctx context.Context, t target, p *planned, log *slog.Lo
 
 // applied is what reapply did.
 type applied struct {
+	// objects name the objects applied, each with its outcome once the apply ran.
 	objects        []string
 	state, summary string
 }
@@ -461,6 +462,11 @@ func (w *Watcher) reapply(ctx context.Context, t target, p *planned, want map[st
 		summary = res.Counts().String()
 		if !res.Failed() {
 			state = store.ApplySucceeded
+		}
+		// Each object with what became of it, and why it failed where it did.
+		names = names[:0]
+		for _, o := range res.Objects {
+			names = append(names, w.Clusters.Redact(o.String()))
 		}
 	}
 	if w.ObserveApply != nil {

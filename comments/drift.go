@@ -141,3 +141,33 @@ func cutLines(text string, room int, what, where, hint string) string {
 
 // code keeps a name inside an inline code span.
 func code(s string) string { return strings.ReplaceAll(s, "`", "'") }
+
+// DriftIssueMarkerOf returns the drift marker a body starts with (its first non-blank line,
+// as DriftIssueBody writes it), or "" when the body does not start with one.
+func DriftIssueMarkerOf(body string) string {
+	line, _, _ := strings.Cut(strings.TrimLeft(body, " \t\r\n"), "\n")
+	line = strings.TrimSpace(line)
+	if !strings.HasPrefix(line, DriftMarker) || !strings.HasSuffix(line, " -->") {
+		return ""
+	}
+	return line
+}
+
+// ParseDriftIssueMarker reads the repository, project and cluster a drift marker names; ok
+// is false for anything DriftIssueMarker would not have written.
+func ParseDriftIssueMarker(marker string) (repo, project, cluster string, ok bool) {
+	inner, found := strings.CutPrefix(marker, DriftMarker)
+	if inner, found = strings.CutSuffix(inner, " -->"); !found {
+		return "", "", "", false
+	}
+	var m struct {
+		Repo    string `json:"repo"`
+		Project string `json:"project"`
+		Cluster string `json:"cluster"`
+	}
+	if err := json.Unmarshal([]byte(inner), &m); err != nil || m.Repo == "" || m.Project == "" || m.Cluster == "" ||
+		DriftIssueMarker(m.Repo, m.Project, m.Cluster) != marker {
+		return "", "", "", false
+	}
+	return m.Repo, m.Project, m.Cluster, true
+}

@@ -109,3 +109,33 @@ func TestDriftIssueBodyFitsItsLimit(t *testing.T) {
 		}
 	}
 }
+
+// A drift issue's marker is read back from the top of a body, and only as kubeplan writes it.
+func TestDriftIssueMarkerRoundTrip(t *testing.T) {
+	marker := comments.DriftIssueMarker("acme/shop", "web", "prod")
+	cases := []struct {
+		name, body string
+		want       string
+	}{
+		{"kubeplan's body", comments.DriftIssueBody(comments.DriftIssue{Repo: "acme/shop", Report: &driftreport.Report{Project: "web", Cluster: "prod"}}), marker},
+		{"edited in the browser", "\r\n" + marker + "\r\nrest", marker},
+		{"not at the top", "hello\n" + marker, ""},
+		{"no marker", "Image bump.", ""},
+		{"unterminated", comments.DriftMarker + `{"repo":"acme/shop"}`, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := comments.DriftIssueMarkerOf(c.body); got != c.want {
+				t.Fatalf("marker of %q: %q, want %q", c.body, got, c.want)
+			}
+		})
+	}
+	if repo, project, cluster, ok := comments.ParseDriftIssueMarker(marker); !ok || repo != "acme/shop" || project != "web" || cluster != "prod" {
+		t.Fatalf("parse %q: %q %q %q %v", marker, repo, project, cluster, ok)
+	}
+	for _, bad := range []string{comments.DriftMarker + `{"repo":"acme/shop","project":"web"} -->`, comments.DriftMarker + `{"repo": "acme/shop","project":"web","cluster":"prod"} -->`, "x"} {
+		if _, _, _, ok := comments.ParseDriftIssueMarker(bad); ok {
+			t.Errorf("parsed %q", bad)
+		}
+	}
+}

@@ -76,6 +76,16 @@ func TestTextsGolden(t *testing.T) {
 		{"gave-up-push", comments.GaveUp(comments.GiveUp{Kind: "pull_request", Action: "synchronize", HeadSHA: sha, Sender: "mallory", Reason: "it stopped kubeplan 3 times"})},
 		{"gave-up-command", comments.GaveUp(comments.GiveUp{Kind: "comment", Action: "created", Comment: "  /apply -p `web`" + strings.Repeat(" -c prod", 12) + "\nplease", Sender: "bob", Reason: "it stopped kubeplan 3 times"})},
 		{"gave-up-other", comments.GaveUp(comments.GiveUp{Kind: "review", Action: "submitted", Sender: "carol", Reason: "it stopped kubeplan 3 times"})},
+		// The drift issue.
+		{"drift-issue-help", comments.DriftIssueHelp},
+		{"drift-applied", comments.DriftApplied(comments.DriftApply{Where: web, SHA: sha, Objects: []string{"ConfigMap web/settings: configured", "Deployment web/`web`: configured (Current)"},
+			State: "succeeded", Summary: "2 changed", Extra: 1})},
+		{"drift-apply-failed", comments.DriftApplied(comments.DriftApply{Where: web, SHA: sha, Objects: []string{"Deployment web/web: failed: Apply failed with 1 conflict: conflict with \"kubectl-edit\" using apps/v1: .spec.replicas"},
+			State: "failed", Summary: "1 failed"})},
+		{"drift-nothing", comments.DriftNothingToApply(web, sha, 0) + "\n" + comments.DriftNothingToApply(api, sha, 2)},
+		{"drift-apply-refused", comments.Refused("apply", []string{"@mallory has read access to acme/platform; /apply needs write",
+			comments.LockedBy(web, other), comments.DriftCheckRunning(web), comments.DriftTargetGone(api, sha),
+			comments.DriftOtherTarget(comments.Selection("api", ""), web)})},
 		// The plan comment's fixed parts.
 		{"plan-fixed", comments.CommandsLine + "\n" + comments.NoConfigNote + "\n" + comments.ConfigTarget("bad").Project},
 	}

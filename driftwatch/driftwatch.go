@@ -22,6 +22,13 @@
 //
 // Slack is one (a Slack-compatible incoming webhook); a forge issue per project × cluster is
 // another, plugged in the same way (Watcher.Notifiers).
+//
+// # /apply on the drift issue
+//
+// ApplyFromIssue answers `/apply` commented on that issue: the same checks as a pull
+// request's /apply (the role from the server's policy, no lock, a fresh plan of the default
+// branch), then git's state of the drifted objects applied through the same path as a revert,
+// recorded with trigger drift_apply and the commenter as actor, and a check right after.
 package driftwatch
 
 import (
@@ -44,6 +51,7 @@ import (
 	"github.com/kubeplan/kubeplan/manifest"
 	"github.com/kubeplan/kubeplan/plan"
 	"github.com/kubeplan/kubeplan/planner"
+	"github.com/kubeplan/kubeplan/policy"
 	"github.com/kubeplan/kubeplan/render"
 	"github.com/kubeplan/kubeplan/repoconfig"
 	"github.com/kubeplan/kubeplan/store"
@@ -119,8 +127,12 @@ type Watcher struct {
 	Planner     drift.Planner
 	Applier     *applier.Applier
 	// Render renders a project of a checkout; nil renders in this process.
-	Render        func(ctx context.Context, repoRoot, dir string, opts render.Options) (*render.Result, error)
-	Access        access.Rules
+	Render func(ctx context.Context, repoRoot, dir string, opts render.Options) (*render.Result, error)
+	Access access.Rules
+	// Policy is the server's policy: who has the apply role for `/apply` on a drift issue
+	// (ApplyFromIssue), with the rules the default branch's .kubeplan.yaml adds. Nil is the
+	// empty policy.
+	Policy        *policy.Policy
 	HealthTimeout time.Duration
 	State         State
 	Notifiers     []Notifier
@@ -291,16 +303,37 @@ func (w *Watcher) observe(t target, outcome string, drifted int, started time.Ti
 	}
 }
 
+// planned is a fresh check of a target: the report, and what applying git needs.
+type planned struct {
+	report    *drift.Report
+	client    *cluster.Client
+	grant     access.Grant
+	namespace string
+	// objects are as the planner left them (namespaces defaulted, labelled); pristine are
+	// git's as rendered, which an apply applies.
+	objects, pristine []manifest.Object
+}
+
 // run renders the project as the default branch has it, checks it against the cluster and
 // reverts what may be reverted; revert says what became of that.
 func (w *Watcher) run(ctx context.Context, t target, log *slog.Logger) (report *drift.Report, revert string, err error) {
-	grant, err := w.Access.For(t.repo.Forge, t.repo.Name, t.cluster)
+	p, err := w.plan(ctx, t)
 	if err != nil {
 		return nil, "", err
 	}
+	revert, err = w.revert(ctx, t, p, log)
+	return p.report, revert, err
+}
+
+// plan renders the project as the default branch has it and checks it against the cluster.
+func (w *Watcher) plan(ctx context.Context, t target) (*planned, error) {
+	grant, err := w.Access.For(t.repo.Forge, t.repo.Name, t.cluster)
+	if err != nil {
+		return nil, err
+	}
 	client, err := w.Clusters.Get(ctx, t.cluster)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	opts := t.project.RenderOptions(client.Version)
 	renderFn := w.Render
@@ -309,21 +342,20 @@ func (w *Watcher) run(ctx context.Context, t target, log *slog.Logger) (report *
 	}
 	res, err := renderFn(ctx, t.dir, t.project.Dir, opts)
 	if err != nil {
-		return nil, "", fmt.Errorf("render %s: %w", t.project.Dir, err)
+		return nil, fmt.Errorf("render %s: %w", t.project.Dir, err)
 	}
-	// The planner defaults namespaces and labels objects in place; a revert applies git's
+	// The planner defaults namespaces and labels objects in place; an apply applies git's
 	// objects as rendered, like any apply.
 	pristine := make([]manifest.Object, len(res.Objects))
 	for i, o := range res.Objects {
 		pristine[i] = manifest.Object{Unstructured: o.Unstructured.DeepCopy(), Source: o.Source}
 	}
-	report, err = drift.Check(ctx, w.Planner, client, planner.Request{Project: t.project.Name, Objects: res.Objects, Notes: res.Notes,
+	report, err := drift.Check(ctx, w.Planner, client, planner.Request{Project: t.project.Name, Objects: res.Objects, Notes: res.Notes,
 		Renderer: string(res.Renderer), Namespace: opts.Namespace, Repository: t.repo.Key(), Scope: grant, CompareSecretValues: true}, Settings(t.cfg, t.project))
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	revert, err = w.revert(ctx, t, client, grant, opts.Namespace, report, res.Objects, pristine, log)
-	return report, revert, err
+	return &planned{report: report, client: client, grant: grant, namespace: opts.Namespace, objects: res.Objects, pristine: pristine}, nil
 }
 
 // Settings are a project's drift settings as its .kubeplan.yaml gives them.
@@ -348,8 +380,8 @@ func refOf(u *unstructured.Unstructured) plan.ObjectRef {
 // inventory's owner, the access rules), unless the server does not allow revert or a pull
 // request holds the project × cluster locked. Extra objects are not deleted: pruning stays
 // with roll-outs. It records the revert in the apply history and says what became of it.
-func (w *Watcher) revert(ctx context.Context, t target, client *cluster.Client, grant access.Grant, namespace string, r *drift.Report,
-	planned, pristine []manifest.Object, log *slog.Logger) (string, error) {
+func (w *Watcher) revert(ctx context.Context, t target, p *planned, log *slog.Logger) (string, error) {
+	r := p.report
 	want := map[string]bool{}
 	extra := 0
 	for _, o := range r.Objects {
@@ -387,23 +419,43 @@ func (w *Watcher) revert(ctx context.Context, t target, client *cluster.Client, 
 	if locked {
 		return fmt.Sprintf("not reverted: #%d (%s) holds %s on %s locked", lock.Number, lock.Holder, t.project.Name, t.cluster) + note, nil
 	}
-	var objects []manifest.Object
-	for i, o := range planned {
-		if want[refKey(refOf(o.Unstructured))] {
-			objects = append(objects, pristine[i])
-		}
-	}
-	id, err := w.State.StartApply(ctx, store.ApplyRecord{PR: t.repo.Key(), Target: t.key(), SHA: t.sha, Trigger: store.DriftRevert, Actor: Actor})
+	a, err := w.reapply(ctx, t, p, want, store.DriftRevert, Actor, log)
 	if err != nil {
 		return "", err
 	}
+	return fmt.Sprintf("reverted %d object(s): %s (%s)", len(a.objects), a.state, a.summary) + note, nil
+}
+
+// applied is what reapply did.
+type applied struct {
+	// objects name the objects applied, each with its outcome once the apply ran.
+	objects        []string
+	state, summary string
+}
+
+// reapply applies git's state of the objects in want (by refKey) through the applier as a
+// roll-out does (the project's Force, the repository as the inventory's owner, the access
+// rules), and records it in the apply history with trigger and actor.
+func (w *Watcher) reapply(ctx context.Context, t target, p *planned, want map[string]bool, trigger, actor string, log *slog.Logger) (applied, error) {
+	var objects []manifest.Object
+	var names []string
+	for i, o := range p.objects {
+		if ref := refOf(o.Unstructured); want[refKey(ref)] {
+			objects = append(objects, p.pristine[i])
+			names = append(names, ref.String())
+		}
+	}
+	id, err := w.State.StartApply(ctx, store.ApplyRecord{PR: t.repo.Key(), Target: t.key(), SHA: t.sha, Trigger: trigger, Actor: actor})
+	if err != nil {
+		return applied{}, err
+	}
 	started := time.Now()
-	res, err := w.Applier.Apply(ctx, client, applier.Request{Project: t.project.Name, Namespace: namespace, Objects: objects,
-		Force: t.project.Apply.Force, HealthTimeout: w.HealthTimeout, Repository: t.repo.Key(), Scope: grant})
+	res, err := w.Applier.Apply(ctx, p.client, applier.Request{Project: t.project.Name, Namespace: p.namespace, Objects: objects,
+		Force: t.project.Apply.Force, HealthTimeout: w.HealthTimeout, Repository: t.repo.Key(), Scope: p.grant})
 	state, summary := store.ApplyFailed, ""
 	switch {
 	case err != nil && ctx.Err() != nil:
-		return "", err // stopped: the record stays running, as an interrupted apply's does
+		return applied{}, err // stopped: the record stays running, as an interrupted apply's does
 	case err != nil:
 		summary = w.Clusters.Redact(err.Error())
 	default:
@@ -411,13 +463,18 @@ func (w *Watcher) revert(ctx context.Context, t target, client *cluster.Client, 
 		if !res.Failed() {
 			state = store.ApplySucceeded
 		}
+		// Each object with what became of it, and why it failed where it did.
+		names = names[:0]
+		for _, o := range res.Objects {
+			names = append(names, w.Clusters.Redact(o.String()))
+		}
 	}
 	if w.ObserveApply != nil {
-		w.ObserveApply(store.DriftRevert, state, time.Since(started))
+		w.ObserveApply(trigger, state, time.Since(started))
 	}
-	log.Info("drift reverted", "objects", len(objects), "state", state, "summary", summary)
+	log.Info("drift applied", "trigger", trigger, "actor", actor, "objects", len(objects), "state", state, "summary", summary)
 	if err := w.State.FinishApply(ctx, id, state, summary, ""); err != nil {
-		return "", err
+		return applied{}, err
 	}
-	return fmt.Sprintf("reverted %d object(s): %s (%s)", len(objects), state, summary) + note, nil
+	return applied{objects: names, state: state, summary: summary}, nil
 }

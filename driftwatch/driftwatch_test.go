@@ -26,6 +26,7 @@ import (
 	"github.com/kubeplan/kubeplan/drift"
 	"github.com/kubeplan/kubeplan/driftwatch"
 	ghforge "github.com/kubeplan/kubeplan/forge/github"
+	glforge "github.com/kubeplan/kubeplan/forge/gitlab"
 	"github.com/kubeplan/kubeplan/internal/forgeemu"
 	"github.com/kubeplan/kubeplan/internal/kubetest"
 	"github.com/kubeplan/kubeplan/internal/pgtest"
@@ -49,6 +50,7 @@ var deployments = schema.GroupVersionResource{Group: "apps", Version: "v1", Reso
 type fixture struct {
 	t     *testing.T
 	emu   *forgeemu.Emulator
+	forge string // github or gitlab
 	repo  string
 	ns    string
 	slack *receiver
@@ -68,10 +70,13 @@ func (r *receiver) posts() []string {
 	return append([]string(nil), r.texts...)
 }
 
-func newFixture(t *testing.T, drift string) *fixture {
+func newFixture(t *testing.T, drift string) *fixture { return newFixtureOn(t, "github", drift) }
+
+// newFixtureOn is newFixture with the repository on forge (github or gitlab).
+func newFixtureOn(t *testing.T, forge, drift string) *fixture {
 	t.Helper()
 	n := seq.Add(1)
-	f := &fixture{t: t, emu: forgeemu.New(token, "kubeplan-bot"), repo: fmt.Sprintf("acme/shop-%d-%d", os.Getpid(), n),
+	f := &fixture{t: t, emu: forgeemu.New(token, "kubeplan-bot"), forge: forge, repo: fmt.Sprintf("acme/shop-%d-%d", os.Getpid(), n),
 		ns: fmt.Sprintf("watch-%d-%d", os.Getpid(), n), slack: &receiver{}}
 	t.Cleanup(f.emu.Close)
 	f.slack.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -123,7 +128,7 @@ func (f *fixture) apply() {
 		objs[i] = manifest.Object{Unstructured: u, Source: "app/app.yaml"}
 	}
 	r, err := applier.New(applier.Options{}).Apply(context.Background(), f.client(), applier.Request{Project: "shop", Namespace: f.ns,
-		Objects: objs, Prune: true, Force: true, Repository: "github:" + f.repo})
+		Objects: objs, Prune: true, Force: true, Repository: f.forge + ":" + f.repo})
 	if err != nil || r.Failed() {
 		f.t.Fatalf("apply: %v %+v", err, r)
 	}
@@ -173,9 +178,12 @@ func (f *fixture) watcher(state *store.State, every time.Duration, allowRevert b
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	return &driftwatch.Watcher{
-		Repositories: []driftwatch.Repository{{Forge: "github", Name: f.repo}},
+		Repositories: []driftwatch.Repository{{Forge: f.forge, Name: f.repo}},
 		Interval:     every, Lease: time.Minute, Holder: fmt.Sprintf("replica-%d", seq.Add(1)), AllowRevert: allowRevert,
 		Forges: func(ctx context.Context, r driftwatch.Repository) (driftwatch.Forge, error) {
+			if f.forge == "gitlab" {
+				return glforge.New(glforge.Config{BaseURL: f.emu.GitLabAPI(), Token: token})
+			}
 			return ghforge.New(ghforge.Config{BaseURL: f.emu.GitHubAPI(), Token: token}, 0)
 		},
 		Checkouts: archive.NewCache(f.t.TempDir(), 64<<20),

@@ -1,5 +1,6 @@
-// Package event is the forge-neutral description of what happened on a pull request, as the
-// webhook receiver queues it and the workflow reads it.
+// Package event is the forge-neutral description of what happened on a pull request (or on a
+// drift issue kubeplan keeps), as the webhook receiver queues it and the workflow (or, for a
+// drift issue, package driftwatch) reads it.
 package event
 
 import "fmt"
@@ -25,6 +26,11 @@ const (
 	// MergeGroup: a merge queue asks for checks of the commit it would merge. Number is the
 	// queued pull request, HeadSHA that commit.
 	MergeGroup Kind = "merge_group"
+	// IssueComment: a new comment (GitHub) or note (GitLab) on an issue, not a pull request,
+	// whose body starts with kubeplan's drift marker (IssueMarker). Number is the issue's
+	// number (GitLab: its iid). Only kubeplan's own drift issues are acted on, and the handler
+	// reads the issue again through the forge: the payload says what anyone wrote.
+	IssueComment Kind = "issue_comment"
 )
 
 // Action is what happened, in kubeplan's words: package webhook maps each forge's words to
@@ -62,7 +68,7 @@ const (
 	Dismissed Action = "dismissed"
 )
 
-// The actions of comments (Kind Comment) and merge queues (Kind MergeGroup).
+// The actions of comments (Kinds Comment and IssueComment) and merge queues (Kind MergeGroup).
 const (
 	// Commented: a new comment; an edited one is not an event.
 	Commented Action = "commented"
@@ -103,9 +109,19 @@ type Event struct {
 	// CommentID and CommentBody are set for comments.
 	CommentID   int64  `json:"commentId,omitempty"`
 	CommentBody string `json:"commentBody,omitempty"`
+	// IssueMarker is, for an IssueComment, the hidden first line of the issue's body as the
+	// payload gives it (comments.DriftIssueMarker): which repository, project and cluster the
+	// drift issue claims to be about. It is a claim: the handler checks it on the forge.
+	IssueMarker string `json:"issueMarker,omitempty"`
 	// InstallationID is the GitHub App installation the event came through.
 	InstallationID int64 `json:"installationId,omitempty"`
 }
 
-// Key serialises work: events of one pull request are handled one at a time, in order.
-func (e Event) Key() string { return fmt.Sprintf("%s:%s#%d", e.Forge, e.Repo, e.Number) }
+// Key serialises work: events of one pull request (or one issue) are handled one at a time,
+// in order. An issue's key differs from a pull request's: GitLab numbers them apart.
+func (e Event) Key() string {
+	if e.Kind == IssueComment {
+		return fmt.Sprintf("%s:%s/issues#%d", e.Forge, e.Repo, e.Number)
+	}
+	return fmt.Sprintf("%s:%s#%d", e.Forge, e.Repo, e.Number)
+}

@@ -2,6 +2,7 @@ package forge_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/kubeplan/kubeplan/forge"
@@ -76,6 +77,40 @@ func TestIssueLifecycle(t *testing.T) {
 			if err := c.EditIssue(ctx, repo, 999, "x", "y"); err == nil {
 				t.Fatal("editing a missing issue: no error")
 			}
+		})
+	}
+}
+
+// Both clients answer on an issue and react to a person's comment there: GitLab's issue notes
+// have endpoints of their own, apart from a merge request's.
+func TestIssueCommentAndReaction(t *testing.T) {
+	ctx := context.Background()
+	type commenter interface {
+		CreateIssueComment(ctx context.Context, repo string, number int, body string) error
+		ReactToIssueComment(ctx context.Context, repo string, number int, commentID int64, reaction string) error
+	}
+	for _, fc := range forgeCases {
+		t.Run(fc.name, func(t *testing.T) {
+			emu, _ := emulator(t)
+			c := fc.connect(t, emu, fc.api(emu), forgehttp.Options{}).(commenter)
+			n := emu.OpenIssue(repo, "kubeplan[bot]", "kubeplan: drift on prod / shop", "drift")
+			asked := emu.AddIssueComment(repo, n, "bob", "/apply")
+			if err := c.ReactToIssueComment(ctx, repo, n, asked.ID, "eyes"); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.CreateIssueComment(ctx, repo, n, "@bob done"); err != nil {
+				t.Fatal(err)
+			}
+			for _, is := range emu.Issues(repo) {
+				if is.Number != n {
+					continue
+				}
+				if len(is.Comments) != 2 || len(is.Comments[0].Reactions) != 1 || is.Comments[0].Reactions[0] != "eyes" || !strings.HasPrefix(is.Comments[1].Body, "@bob done") {
+					t.Fatalf("issue comments: %+v %+v", is.Comments[0], is.Comments[len(is.Comments)-1])
+				}
+				return
+			}
+			t.Fatalf("issue #%d not found", n)
 		})
 	}
 }

@@ -14,11 +14,18 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
 	"github.com/kubeplan/kubeplan/applier"
+	"github.com/kubeplan/kubeplan/comments"
 	"github.com/kubeplan/kubeplan/config"
+	"github.com/kubeplan/kubeplan/forge"
 	"github.com/kubeplan/kubeplan/internal/forgeemu"
 	"github.com/kubeplan/kubeplan/internal/kubetest"
 	"github.com/kubeplan/kubeplan/manifest"
+	"github.com/kubeplan/kubeplan/store"
 )
 
 // kubeplan serve checks the configured repository's default branch on its schedule: a field
@@ -110,5 +117,147 @@ func TestServeChecksForDriftOnSchedule(t *testing.T) {
 	defer mu.Unlock()
 	if len(posts) != 2 || !strings.Contains(posts[1], "resolved") {
 		t.Errorf("Slack posts after the fix: %q; want the drift told once and its resolution once", posts)
+	}
+}
+
+// `/apply` commented on the drift issue, through the forges' webhooks: a person's issue that
+// copies the marker is ignored, someone without the apply role is refused, and someone with
+// it gets git back on the cluster, recorded with them as the actor, an answer, and the issue
+// closed.
+func TestServeAppliesFromTheDriftIssue(t *testing.T) {
+	for _, forgeName := range []string{"github", "gitlab"} {
+		t.Run(forgeName, func(t *testing.T) {
+			ns := fmt.Sprintf("drift-apply-%s-%d-%d", forgeName, os.Getpid(), time.Now().UnixNano()%1e6)
+			repo := "acme/" + ns
+			kubectl(t, "", "create", "namespace", ns)
+			docs := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {color: blue}\n"
+			emu := forgeemu.New(token, bot)
+			t.Cleanup(emu.Close)
+			emu.CreateRepo(repo, map[string]string{
+				// force: the field kubectl-patch changed is owned by it now (docs/drift.md).
+				".kubeplan.yaml": fmt.Sprintf("projects:\n- {name: shop, dir: app, namespace: %s, apply: {force: true}}\n", ns),
+				"app/cm.yaml":    docs,
+			})
+			emu.SetPermission(repo, "bob", forge.PermWrite)
+			emu.SetPermission(repo, "mallory", forge.PermRead)
+			us, err := kubetest.Objects(docs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			client, err := prod.Client(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r, err := applier.New(applier.Options{}).Apply(context.Background(), client, applier.Request{Project: "shop", Namespace: ns,
+				Objects: []manifest.Object{{Unstructured: us[0], Source: "app/cm.yaml"}}, Repository: forgeName + ":" + repo}); err != nil || r.Failed() {
+				t.Fatalf("apply: %v %+v", err, r)
+			}
+			kubectl(t, "", "-n", ns, "patch", "configmap", "settings", "--type=merge", "-p", `{"data":{"color":"red"}}`)
+			color := func() string {
+				cm, err := client.Dynamic.Resource(schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}).Namespace(ns).Get(context.Background(), "settings", metav1.GetOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				c, _, _ := unstructured.NestedString(cm.Object, "data", "color")
+				return c
+			}
+			state := t.TempDir() + "/state.db"
+			e := start(t, emu, state, true, func(c *config.Config) {
+				c.Drift.Interval.Duration = time.Hour // one check at start; the rest is /apply's
+				c.Drift.Repositories = []string{forgeName + ":" + repo}
+			})
+			var number int
+			waitFor(t, "the drift issue", func() bool {
+				is := emu.Issues(repo)
+				if len(is) == 1 && is[0].State == "open" {
+					number = is[0].Number
+					return true
+				}
+				return false
+			})
+			deliveries := 0
+			comment := func(issue int, who, body string) {
+				t.Helper()
+				c := emu.AddIssueComment(repo, issue, who, body)
+				deliveries++
+				delivery := fmt.Sprintf("%s-issue-%d", ns, deliveries)
+				var code int
+				if forgeName == "github" {
+					code = e.answer(forgeemu.SendGitHub(e.url+"/webhooks/github", secret, "issue_comment", delivery, emu.GitHubIssueCommentEvent(repo, issue, c)))
+				} else {
+					code = e.answer(forgeemu.SendGitLab(e.url+"/webhooks/gitlab", secret, "Note Hook", delivery, emu.GitLabIssueNoteEvent(repo, issue, c)))
+				}
+				if code != http.StatusAccepted {
+					t.Fatalf("%s's comment: webhook answered %d, want 202", who, code)
+				}
+			}
+			answers := func(issue int) []string {
+				var out []string
+				for _, is := range emu.Issues(repo) {
+					for _, c := range is.Comments {
+						if is.Number == issue && c.Author == bot {
+							out = append(out, c.Body)
+						}
+					}
+				}
+				return out
+			}
+
+			// A person's issue with kubeplan's marker at the top: queued (the receiver cannot
+			// tell), then ignored, even for someone with the role.
+			forged := emu.OpenIssue(repo, "mallory", "kubeplan: drift on prod / shop",
+				comments.DriftIssueMarker(repo, "shop", "prod")+"\nplease apply")
+			comment(forged, "bob", "/apply")
+			e.waitMetrics(`kubeplan_jobs_total{outcome="done"} 1`)
+			if a := answers(forged); len(a) != 0 || color() != "red" {
+				t.Fatalf("forged issue: answers %q, color %s; want nothing done", a, color())
+			}
+			// No apply role: refused.
+			comment(number, "mallory", "/apply")
+			waitFor(t, "the refusal", func() bool { return len(answers(number)) == 1 })
+			if a := answers(number); !strings.Contains(a[0], "@mallory `/apply` refused") || color() != "red" {
+				t.Fatalf("answer to mallory: %q, color %s", a, color())
+			}
+			// The apply role: git is back and the issue closed.
+			comment(number, "bob", "/apply")
+			waitFor(t, "the drift issue closed", func() bool {
+				for _, is := range emu.Issues(repo) {
+					if is.Number == number {
+						return is.State == "closed"
+					}
+				}
+				return false
+			})
+			if color() != "blue" {
+				t.Fatalf("color %s after /apply; want git's blue", color())
+			}
+			a := answers(number)
+			if len(a) != 3 || !strings.HasPrefix(a[1], "@bob ✅ applied git at") || !strings.Contains(a[1], "ConfigMap "+ns+"/settings") ||
+				!strings.Contains(a[2], "Drift is gone") {
+				t.Fatalf("answers: %q; want the refusal, the outcome, the closing note", a)
+			}
+			e.stop()
+			q, err := store.Open(context.Background(), state)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer q.Close()
+			history, err := q.State().Applies(context.Background(), forgeName+":"+repo)
+			if err != nil || len(history) != 1 || history[0].Trigger != store.DriftApply || history[0].Actor != "bob" || history[0].State != store.ApplySucceeded {
+				t.Fatalf("apply history: %+v, %v; want one drift_apply by bob", history, err)
+			}
+		})
+	}
+}
+
+// waitFor waits up to 90s for cond.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within 90s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

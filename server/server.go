@@ -198,7 +198,21 @@ func (s *Server) handle(ctx context.Context, job *store.Job) error {
 		s.log.Warn("repository not in the allowlist: event ignored", "repo", ev.Repo)
 		return nil
 	}
+	if ev.Kind == event.IssueComment {
+		return s.issueCommand(ctx, ev)
+	}
 	return s.flow.Handle(ctx, ev)
+}
+
+// issueCommand hands a command on a drift issue to the drift checks (driftwatch), which keep
+// those issues; without scheduled checks there are none to answer on.
+func (s *Server) issueCommand(ctx context.Context, ev event.Event) error {
+	if s.watch == nil {
+		s.log.Info("command on an issue, and no drift checks: ignored", "repo", ev.Repo, "issue", ev.Number)
+		return nil
+	}
+	return s.watch.ApplyFromIssue(ctx, driftwatch.IssueCommand{Repository: driftwatch.Repository{Forge: string(ev.Forge), Name: ev.Repo},
+		Number: ev.Number, CommentID: ev.CommentID, Body: ev.CommentBody, Sender: ev.Sender, SenderIsBot: ev.SenderIsBot, Marker: ev.IssueMarker})
 }
 
 // giveUp tells a pull request that kubeplan gave up on one of its events (worker.Pool.GiveUp).
@@ -208,6 +222,10 @@ func (s *Server) giveUp(ctx context.Context, job *store.Job, reason error) error
 		return err
 	}
 	if !s.cfg.Allowed(ev.Repo) {
+		return nil
+	}
+	if ev.Kind == event.IssueComment { // not a pull request's: nothing to tell there
+		s.log.Warn("gave up on a command on a drift issue", "repo", ev.Repo, "issue", ev.Number, "err", reason)
 		return nil
 	}
 	return s.flow.GaveUp(ctx, ev, reason)
@@ -262,7 +280,7 @@ func (s *Server) driftWatcher(state *store.State) *driftwatch.Watcher {
 	w := &driftwatch.Watcher{Repositories: repos, Interval: s.cfg.Drift.Interval.Duration, Lease: s.cfg.JobTimeout.Duration,
 		Holder: fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano()), AllowRevert: s.cfg.Drift.AllowRevert,
 		Forges: s.driftForge, Checkouts: s.flow.Checkouts, Clusters: s.flow.Clusters, Planner: s.flow.Planner, Applier: s.flow.Applier,
-		Render: s.flow.Render, Access: s.cfg.Access, HealthTimeout: s.flow.HealthTimeout, State: state, Log: s.log.With("part", "drift"),
+		Render: s.flow.Render, Access: s.cfg.Access, Policy: s.flow.Policy, HealthTimeout: s.flow.HealthTimeout, State: state, Log: s.log.With("part", "drift"),
 		ObserveApply: s.flow.ObserveApply,
 		Observe: func(repository, project, cluster, outcome string, drifted int, took time.Duration) {
 			s.metrics.DriftChecks.WithLabelValues(outcome).Inc()

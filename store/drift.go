@@ -11,6 +11,9 @@ import (
 // DriftRevert is the apply trigger of a revert of drift (a scheduled check re-applying git).
 const DriftRevert = "drift_revert"
 
+// DriftApply is the apply trigger of `/apply` on a drift issue (someone re-applying git).
+const DriftApply = "drift_apply"
+
 const driftTables = `
 CREATE TABLE IF NOT EXISTS drift (
 	repo        TEXT NOT NULL, -- forge:repo

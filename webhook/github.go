@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/go-github/v60/github"
 
+	"github.com/kubeplan/kubeplan/commands"
+	"github.com/kubeplan/kubeplan/comments"
 	"github.com/kubeplan/kubeplan/event"
 )
 
@@ -91,8 +93,11 @@ func githubEvent(parsed any) (event.Event, string) {
 			Sender: e.GetSender().GetLogin(), SenderIsBot: e.GetSender().GetType() == "Bot", InstallationID: e.GetInstallation().GetID(),
 		}, ""
 	case *github.IssueCommentEvent:
-		if e.GetIssue() == nil || !e.GetIssue().IsPullRequest() { // go-github's IsPullRequest panics on nil
+		if e.GetIssue() == nil { // go-github's IsPullRequest panics on nil
 			return event.Event{}, "comment on an issue, not a pull request"
+		}
+		if !e.GetIssue().IsPullRequest() {
+			return issueCommentEvent(e)
 		}
 		action := githubAction(event.Comment, e.GetAction())
 		if action == "" {
@@ -128,6 +133,32 @@ func githubEvent(parsed any) (event.Event, string) {
 		return mergeGroupEvent(e)
 	}
 	return event.Event{}, "event not used by kubeplan"
+}
+
+// issueCommentEvent reduces a comment on an issue: only a new command on an issue whose body
+// starts with kubeplan's drift marker is an event; the handler checks on the forge that the
+// issue is kubeplan's own, since anyone can write the marker into an issue.
+func issueCommentEvent(e *github.IssueCommentEvent) (event.Event, string) {
+	marker := comments.DriftIssueMarkerOf(e.GetIssue().GetBody())
+	switch {
+	case marker == "":
+		return event.Event{}, "comment on an issue that is no kubeplan drift issue"
+	case githubAction(event.Comment, e.GetAction()) == "":
+		return event.Event{}, "issue_comment action " + e.GetAction()
+	case !isCommand(e.GetComment().GetBody()):
+		return event.Event{}, "comment on a drift issue that is no command"
+	}
+	return event.Event{
+		Kind: event.IssueComment, Action: event.Commented, Repo: e.GetRepo().GetFullName(), Number: e.GetIssue().GetNumber(),
+		Sender: e.GetComment().GetUser().GetLogin(), SenderIsBot: e.GetComment().GetUser().GetType() == "Bot",
+		CommentID: e.GetComment().GetID(), CommentBody: e.GetComment().GetBody(), IssueMarker: marker, InstallationID: e.GetInstallation().GetID(),
+	}, ""
+}
+
+// isCommand reports whether a comment reads as a kubeplan command (valid or not).
+func isCommand(body string) bool {
+	_, ok, _ := commands.Parse(body)
+	return ok
 }
 
 // githubAction is kubeplan's action for GitHub's action word on an event of this kind, or ""

@@ -7,6 +7,7 @@ import (
 
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 
+	"github.com/kubeplan/kubeplan/comments"
 	"github.com/kubeplan/kubeplan/event"
 )
 
@@ -93,6 +94,25 @@ func gitlabEvent(parsed any) (event.Event, string) {
 		ev := event.Event{Kind: event.Comment, Action: event.Commented, Repo: e.Project.PathWithNamespace, ProjectID: e.Project.ID,
 			Number: int(e.MergeRequest.IID), HeadSHA: e.MergeRequest.LastCommit.ID,
 			CommentID: e.ObjectAttributes.ID, CommentBody: e.ObjectAttributes.Note}
+		if e.User != nil {
+			ev.Sender = e.User.Username
+		}
+		return ev, ""
+	case *gitlab.IssueCommentEvent:
+		a := e.ObjectAttributes
+		marker := comments.DriftIssueMarkerOf(e.Issue.Description)
+		switch {
+		case a.System:
+			return event.Event{}, "system note"
+		case marker == "":
+			return event.Event{}, "note on an issue that is no kubeplan drift issue"
+		case a.Action != gitlab.CommentEventActionCreate && (a.Action != "" || a.UpdatedAt != a.CreatedAt):
+			return event.Event{}, "edited note"
+		case !isCommand(a.Note):
+			return event.Event{}, "note on a drift issue that is no command"
+		}
+		ev := event.Event{Kind: event.IssueComment, Action: event.Commented, Repo: e.Project.PathWithNamespace, ProjectID: e.ProjectID,
+			Number: int(e.Issue.IID), CommentID: a.ID, CommentBody: a.Note, IssueMarker: marker}
 		if e.User != nil {
 			ev.Sender = e.User.Username
 		}

@@ -116,6 +116,9 @@ func TestGitHubEventsAreVerifiedParsedAndQueued(t *testing.T) {
 			HeadSHA: "9f2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Merged: true, Closed: true, Sender: "alice", InstallationID: 7700123}},
 		{"issue_comment", "issue_comment.created.json", event.Event{Kind: event.Comment, Action: event.Commented, Repo: "acme/platform", Number: 42,
 			Sender: "bob", CommentID: 8800001, CommentBody: "/apply -p web", InstallationID: 7700123}},
+		// A command on a drift issue: the marker its body claims goes with it, to be checked.
+		{"issue_comment", "issue_comment.drift-issue.json", event.Event{Kind: event.IssueComment, Action: event.Commented, Repo: "acme/platform", Number: 57,
+			Sender: "bob", CommentID: 8800057, CommentBody: "/apply", IssueMarker: driftMarker, InstallationID: 7700123}},
 		{"pull_request", "pull_request.closed.json", event.Event{Kind: event.PullRequest, Action: event.Closed, Repo: "acme/platform", Number: 42,
 			HeadSHA: "9f2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Closed: true, Sender: "alice", InstallationID: 7700123}},
 		{"pull_request_review", "pull_request_review.submitted.json", event.Event{Kind: event.Review, Action: event.Submitted, Repo: "acme/platform", Number: 42,
@@ -236,6 +239,52 @@ func TestOversizeBodiesAreRefusedWithoutReadingThem(t *testing.T) {
 	}
 }
 
+// driftMarker is the marker of the drift issue in the fixtures.
+const driftMarker = `<!-- kubeplan:drift {"repo":"acme/platform","project":"web","cluster":"prod"} -->`
+
+// Comments on issues are dropped at the receiver unless they are commands on an issue whose
+// body starts with kubeplan's drift marker: nothing is queued for the rest.
+func TestIssueCommentsOtherThanDriftCommandsAreIgnored(t *testing.T) {
+	srv, q := receiver(t)
+	gh := fixture(t, "github", "issue_comment.drift-issue.json")
+	gl := fixture(t, "gitlab", "note.issue.json")
+	replace := func(body []byte, old, new string) []byte {
+		out := bytes.Replace(body, []byte(old), []byte(new), 1)
+		if bytes.Equal(out, body) {
+			t.Fatalf("%q not in the fixture", old)
+		}
+		return out
+	}
+	const markerJSON = `<!-- kubeplan:drift {\"repo\"`
+	for _, c := range []struct {
+		name, forge string
+		body        []byte
+		want        string
+	}{
+		{"github: no marker", "github", fixture(t, "github", "issue_comment.on-issue.json"), "ignored: comment on an issue that is no kubeplan drift issue"},
+		{"github: marker not at the top", "github", replace(gh, markerJSON, `See <!-- kubeplan:drift {\"repo\"`), "ignored: comment on an issue that is no kubeplan drift issue"},
+		{"github: no command", "github", replace(gh, `"body": "/apply"`, `"body": "thanks, looking"`), "ignored: comment on a drift issue that is no command"},
+		{"github: edited", "github", replace(gh, `"action": "created"`, `"action": "edited"`), "ignored: issue_comment action edited"},
+		{"gitlab: no marker", "gitlab", replace(gl, markerJSON, `<!-- not kubeplan {\"repo\"`), "ignored: note on an issue that is no kubeplan drift issue"},
+		{"gitlab: no command", "gitlab", replace(replace(gl, `"note": "/apply"`, `"note": "on it"`), `"description": "/apply"`, `"description": "on it"`), "ignored: note on a drift issue that is no command"},
+		{"gitlab: edited", "gitlab", replace(gl, `"action": "create"`, `"action": "update"`), "ignored: edited note"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := githubHeaders("issue_comment", c.name, c.body)
+			if c.forge == "gitlab" {
+				h = map[string]string{"Content-Type": "application/json", "X-Gitlab-Event": "Note Hook", "X-Gitlab-Token": secret, "X-Gitlab-Event-UUID": c.name}
+			}
+			code, msg := post(t, srv.URL+"/webhooks/"+c.forge, bytes.NewReader(c.body), h)
+			if code != http.StatusOK || !strings.Contains(msg, c.want) {
+				t.Fatalf("%d %q, want 200 %q", code, msg, c.want)
+			}
+		})
+	}
+	if got := queued(t, q); len(got) != 0 {
+		t.Fatalf("ignored comments queued: %+v", got)
+	}
+}
+
 func TestEventsKubeplanDoesNotUseAreAcknowledgedAndIgnored(t *testing.T) {
 	srv, q := receiver(t)
 	for _, c := range []struct{ kind, file, want string }{
@@ -280,6 +329,8 @@ func TestGitLabEventsAreVerifiedParsedAndQueued(t *testing.T) {
 			HeadSHA: "9f2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Closed: true, Sender: "alice"}},
 		{"Note Hook", "note.merge_request.json", event.Event{Kind: event.Comment, Action: event.Commented, Repo: "acme/platform", ProjectID: 15, Number: 42,
 			HeadSHA: "9f2c1e7d3b4a5c6d7e8f90a1b2c3d4e5f6a7b8c9", Sender: "bob", CommentID: 1244, CommentBody: "/apply -p web"}},
+		{"Note Hook", "note.issue.json", event.Event{Kind: event.IssueComment, Action: event.Commented, Repo: "acme/platform", ProjectID: 15, Number: 57,
+			Sender: "bob", CommentID: 1257, CommentBody: "/apply", IssueMarker: driftMarker}},
 	}
 	for _, c := range cases {
 		t.Run(c.file, func(t *testing.T) {

@@ -477,6 +477,17 @@ func (c *Client) React(ctx context.Context, repo string, _ int, commentID int64,
 	return wrap(fmt.Sprintf("react to comment %d on %s", commentID, repo), resp, err)
 }
 
+// CreateIssueComment comments on an issue (GitHub comments on issues and pull requests alike).
+func (c *Client) CreateIssueComment(ctx context.Context, repo string, number int, body string) error {
+	_, err := c.CreateComment(ctx, repo, number, body)
+	return err
+}
+
+// ReactToIssueComment adds a reaction to a comment on an issue.
+func (c *Client) ReactToIssueComment(ctx context.Context, repo string, number int, commentID int64, reaction string) error {
+	return c.React(ctx, repo, number, commentID, reaction)
+}
+
 // MaxIssueLength is the largest issue body kubeplan may write (GitHub's comment limit holds
 // for issue bodies too).
 func (c *Client) MaxIssueLength() int { return forge.MaxGitHubComment }

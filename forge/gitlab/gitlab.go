@@ -389,6 +389,18 @@ func (c *Client) React(ctx context.Context, repo string, number int, noteID int6
 	return wrap(fmt.Sprintf("award %s on note %d of %s!%d", emoji, noteID, repo, number), resp, err)
 }
 
+// CreateIssueComment adds a note to an issue.
+func (c *Client) CreateIssueComment(ctx context.Context, repo string, number int, body string) error {
+	_, resp, err := c.gl.Notes.CreateIssueNote(repo, int64(number), &gl.CreateIssueNoteOptions{Body: &body}, gl.WithContext(ctx))
+	return wrap(fmt.Sprintf("note on issue %s#%d", repo, number), resp, err)
+}
+
+// ReactToIssueComment awards an emoji to a note on an issue.
+func (c *Client) ReactToIssueComment(ctx context.Context, repo string, number int, noteID int64, emoji string) error {
+	_, resp, err := c.gl.AwardEmoji.CreateIssuesAwardEmojiOnNote(repo, int64(number), noteID, &gl.CreateAwardEmojiOptions{Name: emoji}, gl.WithContext(ctx))
+	return wrap(fmt.Sprintf("award %s on note %d of issue %s#%d", emoji, noteID, repo, number), resp, err)
+}
+
 // MaxIssueLength is the largest issue description kubeplan may write.
 func (c *Client) MaxIssueLength() int { return forge.MaxGitLabIssueDescription }
 

@@ -182,6 +182,9 @@ func (e *Emulator) githubAPI() http.Handler {
 	})
 	repoRoute("POST", "/issues/comments/{id}/reactions", func(w http.ResponseWriter, r *http.Request, repo *Repo) {
 		_, c := findComment(repo, r.PathValue("id"))
+		if c == nil { // a comment on an issue (GitHub's endpoint is the same)
+			c = findIssueComment(repo, r.PathValue("id"))
+		}
 		if c == nil {
 			ghNotFound(w)
 			return

@@ -340,9 +340,92 @@ func (e *Emulator) gitlabIssues(w http.ResponseWriter, r *http.Request, repo *Re
 		c := &Comment{ID: e.id(), Author: e.BotLogin, Body: in.Body, Created: e.now(), Updated: e.now()}
 		is.Comments = append(is.Comments, c)
 		writeJSON(w, http.StatusCreated, e.glIssueNote(repo, is, c))
+	case len(rest) == 5 && rest[2] == "notes" && rest[4] == "award_emoji" && r.Method == http.MethodPost:
+		c := findIssueComment(repo, rest[3])
+		if c == nil || !contains(issueCommentIDs(is), rest[3]) {
+			glError(w, http.StatusNotFound, "404 Note Not Found")
+			return
+		}
+		var in struct{ Name string }
+		_ = json.NewDecoder(r.Body).Decode(&in)
+		c.Reactions = append(c.Reactions, in.Name)
+		writeJSON(w, http.StatusCreated, map[string]any{"id": e.id(), "name": in.Name, "user": e.glUser(e.BotLogin, e.userID(e.BotLogin)),
+			"awardable_id": c.ID, "awardable_type": "Note"})
 	default:
 		glError(w, http.StatusNotFound, "404 Not Found")
 	}
+}
+
+// findIssueComment finds a comment on one of a repository's issues by its id.
+func findIssueComment(repo *Repo, id string) *Comment {
+	n, _ := strconv.ParseInt(id, 10, 64)
+	for _, is := range repo.Issues {
+		for _, c := range is.Comments {
+			if c.ID == n {
+				return c
+			}
+		}
+	}
+	return nil
+}
+
+func issueCommentIDs(is *Issue) []string {
+	var out []string
+	for _, c := range is.Comments {
+		out = append(out, strconv.FormatInt(c.ID, 10))
+	}
+	return out
+}
+
+// AddIssueComment adds a comment by a user (not the bot) to an issue and returns it.
+func (e *Emulator) AddIssueComment(repo string, number int, author, body string) *Comment {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	is := e.repos[repo].Issues[number]
+	c := &Comment{ID: e.id(), Author: author, Body: body, Created: e.now(), Updated: e.now()}
+	is.Comments = append(is.Comments, c)
+	e.userID(author)
+	return c
+}
+
+// GitHubIssueCommentEvent builds an issue_comment payload for a comment on an issue (no
+// pull_request field; the issue's body as GitHub sends it).
+func (e *Emulator) GitHubIssueCommentEvent(repo string, number int, c *Comment) *gh.IssueCommentEvent {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.repo(repo)
+	is := r.Issues[number]
+	return &gh.IssueCommentEvent{Action: gh.String("created"), Issue: e.ghIssue(r, is), Comment: e.ghIssueComment(r, is, c), Repo: e.ghRepo(r),
+		Sender: e.ghUser(c.Author), Installation: &gh.Installation{ID: gh.Int64(InstallationID)}}
+}
+
+// GitLabIssueNoteEvent builds a "Note Hook" payload for a note on an issue, in the documented
+// shape: object_attributes with noteable_type Issue, and the issue with its description.
+func (e *Emulator) GitLabIssueNoteEvent(repo string, number int, c *Comment) map[string]any {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.repo(repo)
+	is := r.Issues[number]
+	note := e.glIssueNote(r, is, c)
+	note["note"] = c.Body
+	note["description"] = c.Body
+	note["author_id"] = e.userID(c.Author)
+	note["url"] = fmt.Sprintf("%s/%s/-/issues/%d#note_%d", e.URL(), r.FullName, number, c.ID)
+	note["action"] = "create"
+	issue := e.glIssue(r, is)
+	issue["author_id"] = e.userID(is.Author)
+	issue["url"] = issue["web_url"]
+	delete(issue, "author")
+	labels := []map[string]any{} // the hook's labels are objects, the REST API's names
+	for _, l := range is.Labels {
+		labels = append(labels, map[string]any{"id": e.id(), "title": l, "color": "#ededed", "project_id": r.ID, "template": false,
+			"description": nil, "type": "ProjectLabel", "group_id": nil})
+	}
+	issue["labels"] = labels
+	project := e.glProjectHook(r)
+	return map[string]any{"object_kind": "note", "event_type": "note", "user": e.glUser(c.Author, e.userID(c.Author)), "project_id": r.ID,
+		"project": project, "object_attributes": note, "issue": issue,
+		"repository": map[string]any{"name": project["name"], "url": project["git_ssh_url"], "description": "", "homepage": project["web_url"]}}
 }
 
 func splitLabels(s string) []string {

@@ -194,20 +194,7 @@ func prepare(ctx context.Context, c *cluster.Client, ns string, n int) (string, 
 		existing = append(existing, o)
 	}
 	existing = append(existing, set.Parent([]schema.GroupKind{{Group: "apps", Kind: "Deployment"}, {Kind: "Service"}, {Kind: "ConfigMap"}}, nil, ""))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(32)
-	for _, o := range existing {
-		g.Go(func() error {
-			gvk := o.GroupVersionKind()
-			m, err := c.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-			if err != nil {
-				return err
-			}
-			_, err = c.Dynamic.Resource(m.Resource).Namespace(ns).Apply(gctx, o.GetName(), o, metav1.ApplyOptions{FieldManager: cluster.FieldManager, Force: true})
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
+	if err := applyObjects(ctx, c, ns, existing); err != nil {
 		return "", fmt.Errorf("apply existing objects: %w", err)
 	}
 
@@ -289,4 +276,23 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// applyObjects server-side applies objs into ns as kubeplan would, 32 at a time: the state a
+// scenario starts from.
+func applyObjects(ctx context.Context, c *cluster.Client, ns string, objs []*unstructured.Unstructured) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(32)
+	for _, o := range objs {
+		g.Go(func() error {
+			gvk := o.GroupVersionKind()
+			m, err := c.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+			if err != nil {
+				return err
+			}
+			_, err = c.Dynamic.Resource(m.Resource).Namespace(ns).Apply(gctx, o.GetName(), o, metav1.ApplyOptions{FieldManager: cluster.FieldManager, Force: true})
+			return err
+		})
+	}
+	return g.Wait()
 }

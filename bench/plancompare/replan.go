@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -137,20 +136,7 @@ func applyAll(ctx context.Context, c *cluster.Client, ns string, n int) error {
 		set.Label(o)
 		objs = append(objs, o)
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(32)
-	for _, o := range objs {
-		g.Go(func() error {
-			gvk := o.GroupVersionKind()
-			m, err := c.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-			if err != nil {
-				return err
-			}
-			_, err = c.Dynamic.Resource(m.Resource).Namespace(ns).Apply(gctx, o.GetName(), o, metav1.ApplyOptions{FieldManager: cluster.FieldManager, Force: true})
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
+	if err := applyObjects(ctx, c, ns, objs); err != nil {
 		return fmt.Errorf("apply objects: %w", err)
 	}
 	return nil

@@ -1,9 +1,13 @@
 // Command plancompare measures `kubeplan plan` side by side with `kubectl diff --server-side`
-// and with the raw floor (the same server-side apply dry-runs issued in parallel, nothing
-// else), on generated manifests against one local apiserver, in one run.
+// and with the raw floor (one LIST per kind plus one server-side apply dry-run per object,
+// in parallel, nothing else), on generated manifests against one local apiserver, in one run.
 //
-// Half of the objects exist (applied before, recorded in the project's ApplySet) and are
-// changed; the other half are new. Peak RSS is measured for kubeplan at a larger size too.
+// The contenders run interleaved, several times each, and each is printed as min / median /
+// max with the machine's load average before and after: the machine is shared, and one run
+// of each would measure the neighbours as much as the contenders. Two scenarios at each size:
+// steady (objects applied by kubeplan before) and kubectl-migrated (applied by kubectl before,
+// so the plan takes the fields over and adds the inventory label to every object). Peak RSS
+// of kubeplan is measured over several runs at a larger size.
 package main
 
 import (
@@ -15,7 +19,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -34,19 +39,45 @@ import (
 
 func main() {
 	fs := flag.NewFlagSet("plancompare", flag.ExitOnError)
-	objects := fs.Int("objects", 1000, "objects in the timed comparison")
+	sizes := fs.String("objects", "100,1000", "object counts of the timed comparison, comma-separated")
+	runs := fs.Int("runs", 5, "interleaved runs per contender in the timed comparison")
 	rssObjects := fs.Int("rss-objects", 5000, "objects for the peak-RSS measurement (0 to skip)")
-	runs := fs.Int("runs", 3, "runs per contender (the median is reported)")
+	rssRuns := fs.Int("rss-runs", 3, "runs of kubeplan (and the raw floor) at -rss-objects; kubectl diff runs once there")
 	kubeplanBin := fs.String("kubeplan", "bin/kubeplan", "kubeplan binary")
 	only := fs.String("only", "", `run one scenario only: "replan" (re-plan of unchanged objects with the cache)`)
 	_ = fs.Parse(os.Args[1:])
-	if err := run(context.Background(), *objects, *rssObjects, *runs, *kubeplanBin, *only); err != nil {
+	var ns []int
+	for _, f := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 2 {
+			fmt.Fprintf(os.Stderr, "plancompare: -objects %q: want counts of at least 2, comma-separated\n", *sizes)
+			os.Exit(2)
+		}
+		ns = append(ns, n)
+	}
+	if *runs < 1 || *rssRuns < 1 {
+		fmt.Fprintln(os.Stderr, "plancompare: -runs and -rss-runs must be at least 1")
+		os.Exit(2)
+	}
+	if err := run(context.Background(), ns, *runs, *rssObjects, *rssRuns, *kubeplanBin, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "plancompare:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, n, rssN, runs int, kubeplanBin, only string) error {
+// scenario is the state the cluster is in before the plan.
+type scenario string
+
+const (
+	// steady: half of the objects were applied by kubeplan before (labelled, in the ApplySet)
+	// and are changed; the other half are new.
+	steady scenario = "steady"
+	// migrated: every object was applied by kubectl before (kubectl's field manager owns the
+	// fields, no inventory label); half are changed, and the plan adds the label to all.
+	migrated scenario = "kubectl-migrated"
+)
+
+func run(ctx context.Context, sizes []int, runs, rssN, rssRuns int, kubeplanBin, only string) error {
 	assets, err := kubetest.Assets()
 	if err != nil {
 		return err
@@ -62,74 +93,131 @@ func run(ctx context.Context, n, rssN, runs int, kubeplanBin, only string) error
 	}
 	kubectlBin := filepath.Join(assets, "kubectl")
 	version, _ := exec.Command(kubectlBin, "version", "--client").Output()
-	fmt.Printf("kube-apiserver %s on loopback, kubectl %s, %d CPU cores\n\n", client.Version,
+	fmt.Printf("kube-apiserver %s on loopback, kubectl %s, %d CPU cores\n", client.Version,
 		strings.TrimPrefix(strings.Split(strings.TrimSpace(string(version)), "\n")[0], "Client Version: "), runtime.NumCPU())
+	replanN := sizes[len(sizes)-1]
 	switch only {
 	case "replan":
-		return replan(ctx, kc, n, runs)
+		return replan(ctx, kc, replanN, runs)
 	case "":
 	default:
 		return fmt.Errorf("-only %q: the scenario to run alone is replan", only)
 	}
 
-	dir, err := prepare(ctx, client, "bench", n)
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-
-	kubeplanArgs := []string{"plan", dir, "--kubeconfig", kc.Kubeconfig, "-n", "bench", "--project", "bench", "-o", "json", "--repo-root", dir}
-	results := []result{
-		measure("kubeplan plan", runs, 2, kubeplanBin, kubeplanArgs...),
-		measure("kubectl diff --server-side", runs, 1, kubectlBin, "--kubeconfig", kc.Kubeconfig, "diff", "--server-side", "--field-manager=kubeplan", "-n", "bench", "-f", dir),
-		rawFloor(ctx, client, dir, runs),
-	}
-	fmt.Printf("%d objects (%d existing and changed, %d new), median of %d runs:\n\n", n, n/2, n-n/2, runs)
-	fmt.Printf("  %-30s %10s %12s %10s\n", "contender", "wall", "peak RSS", "vs kubeplan")
-	for _, r := range results {
-		if r.err != nil {
-			fmt.Printf("  %-30s failed: %v\n", r.name, r.err)
-			continue
+	b := bench{kc: kc, client: client, kubeplan: kubeplanBin, kubectl: kubectlBin}
+	for _, n := range sizes {
+		for _, sc := range []scenario{steady, migrated} {
+			if err := b.compare(ctx, sc, n, runs, runs); err != nil {
+				return err
+			}
 		}
-		rss := "-"
-		if r.rssKB > 0 {
-			rss = fmt.Sprintf("%d MB", r.rssKB/1024)
-		}
-		fmt.Printf("  %-30s %10s %12s %9.1fx\n", r.name, r.wall.Round(time.Millisecond), rss, float64(r.wall)/float64(results[0].wall))
 	}
-	if results[0].err == nil && results[1].err == nil && results[2].err == nil {
-		fmt.Printf("\n  kubeplan is %.1fx faster than kubectl diff (target ≥ 5x) and %.2fx the raw floor (target ≤ 2x)\n",
-			float64(results[1].wall)/float64(results[0].wall), float64(results[0].wall)/float64(results[2].wall))
-	}
-
 	if rssN > 0 {
-		bigDir, err := prepare(ctx, client, "bench-big", rssN)
-		if err != nil {
+		if err := b.compare(ctx, steady, rssN, rssRuns, 1); err != nil {
 			return err
 		}
-		defer os.RemoveAll(bigDir)
-		big := measure("kubeplan plan", 1, 2, kubeplanBin, "plan", bigDir, "--kubeconfig", kc.Kubeconfig, "-n", "bench-big", "--project", "bench-big", "-o", "json", "--repo-root", bigDir)
-		if big.err != nil {
-			return big.err
-		}
-		fmt.Printf("\n%d objects: kubeplan plan %s, peak RSS %d MB (target < 250 MB)\n", rssN, big.wall.Round(time.Millisecond), big.rssKB/1024)
 	}
-	return replan(ctx, kc, n, runs)
+	return replan(ctx, kc, replanN, runs)
+}
+
+type bench struct {
+	kc                *kubetest.Cluster
+	client            *cluster.Client
+	kubeplan, kubectl string
+}
+
+// contender is one way of computing the plan; run times one run of it.
+type contender struct {
+	name string
+	runs int
+	run  func(context.Context) (wall time.Duration, rssKB int64, err error)
 }
 
 type result struct {
-	name  string
-	wall  time.Duration
-	rssKB int64
+	walls []time.Duration
+	rssKB []int64
 	err   error
 }
 
-// measure runs a command runs times; wantCode is its exit code when it finds changes.
-func measure(name string, runs, wantCode int, bin string, args ...string) result {
-	var walls []time.Duration
-	var rss int64
-	for i := 0; i < runs; i++ {
-		cmd := exec.Command(bin, args...)
+// compare prepares scenario sc with n objects and times the contenders interleaved: each
+// round runs every contender once, the order rotated by one per round, so load that comes
+// and goes on the shared machine falls on all of them alike. kubectl diff runs kubectlRuns
+// times (the first rounds), the others runs times.
+func (b bench) compare(ctx context.Context, sc scenario, n, runs, kubectlRuns int) error {
+	ns := fmt.Sprintf("bench-%s-%d", sc, n)
+	dir, err := prepare(ctx, b.client, ns, n, sc)
+	if err != nil {
+		return fmt.Errorf("%s, %d objects: %w", sc, n, err)
+	}
+	defer os.RemoveAll(dir)
+	objs, err := readObjects(dir)
+	if err != nil {
+		return err
+	}
+	contenders := []contender{
+		{"kubeplan plan", runs, command(2, b.kubeplan, "plan", dir, "--kubeconfig", b.kc.Kubeconfig, "-n", ns, "--project", ns, "-o", "json", "--repo-root", dir)},
+		{"kubectl diff --server-side", kubectlRuns, command(1, b.kubectl, "--kubeconfig", b.kc.Kubeconfig, "diff", "--server-side", "--force-conflicts", "--field-manager=kubeplan", "-n", ns, "-f", dir)},
+		{"raw floor (LISTs + dry-runs)", runs, func(ctx context.Context) (time.Duration, int64, error) { return rawFloor(ctx, b.client, ns, objs) }},
+	}
+	describe := map[scenario]string{
+		steady:   fmt.Sprintf("%d applied by kubeplan before and changed, %d new", n/2, n-n/2),
+		migrated: fmt.Sprintf("all applied by kubectl before, %d of them changed; the plan adds the inventory label to all", (n+1)/2),
+	}[sc]
+	fmt.Printf("\n%s, %d objects (%s); load average before %s\n", sc, n, describe, loadAverage())
+	results := make([]result, len(contenders))
+	rounds := max(runs, kubectlRuns)
+	for round := 0; round < rounds; round++ {
+		for k := range contenders {
+			i := (k + round) % len(contenders)
+			c, r := contenders[i], &results[i]
+			if round >= c.runs || r.err != nil {
+				continue
+			}
+			wall, rss, err := c.run(ctx)
+			if err != nil {
+				r.err = err
+				continue
+			}
+			r.walls = append(r.walls, wall)
+			if rss > 0 {
+				r.rssKB = append(r.rssKB, rss)
+			}
+		}
+	}
+	fmt.Printf("  %-30s %4s %29s %21s %10s\n", "contender", "runs", "wall min / median / max", "peak RSS MB", "median vs")
+	fmt.Printf("  %-30s %4s %29s %21s %10s\n", "", "", "", "min / median / max", "kubeplan")
+	for i, c := range contenders {
+		r := results[i]
+		if r.err != nil {
+			fmt.Printf("  %-30s failed: %v\n", c.name, r.err)
+			continue
+		}
+		w := spread(r.walls)
+		rss := "-"
+		if len(r.rssKB) > 0 {
+			s := spread(r.rssKB)
+			rss = fmt.Sprintf("%d / %d / %d", s.min/1024, s.median/1024, s.max/1024)
+		}
+		vs := "-"
+		if results[0].err == nil {
+			vs = fmt.Sprintf("%.2fx", float64(w.median)/float64(spread(results[0].walls).median))
+		}
+		fmt.Printf("  %-30s %4d %29s %21s %10s\n", c.name, len(r.walls),
+			fmt.Sprintf("%s / %s / %s", seconds(w.min), seconds(w.median), seconds(w.max)), rss, vs)
+	}
+	if results[0].err == nil && results[1].err == nil && results[2].err == nil {
+		kp := spread(results[0].walls).median
+		fmt.Printf("  medians: kubeplan is %.1fx faster than kubectl diff (target ≥ 5x) and %.2fx the raw floor (target ≤ 2x)\n",
+			float64(spread(results[1].walls).median)/float64(kp), float64(kp)/float64(spread(results[2].walls).median))
+	}
+	fmt.Printf("  load average after %s\n", loadAverage())
+	return nil
+}
+
+// command times one run of a binary; wantCode is its exit code when it finds changes.
+func command(wantCode int, bin string, args ...string) func(context.Context) (time.Duration, int64, error) {
+	return func(ctx context.Context) (time.Duration, int64, error) {
+		cmd := exec.CommandContext(ctx, bin, args...)
 		cmd.Stdout = io.Discard
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
@@ -137,64 +225,88 @@ func measure(name string, runs, wantCode int, bin string, args ...string) result
 		err := cmd.Run()
 		wall := time.Since(start)
 		if cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != wantCode {
-			return result{name: name, err: fmt.Errorf("exit %v (want %d): %v %s", cmd.ProcessState.ExitCode(), wantCode, err, firstLine(stderr.String()))}
+			return 0, 0, fmt.Errorf("%s: exit %v (want %d): %v %s", filepath.Base(bin), cmd.ProcessState.ExitCode(), wantCode, err, firstLine(stderr.String()))
 		}
-		walls = append(walls, wall)
+		var rss int64
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			rss = max(rss, ru.Maxrss)
+			rss = ru.Maxrss
 		}
+		return wall, rss, nil
 	}
-	return result{name: name, wall: median(walls), rssKB: rss}
 }
 
-// rawFloor issues only the server-side apply dry-runs, in parallel with kubeplan's pool size.
-func rawFloor(ctx context.Context, c *cluster.Client, dir string, runs int) result {
-	name := "raw floor (dry-runs only)"
-	objs, err := readObjects(dir)
-	if err != nil {
-		return result{name: name, err: err}
+// rawFloor is the least a plan must ask of the apiserver: one LIST per kind in the namespace
+// (the live state) and one forced server-side apply dry-run per object, all in parallel with
+// kubeplan's pool size, nothing else (no YAML, no diff, no inventory).
+func rawFloor(ctx context.Context, c *cluster.Client, ns string, objs []*unstructured.Unstructured) (time.Duration, int64, error) {
+	kinds := map[schema.GroupVersionKind]bool{}
+	for _, o := range objs {
+		kinds[o.GroupVersionKind()] = true
 	}
-	var walls []time.Duration
-	for i := 0; i < runs; i++ {
-		start := time.Now()
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(planner.DefaultOptions().Workers)
-		for _, o := range objs {
-			g.Go(func() error {
-				gvk := o.GroupVersionKind()
-				m, err := c.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-				if err != nil {
-					return err
-				}
-				_, err = c.Dynamic.Resource(m.Resource).Namespace(o.GetNamespace()).Apply(gctx, o.GetName(), o,
-					metav1.ApplyOptions{FieldManager: cluster.FieldManager, DryRun: []string{metav1.DryRunAll}, Force: true})
+	resource := func(gvk schema.GroupVersionKind) (schema.GroupVersionResource, error) {
+		m, err := c.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			return schema.GroupVersionResource{}, err
+		}
+		return m.Resource, nil
+	}
+	start := time.Now()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(planner.DefaultOptions().Workers)
+	for gvk := range kinds {
+		g.Go(func() error {
+			r, err := resource(gvk)
+			if err != nil {
 				return err
-			})
-		}
-		if err := g.Wait(); err != nil {
-			return result{name: name, err: err}
-		}
-		walls = append(walls, time.Since(start))
+			}
+			_, err = c.Dynamic.Resource(r).Namespace(ns).List(gctx, metav1.ListOptions{})
+			return err
+		})
 	}
-	return result{name: name, wall: median(walls)}
+	for _, o := range objs {
+		g.Go(func() error {
+			r, err := resource(o.GroupVersionKind())
+			if err != nil {
+				return err
+			}
+			_, err = c.Dynamic.Resource(r).Namespace(ns).Apply(gctx, o.GetName(), o,
+				metav1.ApplyOptions{FieldManager: cluster.FieldManager, DryRun: []string{metav1.DryRunAll}, Force: true})
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return 0, 0, fmt.Errorf("raw floor: %w", err)
+	}
+	return time.Since(start), 0, nil
 }
 
-// prepare creates namespace ns, applies the existing half of n generated objects as members
-// of project ns's ApplySet, and writes all n (the existing ones changed) to a directory.
-func prepare(ctx context.Context, c *cluster.Client, ns string, n int) (string, error) {
+// prepare creates namespace ns with the objects scenario sc starts from, and writes the n
+// objects the plan wants to a directory.
+func prepare(ctx context.Context, c *cluster.Client, ns string, n int, sc scenario) (string, error) {
 	nsObj := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": ns}}}
 	if _, err := c.Dynamic.Resource(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}).Apply(ctx, ns, nsObj, metav1.ApplyOptions{FieldManager: "bench"}); err != nil {
 		return "", err
 	}
-	set := inventory.ForProject(ns, ns)
 	var existing []*unstructured.Unstructured
-	for i := 0; i < n; i += 2 {
-		o := generate(ns, i, 1)
-		set.Label(o)
-		existing = append(existing, o)
+	manager := "kubectl"
+	revision := func(i int) int { return 1 + (i+1)%2 } // even objects changed
+	switch sc {
+	case steady:
+		manager = cluster.FieldManager
+		revision = func(int) int { return 2 }
+		set := inventory.ForProject(ns, ns)
+		for i := 0; i < n; i += 2 {
+			o := generate(ns, i, 1)
+			set.Label(o)
+			existing = append(existing, o)
+		}
+		existing = append(existing, set.Parent([]schema.GroupKind{{Group: "apps", Kind: "Deployment"}, {Kind: "Service"}, {Kind: "ConfigMap"}}, nil, ""))
+	case migrated:
+		for i := 0; i < n; i++ {
+			existing = append(existing, generate(ns, i, 1))
+		}
 	}
-	existing = append(existing, set.Parent([]schema.GroupKind{{Group: "apps", Kind: "Deployment"}, {Kind: "Service"}, {Kind: "ConfigMap"}}, nil, ""))
-	if err := applyObjects(ctx, c, ns, existing); err != nil {
+	if err := applyObjects(ctx, c, ns, manager, existing); err != nil {
 		return "", fmt.Errorf("apply existing objects: %w", err)
 	}
 
@@ -204,7 +316,7 @@ func prepare(ctx context.Context, c *cluster.Client, ns string, n int) (string, 
 	}
 	var file strings.Builder
 	for i := 0; i < n; i++ {
-		b, err := yaml.Marshal(generate(ns, i, 2).Object)
+		b, err := yaml.Marshal(generate(ns, i, revision(i)).Object)
 		if err != nil {
 			return "", err
 		}
@@ -266,9 +378,20 @@ func readObjects(dir string) ([]*unstructured.Unstructured, error) {
 	return out, nil
 }
 
-func median(d []time.Duration) time.Duration {
-	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-	return d[len(d)/2]
+// stats is the least, the median and the greatest of a set of samples.
+type stats[T time.Duration | int64] struct{ min, median, max T }
+
+func spread[T time.Duration | int64](samples []T) stats[T] {
+	s := slices.Clone(samples)
+	slices.Sort(s)
+	return stats[T]{s[0], s[len(s)/2], s[len(s)-1]}
+}
+
+func seconds(d time.Duration) string {
+	if d < 10*time.Second {
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	}
+	return fmt.Sprintf("%.1fs", d.Seconds())
 }
 
 func firstLine(s string) string {
@@ -278,9 +401,9 @@ func firstLine(s string) string {
 	return s
 }
 
-// applyObjects server-side applies objs into ns as kubeplan would, 32 at a time: the state a
-// scenario starts from.
-func applyObjects(ctx context.Context, c *cluster.Client, ns string, objs []*unstructured.Unstructured) error {
+// applyObjects server-side applies objs into ns with field manager manager (cluster.FieldManager
+// as kubeplan would), 32 at a time: the state a scenario starts from.
+func applyObjects(ctx context.Context, c *cluster.Client, ns, manager string, objs []*unstructured.Unstructured) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(32)
 	for _, o := range objs {
@@ -290,7 +413,7 @@ func applyObjects(ctx context.Context, c *cluster.Client, ns string, objs []*uns
 			if err != nil {
 				return err
 			}
-			_, err = c.Dynamic.Resource(m.Resource).Namespace(ns).Apply(gctx, o.GetName(), o, metav1.ApplyOptions{FieldManager: cluster.FieldManager, Force: true})
+			_, err = c.Dynamic.Resource(m.Resource).Namespace(ns).Apply(gctx, o.GetName(), o, metav1.ApplyOptions{FieldManager: manager, Force: true})
 			return err
 		})
 	}

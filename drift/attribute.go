@@ -1,61 +1,37 @@
 package drift
 
 import (
-	"bytes"
 	"fmt"
 	"reflect"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 	"sigs.k8s.io/structured-merge-diff/v6/value"
+
+	"github.com/kubeplan/kubeplan/cluster"
 )
-
-// entry is one managedFields entry with its field set.
-type entry struct {
-	Owner
-	set *fieldpath.Set
-}
-
-// managed reads an object's managedFields.
-func managed(u *unstructured.Unstructured) ([]entry, error) {
-	var out []entry
-	for _, mf := range u.GetManagedFields() {
-		e := entry{Owner: Owner{Manager: mf.Manager, Operation: string(mf.Operation), Subresource: mf.Subresource}, set: &fieldpath.Set{}}
-		if mf.Time != nil {
-			t := mf.Time.UTC()
-			e.Time = &t
-		}
-		if mf.FieldsV1 != nil {
-			if err := e.set.FromJSON(bytes.NewReader(mf.FieldsV1.Raw)); err != nil {
-				return nil, fmt.Errorf("managedFields of field manager %q: %w", mf.Manager, err)
-			}
-		}
-		out = append(out, e)
-	}
-	return out, nil
-}
 
 // attribute finds the fields where live differs from planned (the live object with git's
 // manifest applied in a dry-run as manager) and who owns each now. The fields git sets are
 // exactly what manager owns in planned; what manager owns in live it applied before.
 func attribute(manager string, planned, live *unstructured.Unstructured) ([]Field, error) {
-	plannedEntries, err := managed(planned)
+	plannedEntries, err := cluster.ManagedSets(planned)
 	if err != nil {
 		return nil, fmt.Errorf("planned: %w", err)
 	}
-	liveEntries, err := managed(live)
+	liveEntries, err := cluster.ManagedSets(live)
 	if err != nil {
 		return nil, fmt.Errorf("live: %w", err)
 	}
 	want, ours := &fieldpath.Set{}, &fieldpath.Set{}
 	for _, e := range plannedEntries {
 		if e.Manager == manager {
-			want = want.Union(e.set)
+			want = want.Union(e.Set)
 		}
 	}
 	for _, e := range liveEntries {
 		if e.Manager == manager {
-			ours = ours.Union(e.set)
+			ours = ours.Union(e.Set)
 		}
 	}
 
@@ -73,8 +49,8 @@ func attribute(manager string, planned, live *unstructured.Unstructured) ([]Fiel
 		}
 		f := Field{Path: p.String()}
 		for _, e := range liveEntries {
-			if e.Manager != manager && e.set.Has(p) {
-				f.Owners = append(f.Owners, e.Owner)
+			if e.Manager != manager && e.Set.Has(p) {
+				f.Owners = append(f.Owners, Owner{Manager: e.Manager, Operation: e.Operation, Subresource: e.Subresource, Time: e.Time})
 			}
 		}
 		switch {

@@ -6,13 +6,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/kubeplan/kubeplan/cluster"
@@ -27,15 +24,14 @@ import (
 // authenticates as or impersonates, a hash of the credentials); the resource, namespace and
 // name; the live object's UID and resourceVersion; for a custom resource the resourceVersion
 // of its CRD (schema, defaults, conversion); the object as sent, after namespace defaulting,
-// the inventory label and a Secret's blinding; the field manager and force. A live edit, a
+// the inventory label and a Secret's blinding; the field manager. Every dry-run is forced
+// (the takeovers are read from its managedFields), so force is not part of the key. A live edit, a
 // changed manifest, a recreated object or an edited CRD is a miss.
 //
 // What the key cannot see: admission that changes without the object changing (a new or
 // edited webhook configuration or admission policy, a policy's parameters, a webhook server
 // that answers otherwise, namespace labels a webhook selects on) and aggregated APIs. Entries
-// therefore live at most TTL. Only answers that depend on the object are kept: a success, or a
-// field-manager conflict (409, decided by the live managedFields); any other refusal is asked
-// again each time. Creates are never cached: with no live object there is no resourceVersion
+// therefore live at most TTL. Only successes are kept: a refusal is asked again each time. Creates are never cached: with no live object there is no resourceVersion
 // to tie the answer to, and the answer depends on the namespace, quotas and names elsewhere.
 
 // CacheLimits bound a DryRunCache; zero fields take the defaults.
@@ -67,9 +63,8 @@ type cacheKey [sha256.Size]byte
 type cacheEntry struct {
 	key    cacheKey
 	stored time.Time
-	// answer is the planned object's JSON, or the conflict's metav1.Status JSON when conflict.
-	answer   []byte
-	conflict bool
+	// answer is the planned object's JSON.
+	answer []byte
 }
 
 // NewDryRunCache returns an empty cache.
@@ -101,14 +96,8 @@ func (c *DryRunCache) Len() int {
 	return c.order.Len()
 }
 
-// dryRunAnswer is what the apiserver answered: the planned object, or the conflict error.
-type dryRunAnswer struct {
-	planned *unstructured.Unstructured
-	err     error
-}
-
 // get returns the stored answer for key.
-func (c *DryRunCache) get(key cacheKey) (dryRunAnswer, bool) {
+func (c *DryRunCache) get(key cacheKey) (*unstructured.Unstructured, bool) {
 	c.mu.Lock()
 	el, ok := c.entries[key]
 	if ok && c.now().Sub(el.Value.(*cacheEntry).stored) >= c.limits.TTL {
@@ -118,50 +107,24 @@ func (c *DryRunCache) get(key cacheKey) (dryRunAnswer, bool) {
 	if !ok {
 		c.misses++
 		c.mu.Unlock()
-		return dryRunAnswer{}, false
+		return nil, false
 	}
 	c.hits++
 	c.order.MoveToFront(el)
 	e := el.Value.(*cacheEntry)
 	c.mu.Unlock()
 	// Decoding makes a fresh copy: callers may change what they get.
-	if e.conflict {
-		var st metav1.Status
-		if err := json.Unmarshal(e.answer, &st); err != nil {
-			return dryRunAnswer{}, false
-		}
-		return dryRunAnswer{err: &apierrors.StatusError{ErrStatus: st}}, true
-	}
 	u := &unstructured.Unstructured{}
 	if err := u.UnmarshalJSON(e.answer); err != nil {
-		return dryRunAnswer{}, false
+		return nil, false
 	}
-	return dryRunAnswer{planned: u}, true
+	return u, true
 }
 
-// put stores a dry-run's answer if it depends only on what the key holds: a success or a
-// field-manager conflict.
-func (c *DryRunCache) put(key cacheKey, planned *unstructured.Unstructured, err error) {
-	var answer []byte
-	var conflict bool
-	switch {
-	case err == nil && planned != nil:
-		b, merr := planned.MarshalJSON()
-		if merr != nil {
-			return
-		}
-		answer = b
-	case apierrors.IsConflict(err):
-		st, ok := err.(apierrors.APIStatus)
-		if !ok {
-			return
-		}
-		b, merr := json.Marshal(st.Status())
-		if merr != nil {
-			return
-		}
-		answer, conflict = b, true
-	default:
+// put stores a successful dry-run's answer.
+func (c *DryRunCache) put(key cacheKey, planned *unstructured.Unstructured) {
+	answer, err := planned.MarshalJSON()
+	if err != nil {
 		return
 	}
 	size := int64(len(answer))
@@ -173,7 +136,7 @@ func (c *DryRunCache) put(key cacheKey, planned *unstructured.Unstructured, err 
 	if el, ok := c.entries[key]; ok {
 		c.remove(el)
 	}
-	c.entries[key] = c.order.PushFront(&cacheEntry{key: key, stored: c.now(), answer: answer, conflict: conflict})
+	c.entries[key] = c.order.PushFront(&cacheEntry{key: key, stored: c.now(), answer: answer})
 	c.bytes += size
 	for c.order.Len() > c.limits.Entries || c.bytes > c.limits.Bytes {
 		c.remove(c.order.Back())
@@ -208,7 +171,7 @@ func apiserverIdentity(c *cluster.Client) []byte {
 }
 
 // key is the cache key of one dry-run; ok is false when the answer must not be cached.
-func (k *keyer) key(d *desired, live, sent *unstructured.Unstructured, force bool) (cacheKey, bool) {
+func (k *keyer) key(d *desired, live, sent *unstructured.Unstructured) (cacheKey, bool) {
 	if live == nil {
 		return cacheKey{}, false
 	}
@@ -226,7 +189,7 @@ func (k *keyer) key(d *desired, live, sent *unstructured.Unstructured, force boo
 	}
 	h := sha256.New()
 	for _, s := range []string{string(k.apiserver), gvr.String(), sent.GetNamespace(), sent.GetName(),
-		string(live.GetUID()), live.GetResourceVersion(), crdVersion, cluster.FieldManager, strconv.FormatBool(force)} {
+		string(live.GetUID()), live.GetResourceVersion(), crdVersion, cluster.FieldManager} {
 		writeField(h, []byte(s))
 	}
 	writeField(h, body)

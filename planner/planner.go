@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	"golang.org/x/sync/errgroup"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/metadata"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
 	"github.com/kubeplan/kubeplan/cluster"
 	"github.com/kubeplan/kubeplan/inventory"
@@ -262,12 +264,9 @@ func (p *Planner) planObject(ctx context.Context, c *cluster.Client, keys *keyer
 		secretKeys = objdiff.SecretKeys(d.Obj)
 		sent = blindSecret(d.Obj, live)
 	}
-	planned, err := p.dryRun(ctx, c, keys, d, live, sent, false)
-	if apierrors.IsConflict(err) {
-		ch.Warnings = append(ch.Warnings, takeoverWarnings(err)...)
-		ch.Conflicts = true
-		planned, err = p.dryRun(ctx, c, keys, d, live, sent, true)
-	}
+	// One forced dry-run: what it takes from other field managers is read from managedFields
+	// below, rather than from the 409 a plain dry-run would answer first (a second request).
+	planned, err := p.dryRun(ctx, c, keys, d, live, sent)
 	if err != nil {
 		var status apierrors.APIStatus
 		if !errors.As(err, &status) {
@@ -291,6 +290,14 @@ func (p *Planner) planObject(ctx context.Context, c *cluster.Client, keys *keyer
 			ch.SecretKeys = objdiff.WrittenSecretKeys(nil, planned, nil)
 		}
 		return ch, planned, nil
+	}
+	takeovers, err := takeoverWarnings(live, planned)
+	if err != nil {
+		return ch, nil, fmt.Errorf("cluster %s: %s: %w", c.Name, d.Ref, err)
+	}
+	if len(takeovers) > 0 {
+		ch.Warnings = append(ch.Warnings, takeovers...)
+		ch.Conflicts = true // /apply takes fields over only when apply.force allows it
 	}
 	if objdiff.IsSecret(live) && !blind {
 		secretKeys = objdiff.ChangedSecretKeys(live, planned)
@@ -326,21 +333,21 @@ func (p *Planner) planObject(ctx context.Context, c *cluster.Client, keys *keyer
 	return ch, planned, nil
 }
 
-// dryRun sends the server-side apply dry-run of sent, or answers it from the cache.
-func (p *Planner) dryRun(ctx context.Context, c *cluster.Client, keys *keyer, d *desired, live, sent *unstructured.Unstructured, force bool) (*unstructured.Unstructured, error) {
+// dryRun sends the forced server-side apply dry-run of sent, or answers it from the cache.
+func (p *Planner) dryRun(ctx context.Context, c *cluster.Client, keys *keyer, d *desired, live, sent *unstructured.Unstructured) (*unstructured.Unstructured, error) {
 	var key cacheKey
 	cached := false
 	if keys != nil {
-		if key, cached = keys.key(d, live, sent, force); cached {
-			if a, hit := p.opts.Cache.get(key); hit {
-				return a.planned, a.err
+		if key, cached = keys.key(d, live, sent); cached {
+			if planned, hit := p.opts.Cache.get(key); hit {
+				return planned, nil
 			}
 		}
 	}
-	opts := metav1.ApplyOptions{FieldManager: cluster.FieldManager, DryRun: []string{metav1.DryRunAll}, Force: force}
+	opts := metav1.ApplyOptions{FieldManager: cluster.FieldManager, DryRun: []string{metav1.DryRunAll}, Force: true}
 	planned, err := c.Dynamic.Resource(d.Mapping.Resource).Namespace(d.Obj.GetNamespace()).Apply(ctx, d.Obj.GetName(), sent, opts)
-	if cached {
-		p.opts.Cache.put(key, planned, err)
+	if cached && err == nil {
+		p.opts.Cache.put(key, planned)
 	}
 	return planned, err
 }
@@ -390,16 +397,85 @@ func createDiff(ref plan.ObjectRef, obj *unstructured.Unstructured) string {
 	return objdiff.Unified("/dev/null", "planned/"+ref.String(), "", y)
 }
 
-// takeoverWarnings turns a server-side apply conflict into one line per field and manager.
-func takeoverWarnings(err error) []string {
+// takeoverWarnings lists the fields the forced dry-run takes from other field managers, one
+// line per field and manager, worded as the apiserver's 409 conflict would name them: a field
+// kubeplan owns in planned that a manager owned in live and no longer owns in planned (a
+// forced apply removes exactly the conflicting fields from their owners; fields set to the
+// value another manager also set stay shared and are no conflict). Managers are sorted by
+// name, fields in field path order.
+func takeoverWarnings(live, planned *unstructured.Unstructured) ([]string, error) {
+	if live == nil || !ownedByOthers(live) {
+		return nil, nil
+	}
+	liveSets, err := cluster.ManagedSets(live)
+	if err != nil {
+		return nil, fmt.Errorf("live object: %w", err)
+	}
+	plannedSets, err := cluster.ManagedSets(planned)
+	if err != nil {
+		return nil, fmt.Errorf("dry-run answer: %w", err)
+	}
+	ours := &fieldpath.Set{}
+	after := map[managerKey]*fieldpath.Set{}
+	for _, e := range plannedSets {
+		if e.Manager == cluster.FieldManager {
+			ours = ours.Union(e.Set)
+			continue
+		}
+		after[keyOf(e)] = e.Set
+	}
+	taken := map[string]*fieldpath.Set{}
+	for _, e := range liveSets {
+		if e.Manager == cluster.FieldManager {
+			continue
+		}
+		lost := e.Set
+		if still := after[keyOf(e)]; still != nil {
+			lost = lost.Difference(still)
+		}
+		lost = lost.Intersection(ours)
+		if lost.Empty() {
+			continue
+		}
+		if t := taken[e.Manager]; t != nil {
+			lost = lost.Union(t)
+		}
+		taken[e.Manager] = lost
+	}
+	managers := make([]string, 0, len(taken))
+	for m := range taken {
+		managers = append(managers, m)
+	}
+	sort.Strings(managers)
 	var out []string
-	for _, c := range cluster.Conflicts(err) {
-		out = append(out, fmt.Sprintf("takes over %s from field manager %s", c.Field, c.Manager))
+	for _, m := range managers {
+		taken[m].Iterate(func(p fieldpath.Path) {
+			out = append(out, fmt.Sprintf("takes over %s from field manager %q", p.String(), m))
+		})
 	}
-	if len(out) == 0 {
-		out = append(out, "takes over fields owned by another field manager: "+err.Error())
+	return out, nil
+}
+
+// managerKey names one managedFields entry as the apiserver does: an Update entry per
+// version, an Apply entry across versions.
+type managerKey struct{ manager, operation, subresource, apiVersion string }
+
+func keyOf(e cluster.ManagedSet) managerKey {
+	k := managerKey{e.Manager, e.Operation, e.Subresource, e.APIVersion}
+	if e.Operation == "Apply" {
+		k.apiVersion = ""
 	}
-	return out
+	return k
+}
+
+// ownedByOthers: most objects are kubeplan's alone, and need no field sets read.
+func ownedByOthers(u *unstructured.Unstructured) bool {
+	for _, mf := range u.GetManagedFields() {
+		if mf.Manager != cluster.FieldManager {
+			return true
+		}
+	}
+	return false
 }
 
 // describeRejection words an apiserver refusal of the dry-run as the plan shows it.

@@ -75,17 +75,11 @@ func TestServeChecksForDriftOnSchedule(t *testing.T) {
 	e.waitMetrics(`kubeplan_drift_objects{cluster="prod",project="shop",repository="github:` + repo + `"} 1`)
 	// Let it check a few times more: the same drift is told once.
 	checks := regexp.MustCompile(`kubeplan_drift_checks_total\{outcome="drift"\} (\d+)`)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	waitFor(t, "third drift check", func() bool {
 		m := checks.FindStringSubmatch(get(t, e.url+"/metrics"))
-		if n, _ := strconv.Atoi(m[1]); n >= 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("fewer than 3 drift checks within 60s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		n, _ := strconv.Atoi(m[1])
+		return n >= 3
+	})
 	mu.Lock()
 	if len(posts) != 1 || !strings.Contains(posts[0], `ConfigMap `+ns+`/settings: .data.color changed by "kubectl-patch" (Update)`) {
 		t.Fatalf("Slack posts: %q; want one naming kubectl-patch", posts)
@@ -99,17 +93,10 @@ func TestServeChecksForDriftOnSchedule(t *testing.T) {
 
 	// Put the field back: the next check finds no drift, says so once and closes the issue.
 	kubectl(t, "", "-n", ns, "patch", "configmap", "settings", "--type=merge", "-p", `{"data":{"color":"blue"}}`)
-	deadline = time.Now().Add(60 * time.Second)
-	for {
+	waitFor(t, "closed drift issue", func() bool {
 		issues = emu.Issues(repo)
-		if len(issues) == 1 && issues[0].State == "closed" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the drift issue was not closed within 60s: %+v", issues)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return len(issues) == 1 && issues[0].State == "closed"
+	})
 	if n := len(issues[0].Comments); n != 1 || !strings.Contains(issues[0].Comments[0].Body, "Drift is gone") {
 		t.Errorf("closing comments: %d, want the note", n)
 	}

@@ -236,15 +236,3 @@ func TestServeAppliesFromTheDriftIssue(t *testing.T) {
 		})
 	}
 }
-
-// waitFor waits up to 90s for cond.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within 90s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}

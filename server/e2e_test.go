@@ -156,37 +156,39 @@ func (e *env) answer(resp *http.Response, err error) int {
 }
 
 // waitStatus waits for the plan status on sha to leave pending and returns the PR then.
-func (e *env) waitStatus(repo string, number int, sha string) (forgeemu.PR, forge.Status) {
+func (e *env) waitStatus(repo string, number int, sha string) (pr forgeemu.PR, st forge.Status) {
 	e.t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for time.Now().Before(deadline) {
-		pr := e.emu.PRState(repo, number)
-		if st, ok := pr.LatestStatus(sha, "kubeplan/plan"); ok && st.State != forge.Pending {
-			return pr, st
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	e.t.Fatalf("no final kubeplan/plan status on %s within 90s", sha)
-	return forgeemu.PR{}, forge.Status{}
+	waitFor(e.t, "final kubeplan/plan status on "+sha, func() bool {
+		pr = e.emu.PRState(repo, number)
+		var ok bool
+		st, ok = pr.LatestStatus(sha, "kubeplan/plan")
+		return ok && st.State != forge.Pending
+	})
+	return pr, st
 }
 
 // waitMetrics waits until /metrics holds every wanted line.
 func (e *env) waitMetrics(want ...string) {
 	e.t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		metrics, missing := get(e.t, e.url+"/metrics"), ""
+	waitFor(e.t, "/metrics line "+strings.Join(want, ", "), func() bool {
+		metrics := get(e.t, e.url+"/metrics")
 		for _, w := range want {
 			if !strings.Contains(metrics, w+"\n") {
-				missing = w
-				break
+				return false
 			}
 		}
-		if missing == "" {
-			return
-		}
+		return true
+	})
+}
+
+// waitFor waits up to 90s for cond, checking it every 50 ms: the one polling loop of these
+// tests, which wait for what they mean, never for a fixed time.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for !cond() {
 		if time.Now().After(deadline) {
-			e.t.Fatalf("/metrics lacks %q after 90s", missing)
+			t.Fatalf("no %s within 90s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -48,7 +48,11 @@ func (e *Emulator) githubAPI() http.Handler {
 			isToken := strings.TrimPrefix(strings.TrimPrefix(auth, "Bearer "), "token ") == e.Token
 			if ut, isUser := e.userOf("github", auth); isUser {
 				// A person's token sees what they may see; the rest is not found.
-				if _, sees := ut.githubSees(repo); repo == nil || !sees {
+				if repo == nil {
+					ghNotFound(w)
+					return
+				}
+				if _, sees := ut.githubSees(repo); !sees {
 					ghNotFound(w)
 					return
 				}

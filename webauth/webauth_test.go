@@ -261,7 +261,7 @@ func TestCanReadIsTheSessionsOwn(t *testing.T) {
 		{"forge=github&repo=acme/app", "true <nil>"},
 		{"forge=github&repo=acme/secret", "false <nil>"},
 		{"forge=github&repo=acme/nothing-here", "false <nil>"},
-		{"forge=gitlab&repo=acme/infra/app", "false <nil>"}, // a GitHub session says nothing of GitLab
+		{"forge=gitlab&repo=acme/infra/app", "false <nil>"},  // a GitHub session says nothing of GitLab
 		{"forge=github&repo=acme/app&as=bob", "false <nil>"}, // only for the session's user
 	} {
 		if _, body := get(t, alice, w.app.URL+"/ui/can?"+c.query); body != c.want {

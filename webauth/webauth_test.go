@@ -509,3 +509,37 @@ func TestNewRefusesIncompleteSignIn(t *testing.T) {
 		}
 	}
 }
+
+// GitLab's tokens last two hours: the session renews Bob's with its refresh token and he stays
+// signed in, seeing what he may read; the sign-in itself ends after its lifetime (8h).
+func TestSessionRenewsTheForgeToken(t *testing.T) {
+	w := newWorld(t)
+	w.emu.SetPermission("acme/infra/app", "bob", forge.PermMaintain)
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	w.emu.SetClock(clock)
+	webauth.SetClock(w.auth, clock)
+	bob := w.browser(t, "bob")
+	w.signIn(t, bob, "gitlab", "/ui/")
+	issued := len(w.emu.OAuthTokens())
+
+	advance(2*time.Hour + time.Minute)
+	resp, body := get(t, bob, w.app.URL+"/ui/")
+	if resp.StatusCode != http.StatusOK || body != `user=gitlab:bob name="bob" readable=gitlab:acme/infra/app` {
+		t.Fatalf("after two hours: %s %d %s", resp.Request.URL, resp.StatusCode, body)
+	}
+	if len(w.emu.OAuthTokens()) <= issued || len(resp.Cookies()) == 0 {
+		t.Errorf("the token was not renewed into a new session cookie: %d tokens, cookies %v", len(w.emu.OAuthTokens()), resp.Cookies())
+	}
+	advance(time.Hour)
+	if _, body := get(t, bob, w.app.URL+"/ui/"); !strings.HasSuffix(body, "readable=gitlab:acme/infra/app") {
+		t.Errorf("with the renewed token: %s", body)
+	}
+	advance(5 * time.Hour)
+	if resp, _ := get(t, bob, w.app.URL+"/ui/"); resp.Request.URL.Path != "/ui/login" {
+		t.Errorf("past the sign-in's lifetime: %s", resp.Request.URL)
+	}
+	w.noTokens(t)
+}

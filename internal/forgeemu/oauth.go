@@ -82,6 +82,13 @@ func (e *Emulator) BrowserCookie(login string) *http.Cookie {
 	return &http.Cookie{Name: browserCookie, Value: login, Path: "/"}
 }
 
+// SetClock makes the emulator read the time from now: tokens and codes expire by it.
+func (e *Emulator) SetClock(now func() time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.now = now
+}
+
 // SetUserName gives a person a display name (GitHub's name, GitLab's name).
 func (e *Emulator) SetUserName(login, name string) {
 	e.mu.Lock()
@@ -260,7 +267,8 @@ func pkceOK(challenge, method, verifier string) bool {
 	return base64.RawURLEncoding.EncodeToString(sum[:]) == challenge
 }
 
-// githubAccessToken is POST /login/oauth/access_token. GitHub answers errors with 200 and an
+// githubAccessToken is POST /login/oauth/access_token: a code for a token, or (a GitHub App's)
+// a refresh token for a new one. GitHub answers errors with 200 and an
 // error field; the answer is form-encoded unless the client accepts JSON.
 func (e *Emulator) githubAccessToken(w http.ResponseWriter, r *http.Request) {
 	p := oauthParams(r)
@@ -287,21 +295,34 @@ func (e *Emulator) githubAccessToken(w http.ResponseWriter, r *http.Request) {
 		fail("incorrect_client_credentials", "The client_id and/or client_secret passed are incorrect.", "incorrect-client-credentials")
 		return
 	}
-	c, why := e.takeCode("github", p.Get("code"), app.ClientID, p.Get("redirect_uri"), p.Get("code_verifier"))
-	switch why {
-	case "redirect":
-		fail("redirect_uri_mismatch", "The redirect_uri MUST match the registered callback URL for this application.", "redirect-uri-mismatch")
-		return
-	case "code", "verifier":
-		fail("bad_verification_code", "The code passed is incorrect or expired.", "bad-verification-code")
-		return
+	var ut *userToken
+	switch p.Get("grant_type") {
+	case "refresh_token":
+		// A GitHub App's user token is renewed with its refresh token, which is then spent.
+		old, ok := e.refreshTokens[p.Get("refresh_token")]
+		if !ok || old.forge != "github" || !app.GitHubApp {
+			fail("bad_refresh_token", "The refresh token passed is incorrect or expired.", "bad-refresh-token")
+			return
+		}
+		delete(e.refreshTokens, p.Get("refresh_token"))
+		ut = &userToken{forge: "github", login: old.login, githubApp: true}
+	default:
+		c, why := e.takeCode("github", p.Get("code"), app.ClientID, p.Get("redirect_uri"), p.Get("code_verifier"))
+		switch why {
+		case "redirect":
+			fail("redirect_uri_mismatch", "The redirect_uri MUST match the registered callback URL for this application.", "redirect-uri-mismatch")
+			return
+		case "code", "verifier":
+			fail("bad_verification_code", "The code passed is incorrect or expired.", "bad-verification-code")
+			return
+		}
+		ut = &userToken{forge: "github", login: c.login, scopes: c.scopes, githubApp: app.GitHubApp}
 	}
-	ut := &userToken{forge: "github", login: c.login, scopes: c.scopes, githubApp: app.GitHubApp}
-	v := url.Values{"token_type": {"bearer"}, "scope": {strings.Join(c.scopes, ",")}}
+	v := url.Values{"token_type": {"bearer"}, "scope": {strings.Join(ut.scopes, ",")}}
 	if app.GitHubApp {
 		ut.expires = e.now().Add(8 * time.Hour)
 		refresh := "ghr_" + randomHex(30)
-		e.refreshTokens[refresh] = c.login
+		e.refreshTokens[refresh] = &userToken{forge: "github", login: ut.login, githubApp: true}
 		v.Set("expires_in", "28800")
 		v.Set("refresh_token", refresh)
 		v.Set("refresh_token_expires_in", "15897600")
@@ -394,13 +415,13 @@ func (e *Emulator) gitlabToken(w http.ResponseWriter, r *http.Request) {
 		}
 		login, scopes = c.login, c.scopes
 	case "refresh_token":
-		l, ok := e.refreshTokens[p.Get("refresh_token")]
-		if !ok {
+		old, ok := e.refreshTokens[p.Get("refresh_token")]
+		if !ok || old.forge != "gitlab" {
 			invalidGrant()
 			return
 		}
 		delete(e.refreshTokens, p.Get("refresh_token"))
-		login, scopes = l, app.Scopes
+		login, scopes = old.login, old.scopes
 	default:
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "unsupported_grant_type",
 			"error_description": "The authorization grant type is not supported by the authorization server."})
@@ -408,7 +429,7 @@ func (e *Emulator) gitlabToken(w http.ResponseWriter, r *http.Request) {
 	}
 	access, refresh := randomHex(32), randomHex(32)
 	e.userTokens[access] = &userToken{forge: "gitlab", login: login, scopes: scopes, expires: e.now().Add(2 * time.Hour)}
-	e.refreshTokens[refresh] = login
+	e.refreshTokens[refresh] = &userToken{forge: "gitlab", login: login, scopes: scopes}
 	writeJSON(w, http.StatusOK, map[string]any{"access_token": access, "token_type": "Bearer", "expires_in": 7200,
 		"refresh_token": refresh, "scope": strings.Join(scopes, " "), "created_at": e.now().Unix()})
 }

@@ -144,6 +144,14 @@ func TestGitHubAppUserAuthorization(t *testing.T) {
 	if repo, _, err := client.Repositories.Get(ctx, "acme", "app"); err != nil || !repo.GetPermissions()["push"] {
 		t.Errorf("acme/app as alice through the App: %v %v", repo.GetPermissions(), err)
 	}
+	// The refresh token renews the token once; spent, it is refused.
+	renewed, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	if err != nil || !strings.HasPrefix(renewed.AccessToken, "ghu_") || renewed.AccessToken == tok.AccessToken || renewed.RefreshToken == tok.RefreshToken {
+		t.Errorf("refresh: %+v %v", renewed, err)
+	}
+	if _, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); retrieveCode(err) != "bad_refresh_token" {
+		t.Errorf("a spent refresh token: %v", err)
+	}
 }
 
 // GitHub's answers to what goes wrong: unknown clients, foreign callbacks, no one signed in,

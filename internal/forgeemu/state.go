@@ -58,7 +58,7 @@ type Emulator struct {
 	oauthApps     map[string]*OAuthApp
 	oauthCodes    map[string]*oauthCode
 	userTokens    map[string]*userToken
-	refreshTokens map[string]string // → login
+	refreshTokens map[string]*userToken // → what a refresh mints (its expiry unused)
 	browserUser   string
 	userNames     map[string]string
 }
@@ -157,7 +157,7 @@ func New(token, botLogin string) *Emulator {
 		nextID: 1000, Token: token, BotLogin: botLogin, archiveTokens: map[string]bool{}, now: time.Now,
 		manifestCodes: map[string]*manifestCode{}, revoked: map[string]bool{},
 		oauthApps: map[string]*OAuthApp{}, oauthCodes: map[string]*oauthCode{}, userTokens: map[string]*userToken{},
-		refreshTokens: map[string]string{}, userNames: map[string]string{}}
+		refreshTokens: map[string]*userToken{}, userNames: map[string]string{}}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v3/", http.StripPrefix("/api/v3", e.githubAPI()))
 	mux.Handle("/api/v4/", http.StripPrefix("/api/v4", e.gitlabAPI()))

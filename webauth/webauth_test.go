@@ -543,3 +543,31 @@ func TestSessionRenewsTheForgeToken(t *testing.T) {
 	}
 	w.noTokens(t)
 }
+
+// Behind https the cookies are Secure, HttpOnly, SameSite=Lax and __Host- prefixed (no
+// subdomain or plain-http page can plant one), and the forge is told the public callback.
+func TestCookiesOnHTTPS(t *testing.T) {
+	a, err := webauth.New(webauth.Config{PublicURL: "https://kubeplan.example.com", SessionKey: []byte(sessionKey),
+		GitLab: &webauth.OAuthApp{ClientID: "app", ClientSecret: "secret"}}, webauth.ForgeURLs{GitLab: "https://gitlab.example.com/api/v4"}, nopNonces{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	a.Routes(mux)
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "https://kubeplan.example.com/ui/login/gitlab?next=/ui/", nil))
+	cookies := rec.Result().Cookies()
+	if len(cookies) != 1 {
+		t.Fatalf("cookies: %v", cookies)
+	}
+	c := cookies[0]
+	if c.Name != "__Host-kubeplan-signin" || !c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Path != "/" || c.Domain != "" || c.MaxAge <= 0 || c.MaxAge > 600 {
+		t.Errorf("sign-in cookie: %+v", c)
+	}
+	to, _ := url.Parse(rec.Header().Get("Location"))
+	q := to.Query()
+	if to.Host != "gitlab.example.com" || to.Path != "/oauth/authorize" || q.Get("redirect_uri") != "https://kubeplan.example.com/ui/oauth/gitlab/callback" ||
+		q.Get("scope") != "read_user read_api" || q.Get("response_type") != "code" || q.Get("code_challenge_method") != "S256" || len(q.Get("state")) < 20 {
+		t.Errorf("sent to %s", to)
+	}
+}

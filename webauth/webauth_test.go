@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubeplan/kubeplan/config"
 	"github.com/kubeplan/kubeplan/forge"
 	"github.com/kubeplan/kubeplan/internal/forgeemu"
 	"github.com/kubeplan/kubeplan/store"
@@ -486,6 +487,20 @@ func TestLocalModeWithoutSignIn(t *testing.T) {
 	})).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/ui/", nil))
 	if user.Forge != webauth.LocalForge || err != nil || len(readable) != len(repoKeys) {
 		t.Errorf("local user %+v reads %v (%v)", user, readable, err)
+	}
+}
+
+// The server's ui settings become the sign-in's, secrets included, and its forges' addresses.
+func TestFromServerConfig(t *testing.T) {
+	var c config.Config
+	c.UI.PublicURL, c.UI.GitLab.ApplicationID, c.UI.GitLab.Secret, c.UI.SessionKey = "https://k.example", "app", "secret", []byte(sessionKey)
+	c.GitLab.BaseURL = "https://gitlab.example.com/api/v4"
+	cfg, forges := webauth.FromConfig(c.UI), webauth.ForgeURLsFrom(c)
+	if cfg.GitHub != nil || cfg.GitLab == nil || cfg.GitLab.ClientID != "app" || cfg.GitLab.ClientSecret != "secret" || forges.GitLab != c.GitLab.BaseURL {
+		t.Fatalf("%+v %+v", cfg, forges)
+	}
+	if a, err := webauth.New(cfg, forges, nopNonces{}, nil); err != nil || !a.SignInConfigured() {
+		t.Errorf("%v", err)
 	}
 }
 

@@ -3,7 +3,6 @@ package driftwatch
 import (
 	"context"
 	"strings"
-	"time"
 
 	"github.com/kubeplan/kubeplan/drift"
 	"github.com/kubeplan/kubeplan/forge"
@@ -33,9 +32,6 @@ type IssueKeeper interface {
 // record appends e to the history. The history records work; it never stops it: an entry the
 // store refuses is logged with what identifies it and counted (ObserveHistoryFailure).
 func (w *Watcher) record(ctx context.Context, e history.Entry) {
-	if e.At.IsZero() {
-		e.At = time.Now().UTC()
-	}
 	if _, err := w.State.AppendHistory(context.WithoutCancel(ctx), e); err != nil {
 		w.Log.Error("history entry not written", "kind", e.Kind, "forge", e.Forge, "repo", e.Repo, "number", e.Number,
 			"project", e.Project, "cluster", e.Cluster, "sha", e.SHA, "actor", e.Actor, "state", e.State, "err", err)

@@ -19,10 +19,15 @@ import (
 type issues struct{ w *driftwatch.Watcher }
 
 func (n issues) Notify(ctx context.Context, no driftwatch.Notice) error {
+	_, err := n.NotifyIssue(ctx, no)
+	return err
+}
+
+func (n issues) NotifyIssue(ctx context.Context, no driftwatch.Notice) (*forge.Issue, error) {
 	forgeName, repo, _ := strings.Cut(no.Repository, ":")
 	f, err := n.w.Forges(ctx, driftwatch.Repository{Forge: forgeName, Name: repo})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	r := *no.Report
 	if r.Commit == "" {

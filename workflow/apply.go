@@ -316,7 +316,7 @@ type step struct {
 	// blocked is posted as a comment instead of applying; nothing is recorded in the applies,
 	// the history says why (one line).
 	blocked, why string
-	plan    planned
+	plan         planned
 }
 
 // refusal is an apply the policy refused, as the history records it.

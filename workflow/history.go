@@ -3,7 +3,6 @@ package workflow
 import (
 	"context"
 	"strings"
-	"time"
 
 	"github.com/kubeplan/kubeplan/event"
 	"github.com/kubeplan/kubeplan/forge"
@@ -25,9 +24,6 @@ const (
 // the store refuses is logged with what identifies it and counted (ObserveHistoryFailure),
 // and the plan or apply it records goes on and is reported as usual.
 func (w *Workflow) record(ctx context.Context, e history.Entry) {
-	if e.At.IsZero() {
-		e.At = time.Now().UTC()
-	}
 	// A job's deadline must not lose the record of what it did.
 	if _, err := w.State.AppendHistory(context.WithoutCancel(ctx), e); err != nil {
 		w.Log.Error("history entry not written", "kind", e.Kind, "forge", e.Forge, "repo", e.Repo, "number", e.Number,

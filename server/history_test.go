@@ -2,10 +2,12 @@ package server_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -213,5 +215,42 @@ func TestHistoryRecordsThePullRequestJourney(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A state store that will not take history entries (here a trigger refuses every row, as a
+// full disk or a broken migration would) loses none of the work they record: the plan is
+// posted, /apply applies and reports, and each lost entry is counted by kind.
+func TestAHistoryTheStoreRefusesLosesNoWork(t *testing.T) {
+	fc := forges[0]
+	ns := unique("history-refused")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); rollOut(ctx, t, prod, ns) }()
+	t.Cleanup(func() { cancel(); <-done })
+	emu, repo, n := bumpPR(t, ns, "")
+	emu.SetPermission(repo, "dave", forge.PermWrite)
+	state := filepath.Join(t.TempDir(), "state.db")
+	e := start(t, emu, state, true)
+	db, err := sql.Open("sqlite", "file:"+state+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TRIGGER refuse_history BEFORE INSERT ON history BEGIN SELECT RAISE(ABORT, 'the history refuses'); END`); err != nil {
+		t.Fatal(err)
+	}
+	j := &journey{t: t, fc: fc, e: e, emu: emu, repo: repo}
+
+	j.pull(n, "opened", "alice")
+	head := emu.PRState(repo, n).HeadSHA
+	j.status(n, head, "kubeplan/plan", forge.Success, "")
+	before := j.lastCommentID(n)
+	j.post(n, "dave", "/apply")
+	j.comment(n, before, "Applied prod / web")
+	j.status(n, head, "kubeplan/apply", forge.Success, "")
+	e.waitMetrics(`kubeplan_history_append_failures_total{kind="apply"} 1`)
+	if m := get(t, e.url+"/metrics"); !regexp.MustCompile(`kubeplan_history_append_failures_total\{kind="plan"\} [1-9]`).MatchString(m) {
+		t.Errorf("the plan entries lost are not counted:\n%s", m)
 	}
 }

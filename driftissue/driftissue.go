@@ -39,16 +39,17 @@ type Notifier struct {
 // drift (report.Drifted) opens the issue or edits it when its text would change; a report
 // without drift, or nil, closes an open issue with a note ("drift is gone as of …, checked at
 // report.Commit"). Seeing the same report again writes nothing to the forge: the rendered
-// title and body are compared with the issue's.
-func (n *Notifier) Update(ctx context.Context, repo, project, cluster string, report *driftreport.Report) error {
+// title and body are compared with the issue's. It returns the issue it opened, edited,
+// left alone or closed; nil when there is none.
+func (n *Notifier) Update(ctx context.Context, repo, project, cluster string, report *driftreport.Report) (*forge.Issue, error) {
 	marker := comments.DriftIssueMarker(repo, project, cluster)
 	is, err := n.Forge.FindIssue(ctx, repo, marker)
 	if err != nil {
-		return fmt.Errorf("drift issue of %s on %s in %s: %w", project, cluster, repo, err)
+		return nil, fmt.Errorf("drift issue of %s on %s in %s: %w", project, cluster, repo, err)
 	}
 	if report == nil || !report.Drifted() {
 		if is == nil {
-			return nil
+			return nil, nil
 		}
 		commit := ""
 		if report != nil {
@@ -59,9 +60,9 @@ func (n *Notifier) Update(ctx context.Context, repo, project, cluster string, re
 			now = n.Now
 		}
 		if err := n.Forge.CloseIssue(ctx, repo, is.Number, comments.DriftGone(now(), commit)); err != nil {
-			return fmt.Errorf("close the drift issue of %s on %s (#%d in %s): %w", project, cluster, is.Number, repo, err)
+			return is, fmt.Errorf("close the drift issue of %s on %s (#%d in %s): %w", project, cluster, is.Number, repo, err)
 		}
-		return nil
+		return is, nil
 	}
 	// The marker names what the caller said, whatever the report names.
 	r := *report
@@ -70,15 +71,17 @@ func (n *Notifier) Update(ctx context.Context, repo, project, cluster string, re
 	body := comments.DriftIssueBody(comments.DriftIssue{Repo: repo, Report: &r, Limit: n.Forge.MaxIssueLength()})
 	switch {
 	case is == nil:
-		if _, err := n.Forge.CreateIssue(ctx, repo, title, body, []string{comments.DriftIssueLabel}); err != nil {
-			return fmt.Errorf("open the drift issue of %s on %s in %s: %w", project, cluster, repo, err)
+		created, err := n.Forge.CreateIssue(ctx, repo, title, body, []string{comments.DriftIssueLabel})
+		if err != nil {
+			return nil, fmt.Errorf("open the drift issue of %s on %s in %s: %w", project, cluster, repo, err)
 		}
+		return created, nil
 	case is.Title != title || normalize(is.Body) != normalize(body):
 		if err := n.Forge.EditIssue(ctx, repo, is.Number, title, body); err != nil {
-			return fmt.Errorf("edit the drift issue of %s on %s (#%d in %s): %w", project, cluster, is.Number, repo, err)
+			return is, fmt.Errorf("edit the drift issue of %s on %s (#%d in %s): %w", project, cluster, is.Number, repo, err)
 		}
 	}
-	return nil
+	return is, nil
 }
 
 // normalize reads a body as the forge may give it back: line ends as \r\n (an edit in the

@@ -212,16 +212,21 @@ func TestIssueFollowsTheDrift(t *testing.T) {
 			}
 
 			// Nothing drifted, nothing open: nothing to do.
-			if err := n.Update(ctx, repo, "shop", "prod", rs.gone); err != nil || emu.Writes() != 0 || len(kubeplans()) != 0 {
-				t.Fatalf("no drift: %v, %d writes", err, emu.Writes())
+			if is, err := n.Update(ctx, repo, "shop", "prod", rs.gone); err != nil || is != nil || emu.Writes() != 0 || len(kubeplans()) != 0 {
+				t.Fatalf("no drift: %v %+v, %d writes", err, is, emu.Writes())
 			}
 
-			if err := n.Update(ctx, repo, "shop", "prod", rs.drifted); err != nil {
+			opened, err := n.Update(ctx, repo, "shop", "prod", rs.drifted)
+			if err != nil {
 				t.Fatal(err)
 			}
 			issues := kubeplans()
 			if len(issues) != 1 || issues[0].State != "open" || issues[0].Title != "kubeplan: drift on prod / shop" {
 				t.Fatalf("after drift: %+v", issues)
+			}
+			// The history names the issue it keeps.
+			if opened == nil || opened.Number != issues[0].Number || opened.URL == "" {
+				t.Fatalf("Update returned %+v, want issue #%d with its page", opened, issues[0].Number)
 			}
 			body, number := issues[0].Body, issues[0].Number
 			for _, want := range []string{comments.DriftIssueMarker(repo, "shop", "prod"), "<code>~ Deployment ", `.spec.replicas changed by "kubectl-edit" (Update) at `,
@@ -234,13 +239,13 @@ func TestIssueFollowsTheDrift(t *testing.T) {
 
 			// The same drift, checked again: nothing written.
 			writes := emu.Writes()
-			if err := n.Update(ctx, repo, "shop", "prod", rs.drifted); err != nil || emu.Writes() != writes {
+			if is, err := n.Update(ctx, repo, "shop", "prod", rs.drifted); err != nil || emu.Writes() != writes || is == nil || is.Number != number {
 				t.Fatalf("the same drift again: %v, %d writes", err, emu.Writes()-writes)
 			}
 
 			// More drift: the same issue, edited; another cluster's drift is another issue.
-			if err := n.Update(ctx, repo, "shop", "prod", rs.more); err != nil {
-				t.Fatal(err)
+			if is, err := n.Update(ctx, repo, "shop", "prod", rs.more); err != nil || is == nil || is.Number != number {
+				t.Fatalf("more drift: %v, issue %+v, want #%d", err, is, number)
 			}
 			issues = kubeplans()
 			if len(issues) != 1 || issues[0].Number != number || issues[0].Body == body ||
@@ -250,14 +255,14 @@ func TestIssueFollowsTheDrift(t *testing.T) {
 			if emu.Writes() != writes+1 {
 				t.Errorf("more drift: %d writes, want one edit", emu.Writes()-writes)
 			}
-			if err := n.Update(ctx, repo, "shop", "staging", rs.drifted); err != nil || len(kubeplans()) != 2 {
+			if _, err := n.Update(ctx, repo, "shop", "staging", rs.drifted); err != nil || len(kubeplans()) != 2 {
 				t.Fatalf("another cluster: %v, %d issues", err, len(kubeplans()))
 			}
 			noSecrets()
 
 			// Drift gone: closed with the note; seen again, nothing written.
-			if err := n.Update(ctx, repo, "shop", "prod", rs.gone); err != nil {
-				t.Fatal(err)
+			if is, err := n.Update(ctx, repo, "shop", "prod", rs.gone); err != nil || is == nil || is.Number != number {
+				t.Fatalf("drift gone: %v, closed %+v, want #%d", err, is, number)
 			}
 			prod := kubeplans()[0]
 			if prod.State != "closed" || len(prod.Comments) != 1 ||
@@ -269,15 +274,15 @@ func TestIssueFollowsTheDrift(t *testing.T) {
 				t.Fatalf("another cluster's issue was closed too")
 			}
 			writes = emu.Writes()
-			if err := n.Update(ctx, repo, "shop", "prod", rs.gone); err != nil || emu.Writes() != writes {
+			if is, err := n.Update(ctx, repo, "shop", "prod", rs.gone); err != nil || is != nil || emu.Writes() != writes {
 				t.Fatalf("no drift again: %v, %d writes", err, emu.Writes()-writes)
 			}
-			if err := n.Update(ctx, repo, "shop", "prod", nil); err != nil || emu.Writes() != writes {
+			if _, err := n.Update(ctx, repo, "shop", "prod", nil); err != nil || emu.Writes() != writes {
 				t.Fatalf("no report: %v, %d writes", err, emu.Writes()-writes)
 			}
 
 			// Drift back: a new issue, the closed one left as it was.
-			if err := n.Update(ctx, repo, "shop", "prod", rs.drifted); err != nil || len(kubeplans()) != 3 || kubeplans()[0].State != "closed" {
+			if _, err := n.Update(ctx, repo, "shop", "prod", rs.drifted); err != nil || len(kubeplans()) != 3 || kubeplans()[0].State != "closed" {
 				t.Fatalf("drift back: %v, %+v", err, kubeplans())
 			}
 		})
@@ -293,11 +298,11 @@ func TestForgeErrorsNameTheIssue(t *testing.T) {
 	n := &driftissue.Notifier{Forge: forges[0].connect(t, emu)}
 	r := &driftreport.Report{Project: "shop", Cluster: "prod", Objects: []driftreport.Object{{State: driftreport.Missing, Mode: driftreport.Notify}}}
 	emu.FailRequests("POST", "/issues", 1, 422)
-	err := n.Update(ctx, repo, "shop", "prod", r)
+	_, err := n.Update(ctx, repo, "shop", "prod", r)
 	if err == nil || !strings.Contains(err.Error(), "open the drift issue of shop on prod in acme/platform") {
 		t.Fatalf("error: %v", err)
 	}
-	if err := n.Update(ctx, repo, "shop", "prod", r); err != nil || len(emu.Issues(repo)) != 1 {
+	if _, err := n.Update(ctx, repo, "shop", "prod", r); err != nil || len(emu.Issues(repo)) != 1 {
 		t.Fatalf("next check: %v, %d issues", err, len(emu.Issues(repo)))
 	}
 }

@@ -48,7 +48,10 @@ import (
 	"github.com/kubeplan/kubeplan/archive"
 	"github.com/kubeplan/kubeplan/cluster"
 	"github.com/kubeplan/kubeplan/drift"
+	"github.com/kubeplan/kubeplan/forge"
+	"github.com/kubeplan/kubeplan/history"
 	"github.com/kubeplan/kubeplan/manifest"
+	"github.com/kubeplan/kubeplan/outcome"
 	"github.com/kubeplan/kubeplan/plan"
 	"github.com/kubeplan/kubeplan/planner"
 	"github.com/kubeplan/kubeplan/policy"
@@ -97,6 +100,8 @@ type State interface {
 	LockOf(ctx context.Context, repo string, t store.Target) (store.Lock, bool, error)
 	StartApply(ctx context.Context, r store.ApplyRecord) (int64, error)
 	FinishApply(ctx context.Context, id int64, state, summary, report string) error
+	// AppendHistory appends an entry to the audit history (package history).
+	AppendHistory(ctx context.Context, e history.Entry) (history.Entry, error)
 }
 
 // Repository is one repository whose default branch is checked.
@@ -141,7 +146,10 @@ type Watcher struct {
 	Observe func(repository, project, cluster, outcome string, drifted int, took time.Duration)
 	// ObserveApply, when set, hears of every revert, as workflow.Workflow.ObserveApply does.
 	ObserveApply func(trigger, outcome string, took time.Duration)
-	Log          *slog.Logger
+	// ObserveHistoryFailure, when set, hears of every history entry the store did not take
+	// (for metrics); the check or apply it records is not affected.
+	ObserveHistoryFailure func(kind history.Kind)
+	Log                   *slog.Logger
 }
 
 // Run checks at start and then whenever checks may be due, until ctx ends.
@@ -280,15 +288,34 @@ func (w *Watcher) check(ctx context.Context, t target) error {
 	}
 	log.Info("drift checked", "result", report.Summary(), "revert", revert)
 	w.observe(t, outcome, c.Total(), started)
+	// The history has a check when the drift changes (appears, changes, goes away), as the
+	// notices do: the same drift seen again, or a clean cluster checked again, adds nothing.
+	changed := rec.Signature != prev.Signature
 	if rec.Signature == prev.Notified {
+		if changed {
+			w.record(ctx, checkEntry(t, report, revert, nil))
+		}
 		return nil // the same drift seen again (or still none) notifies nobody
 	}
 	n := Notice{Repository: t.repo.Key(), Project: t.project.Name, Cluster: t.cluster, SHA: t.sha, Report: report, Previous: prev.Notified, Revert: revert}
 	var errs []error
+	var issue *forge.Issue
 	for _, nf := range w.Notifiers {
-		if err := nf.Notify(ctx, n); err != nil {
+		var err error
+		if keeper, ok := nf.(IssueKeeper); ok {
+			var is *forge.Issue
+			if is, err = keeper.NotifyIssue(ctx, n); is != nil {
+				issue = is
+			}
+		} else {
+			err = nf.Notify(ctx, n)
+		}
+		if err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if changed {
+		w.record(ctx, checkEntry(t, report, revert, issue))
 	}
 	if err := errors.Join(errs...); err != nil {
 		log.Warn("drift notice not delivered: the next check sends it again", "err", err)
@@ -419,7 +446,7 @@ func (w *Watcher) revert(ctx context.Context, t target, p *planned, log *slog.Lo
 	if locked {
 		return fmt.Sprintf("not reverted: #%d (%s) holds %s on %s locked", lock.Number, lock.Holder, t.project.Name, t.cluster) + note, nil
 	}
-	a, err := w.reapply(ctx, t, p, want, store.DriftRevert, Actor, log)
+	a, err := w.reapply(ctx, t, p, want, store.DriftRevert, Actor, entryOf(history.Revert, t, HistoryActor), log)
 	if err != nil {
 		return "", err
 	}
@@ -435,8 +462,9 @@ type applied struct {
 
 // reapply applies git's state of the objects in want (by refKey) through the applier as a
 // roll-out does (the project's Force, the repository as the inventory's owner, the access
-// rules), and records it in the apply history with trigger and actor.
-func (w *Watcher) reapply(ctx context.Context, t target, p *planned, want map[string]bool, trigger, actor string, log *slog.Logger) (applied, error) {
+// rules), and records it in the apply history with trigger and actor, and in the history
+// (package history) as entry says.
+func (w *Watcher) reapply(ctx context.Context, t target, p *planned, want map[string]bool, trigger, actor string, entry history.Entry, log *slog.Logger) (applied, error) {
 	var objects []manifest.Object
 	var names []string
 	for i, o := range p.objects {
@@ -458,7 +486,9 @@ func (w *Watcher) reapply(ctx context.Context, t target, p *planned, want map[st
 		return applied{}, err // stopped: the record stays running, as an interrupted apply's does
 	case err != nil:
 		summary = w.Clusters.Redact(err.Error())
+		w.redact(res) // what was applied before it stopped, for the history
 	default:
+		w.redact(res)
 		summary = res.Counts().String()
 		if !res.Failed() {
 			state = store.ApplySucceeded
@@ -466,15 +496,28 @@ func (w *Watcher) reapply(ctx context.Context, t target, p *planned, want map[st
 		// Each object with what became of it, and why it failed where it did.
 		names = names[:0]
 		for _, o := range res.Objects {
-			names = append(names, w.Clusters.Redact(o.String()))
+			names = append(names, o.String())
 		}
 	}
 	if w.ObserveApply != nil {
 		w.ObserveApply(trigger, state, time.Since(started))
 	}
 	log.Info("drift applied", "trigger", trigger, "actor", actor, "objects", len(objects), "state", state, "summary", summary)
+	w.record(ctx, applyEntry(entry, p.report, state, summary, res))
 	if err := w.State.FinishApply(ctx, id, state, summary, ""); err != nil {
 		return applied{}, err
 	}
 	return applied{objects: names, state: state, summary: summary}, nil
+}
+
+// redact takes the clusters' addresses and credentials out of res's errors and health
+// messages (res may be nil).
+func (w *Watcher) redact(res *outcome.Result) {
+	if res == nil {
+		return
+	}
+	for i, o := range res.Objects {
+		res.Objects[i].Error = w.Clusters.Redact(o.Error)
+		res.Objects[i].HealthMessage = w.Clusters.Redact(o.HealthMessage)
+	}
 }

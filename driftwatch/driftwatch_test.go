@@ -262,6 +262,23 @@ func TestDriftIsNotifiedOnceAndItsEndToo(t *testing.T) {
 	if rec, _, _ := state.DriftOf(context.Background(), "github:"+f.repo, store.Target{Project: "shop", Cluster: "test"}); rec.Signature != "" || rec.Notified != "" {
 		t.Fatalf("after the fix: %+v", rec)
 	}
+
+	// The history has the drift when it appeared, naming who changed what, and when it went
+	// away; the clean checks and the same drift seen again add nothing.
+	h := historyOf(t, state)
+	if got := kinds(h); got != "drift_check drifted, drift_check clean" {
+		t.Fatalf("history: %s; want the drift and its end", got)
+	}
+	drifted := h[0]
+	if drifted.Actor != "kubeplan" || drifted.Forge != "github" || drifted.Repo != f.repo || drifted.Project != "shop" || drifted.Cluster != "test" ||
+		drifted.SHA != f.emu.DefaultHead(f.repo) || drifted.Number != 0 || !strings.Contains(drifted.Summary, "1 changed") ||
+		!strings.Contains(causes(drifted), "Deployment "+f.ns+"/web changed: .spec.replicas changed by \"kubectl-edit\" (Update)") ||
+		!strings.Contains(drifted.Objects[0].Diff, "replicas: 5") {
+		t.Fatalf("drift entry: %+v\n%s", drifted, causes(drifted))
+	}
+	if len(h[1].Objects) != 0 || !strings.Contains(h[1].Summary, "no drift") {
+		t.Errorf("end-of-drift entry: %+v", h[1])
+	}
 }
 
 // revert re-applies git where the server allows it and no pull request holds the project
@@ -313,6 +330,20 @@ func TestRevert(t *testing.T) {
 			if len(applies) != 1 || applies[0].Trigger != store.DriftRevert || applies[0].State != store.ApplySucceeded || applies[0].Target != target ||
 				applies[0].Actor != driftwatch.Actor || applies[0].SHA != f.emu.DefaultHead(f.repo) {
 				t.Fatalf("apply history: %+v; want one succeeded drift revert", applies)
+			}
+			// The history has the revert, by kubeplan, with what became of the object and the
+			// diff it put back, then the check that saw the drift and says it was reverted.
+			h := historyOf(t, state)
+			if got := kinds(h); got != "revert succeeded, drift_check drifted" {
+				t.Fatalf("history: %s; want the revert and the check", got)
+			}
+			rev := h[0]
+			if rev.Actor != "kubeplan" || rev.SHA != f.emu.DefaultHead(f.repo) || len(rev.Objects) != 1 ||
+				rev.Objects[0].Object.String() != "Deployment "+f.ns+"/web" || rev.Objects[0].Outcome != "configured" || !strings.Contains(rev.Objects[0].Diff, "replicas") {
+				t.Fatalf("revert entry: %+v", rev)
+			}
+			if !strings.Contains(h[1].Summary, "reverted 1 object(s)") || !strings.Contains(causes(h[1]), `"kubectl-edit"`) {
+				t.Fatalf("check entry: %+v", h[1])
 			}
 			// Reverted, the next check finds no drift and says it is resolved.
 			f.checkDue(w)

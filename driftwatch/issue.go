@@ -13,6 +13,7 @@ import (
 	"github.com/kubeplan/kubeplan/comments"
 	"github.com/kubeplan/kubeplan/drift"
 	"github.com/kubeplan/kubeplan/forge"
+	"github.com/kubeplan/kubeplan/history"
 	"github.com/kubeplan/kubeplan/policy"
 	"github.com/kubeplan/kubeplan/repoconfig"
 	"github.com/kubeplan/kubeplan/store"
@@ -102,6 +103,12 @@ func (w *Watcher) ApplyFromIssue(ctx context.Context, c IssueCommand) error {
 		log.Info("apply refused", "reasons", strings.Join(reasons, "; "))
 		return reply(comments.Refused("apply", reasons))
 	}
+	// Once the target is known, a refusal is in the history too.
+	var entry history.Entry
+	refuseTarget := func(reasons ...string) error {
+		w.record(ctx, refusedEntry(entry, reasons))
+		return refuse(reasons...)
+	}
 	var cmdErr *commands.Error
 	switch {
 	case errors.As(parseErr, &cmdErr):
@@ -133,12 +140,13 @@ func (w *Watcher) ApplyFromIssue(ctx context.Context, c IssueCommand) error {
 	if !found {
 		return refuse(comments.DriftTargetGone(where, sha))
 	}
+	entry = onIssue(entryOf(history.DriftApply, t, c.Sender), is)
 
 	// The role, from the server's policy and the rules the default branch adds, as for a
 	// pull request's /apply (whose rules come from the branch it targets).
 	pol, err := w.Policy.Extend(cfg.Policy)
 	if err != nil {
-		return refuse(err.Error())
+		return refuseTarget(err.Error())
 	}
 	perm, err := f.Permission(ctx, repo, c.Sender)
 	if err != nil {
@@ -147,7 +155,7 @@ func (w *Watcher) ApplyFromIssue(ctx context.Context, c IssueCommand) error {
 	err = pol.AuthorizeRequest(ctx, f, policy.Request{User: c.Sender, Permission: perm, Repo: repo, Project: project, Cluster: clusterName,
 		Need: policy.RoleApply, Command: "/apply", PermissionName: f.PermissionName})
 	if refusal, ok := policy.IsRefusal(err); ok {
-		return refuse(refusal.Message)
+		return refuseTarget(refusal.Message)
 	} else if err != nil {
 		return err
 	}
@@ -158,7 +166,7 @@ func (w *Watcher) ApplyFromIssue(ctx context.Context, c IssueCommand) error {
 		return err
 	}
 	if locked {
-		return refuse(comments.LockedBy(where, comments.Lock{Where: where, Number: lock.Number, Holder: lock.Holder, LockedAt: lock.LockedAt}))
+		return refuseTarget(comments.LockedBy(where, comments.Lock{Where: where, Number: lock.Number, Holder: lock.Holder, LockedAt: lock.LockedAt}))
 	}
 	// The check's lease, whatever its interval: no scheduled check runs meanwhile, and the
 	// check after the apply records its result under it.
@@ -167,9 +175,10 @@ func (w *Watcher) ApplyFromIssue(ctx context.Context, c IssueCommand) error {
 		return err
 	}
 	if !taken {
-		return refuse(comments.DriftCheckRunning(where))
+		return refuseTarget(comments.DriftCheckRunning(where))
 	}
-	answer, applyErr := w.applyDrift(ctx, t, c.Sender, log)
+	entry.Verdict = historyAllowed
+	answer, applyErr := w.applyDrift(ctx, t, c.Sender, entry, log)
 	if applyErr == nil {
 		applyErr = reply(answer)
 	}
@@ -183,14 +192,16 @@ func (w *Watcher) ApplyFromIssue(ctx context.Context, c IssueCommand) error {
 
 // applyDrift plans the target afresh and applies git's state of its drifted objects; it
 // returns the answer for the issue.
-func (w *Watcher) applyDrift(ctx context.Context, t target, sender string, log *slog.Logger) (string, error) {
+func (w *Watcher) applyDrift(ctx context.Context, t target, sender string, entry history.Entry, log *slog.Logger) (string, error) {
 	where := comments.Where{Project: t.project.Name, Cluster: t.cluster}
 	p, err := w.plan(ctx, t)
 	if err != nil {
 		if ctx.Err() != nil {
 			return "", err
 		}
-		return comments.Refused("apply", []string{comments.CannotPlanNow(where, w.Clusters.Redact(err.Error()))}), nil
+		reason := comments.CannotPlanNow(where, w.Clusters.Redact(err.Error()))
+		w.record(ctx, refusedEntry(entry, []string{reason}))
+		return comments.Refused("apply", []string{reason}), nil
 	}
 	want := map[string]bool{}
 	extra := 0
@@ -206,7 +217,7 @@ func (w *Watcher) applyDrift(ctx context.Context, t target, sender string, log *
 	if len(want) == 0 {
 		return comments.DriftNothingToApply(where, t.sha, extra), nil
 	}
-	a, err := w.reapply(ctx, t, p, want, store.DriftApply, sender, log)
+	a, err := w.reapply(ctx, t, p, want, store.DriftApply, sender, entry, log)
 	if err != nil {
 		return "", err
 	}

@@ -19,10 +19,15 @@ import (
 type issues struct{ w *driftwatch.Watcher }
 
 func (n issues) Notify(ctx context.Context, no driftwatch.Notice) error {
+	_, err := n.NotifyIssue(ctx, no)
+	return err
+}
+
+func (n issues) NotifyIssue(ctx context.Context, no driftwatch.Notice) (*forge.Issue, error) {
 	forgeName, repo, _ := strings.Cut(no.Repository, ":")
 	f, err := n.w.Forges(ctx, driftwatch.Repository{Forge: forgeName, Name: repo})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	r := *no.Report
 	if r.Commit == "" {
@@ -141,6 +146,26 @@ func TestApplyFromDriftIssue(t *testing.T) {
 			}
 			if rec, _, _ := state.DriftOf(ctx, repoKey, target); rec.Signature != "" || rec.Notified != "" {
 				t.Fatalf("drift record after the /apply: %+v", rec)
+			}
+
+			// The history: the drift, on its issue; the two refusals; bob's apply on the issue;
+			// the drift gone, on the issue it closed.
+			h := historyOf(t, state)
+			if got := kinds(h); got != "drift_check drifted, drift_apply refused, drift_apply refused, drift_apply succeeded, drift_check clean" {
+				t.Fatalf("history: %s", got)
+			}
+			for _, e := range h {
+				if !e.Issue || e.Number != number || e.URL == "" || e.Forge != forgeName || e.Repo != f.repo {
+					t.Errorf("%s entry is not about drift issue #%d: %+v", e.Kind, number, e)
+				}
+			}
+			if h[1].Actor != "mallory" || !strings.Contains(h[1].Summary, "may not /apply") || h[2].Actor != "bob" || !strings.Contains(h[2].Summary, "locked by #7") {
+				t.Errorf("refusals: %+v\n%+v", h[1], h[2])
+			}
+			did := h[3]
+			if did.Actor != "bob" || did.Verdict != "allowed" || len(did.Objects) != 1 || did.Objects[0].Outcome != "configured" ||
+				did.Objects[0].Object.String() != "Deployment "+f.ns+"/web" || !strings.Contains(did.Objects[0].Diff, "replicas") {
+				t.Errorf("drift_apply entry: %+v", did)
 			}
 		})
 	}

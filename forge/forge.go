@@ -29,6 +29,10 @@ type PullRequest struct {
 	// (GitHub's merge queue, a merge bot) rather than a person's.
 	MergedBy    string
 	MergedByBot bool
+	// URL is the pull request's web page; a commit's web page is CommitURLPrefix followed by
+	// its SHA (both empty when the forge did not say). The history links back through them.
+	URL             string
+	CommitURLPrefix string
 }
 
 // Comment is a comment on a pull request.

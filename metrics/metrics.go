@@ -35,6 +35,9 @@ type Metrics struct {
 	// DriftCheckSeconds times them, revert included.
 	DriftChecks       *prometheus.CounterVec
 	DriftCheckSeconds prometheus.Histogram
+	// HistoryAppendFailures counts history entries the store did not take, by kind (plan,
+	// apply, rollout, …): the work they record went on; the audit history misses them.
+	HistoryAppendFailures *prometheus.CounterVec
 }
 
 // New registers kubeplan's metrics, Go runtime and process metrics, and gauges of pending
@@ -61,9 +64,11 @@ func New(pending, locks func(context.Context) (int, error)) *Metrics {
 			Help: "Scheduled drift checks by outcome (drift, clean, failed)."}, []string{"outcome"}),
 		DriftCheckSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kubeplan_drift_check_duration_seconds",
 			Help: "How long scheduled drift checks took, revert included.", Buckets: prometheus.ExponentialBuckets(0.1, 2, 12)}),
+		HistoryAppendFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kubeplan_history_append_failures_total",
+			Help: "History entries the state store did not take, by kind; the work they record went on."}, []string{"kind"}),
 	}
 	m.registry.MustRegister(m.Webhooks, m.WebhookSeconds, m.Jobs, m.JobSeconds, m.Applies, m.ApplySeconds,
-		m.DriftObjects, m.DriftChecks, m.DriftCheckSeconds,
+		m.DriftObjects, m.DriftChecks, m.DriftCheckSeconds, m.HistoryAppendFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		gauge("kubeplan_jobs_pending", "Jobs queued or running.", pending),
 		gauge("kubeplan_locks_held", "Project × cluster locks held by pull requests.", locks))

@@ -29,6 +29,15 @@ type ApprovalStatus struct {
 	Summary string
 	// Details has one line per rule for the pull request comment.
 	Details []string
+	// Counted are the approvals that counted toward at least one rule, in order of first
+	// review (the history records them as they stood).
+	Counted []Approval
+}
+
+// Approval is a reviewer's approval and the commit it was given on.
+type Approval struct {
+	Reviewer string
+	SHA      string
 }
 
 // approver is a reviewer whose current stance is an approval.
@@ -102,10 +111,14 @@ func (p *Policy) Approvals(ctx context.Context, dir Directory, pr PullRequest, o
 	st := ApprovalStatus{Satisfied: true}
 	var worst *ruleResult
 	var needs []string
+	counted := map[string]bool{}
 	for _, r := range rules {
 		res, err := r.evaluate(ctx, isMember, pr, approvers, owners)
 		if err != nil {
 			return ApprovalStatus{}, err
+		}
+		for _, login := range res.approvers {
+			counted[strings.ToLower(login)] = true
 		}
 		if selfApproved && !res.ok() {
 			res.notes = append(res.notes, fmt.Sprintf("@%s's own approval does not count", author))
@@ -123,6 +136,11 @@ func (p *Policy) Approvals(ctx context.Context, dir Directory, pr PullRequest, o
 			worst = res
 		}
 	}
+	for _, a := range approvers {
+		if counted[strings.ToLower(a.login)] {
+			st.Counted = append(st.Counted, Approval{Reviewer: a.login, SHA: a.sha})
+		}
+	}
 	st.Summary = summarize(st.Satisfied, worst, needs)
 	return st, nil
 }
@@ -130,6 +148,8 @@ func (p *Policy) Approvals(ctx context.Context, dir Directory, pr PullRequest, o
 type ruleResult struct {
 	rule    *approvalRule
 	counted int
+	// approvers are the logins whose approvals counted.
+	approvers []string
 	// missingTeams have no approval from a member.
 	missingTeams []string
 	// missingOwners maps an owner set ("@alice or @org/web") to the files still needing it.
@@ -234,7 +254,7 @@ func (r *approvalRule) evaluate(ctx context.Context, isMember func(context.Conte
 			res.notes = append(res.notes, fmt.Sprintf("approval by @%s is on an older commit", a.login))
 		}
 	}
-	res.counted = len(counted)
+	res.counted, res.approvers = len(counted), counted
 
 	approvedBy := func(team string) (bool, error) {
 		for _, login := range counted {

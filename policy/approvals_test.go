@@ -36,19 +36,21 @@ func TestApprovals(t *testing.T) {
 		satisfied bool
 		summary   string
 		details   []string // each must appear in the matching Details line
+		// counted, when set, are the approvals that counted ("reviewer@sha"); none is []string{}.
+		counted []string
 	}{
 		{name: "no approvals", reviews: nil, targets: staging, summary: "0 of 1 approvals",
 			details: []string{`approval rule "default" (everywhere): 0 of 1 approvals`}},
-		{name: "one approval on head", reviews: []forge.Review{approve("alice", head)}, targets: staging, satisfied: true,
+		{name: "one approval on head", reviews: []forge.Review{approve("alice", head)}, targets: staging, satisfied: true, counted: []string{"alice@c0ffee"},
 			summary: "1 of 1 approvals", details: []string{`approval rule "default" (everywhere): satisfied, 1 of 1 approvals`}},
-		{name: "author's own approval ignored", reviews: []forge.Review{approve("Bob", head)}, targets: staging,
+		{name: "author's own approval ignored", reviews: []forge.Review{approve("Bob", head)}, targets: staging, counted: []string{},
 			summary: "0 of 1 approvals", details: []string{"@bob's own approval does not count"}},
-		{name: "stale approval ignored", reviews: []forge.Review{approve("carol", "0ld")}, targets: staging,
+		{name: "stale approval ignored", reviews: []forge.Review{approve("carol", "0ld")}, targets: staging, counted: []string{},
 			summary: "0 of 1 approvals", details: []string{"approval by @carol is on an older commit"}},
 		{name: "unknown commit is stale", reviews: []forge.Review{approve("carol", "")}, targets: staging,
 			summary: "0 of 1 approvals", details: []string{"approval by @carol is on an unknown commit"}},
 		{name: "stale approval counted when configured", policy: "approvals: [{name: lax, minApprovals: 1, countStaleApprovals: true}]",
-			reviews: []forge.Review{approve("carol", "0ld")}, targets: staging, satisfied: true, summary: "1 of 1 approvals"},
+			reviews: []forge.Review{approve("carol", "0ld")}, targets: staging, satisfied: true, summary: "1 of 1 approvals", counted: []string{"carol@0ld"}},
 		{name: "unknown commit counted when configured", policy: "approvals: [{name: lax, minApprovals: 1, countStaleApprovals: true}]",
 			reviews: []forge.Review{approve("carol", "")}, targets: staging, satisfied: true, summary: "1 of 1 approvals"},
 		{name: "dismissed cancels approval", targets: staging, summary: "0 of 1 approvals",
@@ -68,8 +70,8 @@ func TestApprovals(t *testing.T) {
 		{name: "count and team missing", reviews: []forge.Review{approve("carol", head)}, targets: prod,
 			summary: "1 of 2 approvals, needs @org/sre"},
 		{name: "team member approval satisfies prod", reviews: []forge.Review{approve("carol", head), approve("sam", head)}, targets: prod,
-			satisfied: true, summary: "2 of 2 approvals"},
-		{name: "stale team approval does not count", reviews: []forge.Review{approve("carol", head), approve("sam", "0ld")}, targets: prod,
+			satisfied: true, summary: "2 of 2 approvals", counted: []string{"carol@c0ffee", "sam@c0ffee"}},
+		{name: "stale team approval does not count", reviews: []forge.Review{approve("carol", head), approve("sam", "0ld")}, targets: prod, counted: []string{"carol@c0ffee"},
 			summary: "1 of 2 approvals, needs @org/sre",
 			details: []string{"", "approval by @sam is on an older commit"}},
 		{name: "cluster-scoped rule applies when any target is on it", reviews: []forge.Review{approve("carol", head)},
@@ -79,7 +81,7 @@ func TestApprovals(t *testing.T) {
 			details: []string{`approval rule "default"`}},
 		{name: "project-scoped rule skipped for other projects", policy: approvalPolicy + "  projects: [web]\n", targets: []Target{{Project: "api", Cluster: "prod-eu"}},
 			reviews: nil, summary: "0 of 1 approvals", details: []string{`approval rule "default"`}},
-		{name: "no targets", targets: nil, satisfied: true, summary: "No approval rule applies"},
+		{name: "no targets", targets: nil, satisfied: true, summary: "No approval rule applies", counted: []string{}},
 		{name: "scoped-out targets", policy: "approvals: [{name: p, clusters: [prod], minApprovals: 1}]", targets: staging,
 			satisfied: true, summary: "No approval rule applies"},
 		{name: "teams only", policy: "approvals: [{name: sre, teams: [org/sre, org/dba]}]", targets: staging,
@@ -100,6 +102,15 @@ func TestApprovals(t *testing.T) {
 			}
 			if st.Satisfied != tc.satisfied || st.Summary != tc.summary {
 				t.Errorf("got %v %q, want %v %q\n%s", st.Satisfied, st.Summary, tc.satisfied, tc.summary, strings.Join(st.Details, "\n"))
+			}
+			if tc.counted != nil {
+				got := []string{}
+				for _, a := range st.Counted {
+					got = append(got, a.Reviewer+"@"+a.SHA)
+				}
+				if strings.Join(got, ",") != strings.Join(tc.counted, ",") {
+					t.Errorf("counted approvals: got %q, want %q", got, tc.counted)
+				}
 			}
 			if len(tc.details) > 0 && len(st.Details) != len(tc.details) {
 				t.Errorf("details: got %d lines, want %d:\n%s", len(st.Details), len(tc.details), strings.Join(st.Details, "\n"))

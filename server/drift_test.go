@@ -22,6 +22,7 @@ import (
 	"github.com/kubeplan/kubeplan/comments"
 	"github.com/kubeplan/kubeplan/config"
 	"github.com/kubeplan/kubeplan/forge"
+	"github.com/kubeplan/kubeplan/history"
 	"github.com/kubeplan/kubeplan/internal/forgeemu"
 	"github.com/kubeplan/kubeplan/internal/kubetest"
 	"github.com/kubeplan/kubeplan/manifest"
@@ -66,7 +67,8 @@ func TestServeChecksForDriftOnSchedule(t *testing.T) {
 		mu.Unlock()
 	}))
 	t.Cleanup(slack.Close)
-	e := start(t, emu, t.TempDir()+"/state.db", true, func(c *config.Config) {
+	state := t.TempDir() + "/state.db"
+	e := start(t, emu, state, true, func(c *config.Config) {
 		c.Drift.Interval.Duration = 100 * time.Millisecond
 		c.Drift.Repositories = []string{"github:" + repo}
 		c.Drift.SlackWebhookURL = slack.URL
@@ -101,9 +103,26 @@ func TestServeChecksForDriftOnSchedule(t *testing.T) {
 		t.Errorf("closing comments: %d, want the note", n)
 	}
 	mu.Lock()
-	defer mu.Unlock()
 	if len(posts) != 2 || !strings.Contains(posts[1], "resolved") {
 		t.Errorf("Slack posts after the fix: %q; want the drift told once and its resolution once", posts)
+	}
+	mu.Unlock()
+
+	// The history has two checks of the many: the drift, naming who changed the field, on
+	// its issue; and its end, on the issue it closed.
+	e.stop()
+	h := readHistory(t, state)
+	if len(h) != 2 || h[0].Kind != history.DriftCheck || h[0].State != "drifted" || h[1].Kind != history.DriftCheck || h[1].State != "clean" {
+		t.Fatalf("history: %+v; want the drift and its end", h)
+	}
+	for _, c := range h {
+		if c.Actor != "kubeplan" || !c.Issue || c.Number != issues[0].Number || c.Repo != repo || c.Project != "shop" || c.Cluster != "prod" {
+			t.Errorf("check entry: %+v; want kubeplan's, on issue #%d", c, issues[0].Number)
+		}
+	}
+	if o, ok := object(h[0], "ConfigMap "+ns+"/settings"); !ok || o.Outcome != "changed" || len(o.Causes) != 1 ||
+		!strings.Contains(o.Causes[0], `.data.color changed by "kubectl-patch" (Update)`) {
+		t.Errorf("drifted object: %+v %v; want changed by kubectl-patch", o, ok)
 	}
 }
 
@@ -228,10 +247,27 @@ func TestServeAppliesFromTheDriftIssue(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer q.Close()
-			history, err := q.State().Applies(context.Background(), forgeName+":"+repo)
-			if err != nil || len(history) != 1 || history[0].Trigger != store.DriftApply || history[0].Actor != "bob" || history[0].State != store.ApplySucceeded {
-				t.Fatalf("apply history: %+v, %v; want one drift_apply by bob", history, err)
+			applies, err := q.State().Applies(context.Background(), forgeName+":"+repo)
+			if err != nil || len(applies) != 1 || applies[0].Trigger != store.DriftApply || applies[0].Actor != "bob" || applies[0].State != store.ApplySucceeded {
+				t.Fatalf("apply history: %+v, %v; want one drift_apply by bob", applies, err)
+			}
+			q.Close()
+
+			// The history: the drift; mallory's refusal and bob's apply on the issue; the drift gone.
+			var got []string
+			h := readHistory(t, state)
+			for _, x := range h {
+				got = append(got, fmt.Sprintf("%s %s by %s on #%d", x.Kind, x.State, x.Actor, x.Number))
+			}
+			want := []string{"drift_check drifted by kubeplan on #%d", "drift_apply refused by mallory on #%d", "drift_apply succeeded by bob on #%d", "drift_check clean by kubeplan on #%d"}
+			for i := range want {
+				want[i] = fmt.Sprintf(want[i], number)
+			}
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Fatalf("history:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			if o, ok := object(h[2], "ConfigMap "+ns+"/settings"); !h[2].Issue || !ok || o.Outcome != "configured" || !strings.Contains(o.Diff, "color: red") {
+				t.Errorf("bob's drift_apply: %+v", h[2])
 			}
 		})
 	}

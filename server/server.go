@@ -22,9 +22,11 @@ import (
 	"github.com/kubeplan/kubeplan/driftissue"
 	"github.com/kubeplan/kubeplan/driftwatch"
 	"github.com/kubeplan/kubeplan/event"
+	"github.com/kubeplan/kubeplan/forge"
 	"github.com/kubeplan/kubeplan/forge/forgehttp"
 	ghforge "github.com/kubeplan/kubeplan/forge/github"
 	glforge "github.com/kubeplan/kubeplan/forge/gitlab"
+	"github.com/kubeplan/kubeplan/history"
 	"github.com/kubeplan/kubeplan/isolate"
 	"github.com/kubeplan/kubeplan/metrics"
 	"github.com/kubeplan/kubeplan/planner"
@@ -111,6 +113,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	s.flow.ObserveApply = func(trigger, outcome string, took time.Duration) {
 		s.metrics.Applies.WithLabelValues(trigger, outcome).Inc()
 		s.metrics.ApplySeconds.Observe(took.Seconds())
+	}
+	s.flow.ObserveHistoryFailure = func(kind history.Kind) {
+		s.metrics.HistoryAppendFailures.WithLabelValues(string(kind)).Inc()
 	}
 	s.watch = s.driftWatcher(q.State())
 	s.workers = &worker.Pool{Queue: q, Handle: s.handle, GiveUp: s.giveUp, Workers: cfg.Workers, Timeout: cfg.JobTimeout.Duration, Grace: cfg.ShutdownGrace.Duration, Log: log,
@@ -291,7 +296,7 @@ func (s *Server) driftWatcher(state *store.State) *driftwatch.Watcher {
 		Holder: fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano()), AllowRevert: s.cfg.Drift.AllowRevert,
 		Forges: s.driftForge, Checkouts: s.flow.Checkouts, Clusters: s.flow.Clusters, Planner: s.flow.Planner, Applier: s.flow.Applier,
 		Render: s.flow.Render, Access: s.cfg.Access, Policy: s.flow.Policy, HealthTimeout: s.flow.HealthTimeout, State: state, Log: s.log.With("part", "drift"),
-		ObserveApply: s.flow.ObserveApply,
+		ObserveApply: s.flow.ObserveApply, ObserveHistoryFailure: s.flow.ObserveHistoryFailure,
 		Observe: func(repository, project, cluster, outcome string, drifted int, took time.Duration) {
 			s.metrics.DriftChecks.WithLabelValues(outcome).Inc()
 			s.metrics.DriftCheckSeconds.Observe(took.Seconds())
@@ -313,14 +318,20 @@ func (s *Server) driftWatcher(state *store.State) *driftwatch.Watcher {
 type driftIssues struct{ s *Server }
 
 func (d driftIssues) Notify(ctx context.Context, n driftwatch.Notice) error {
+	_, err := d.NotifyIssue(ctx, n)
+	return err
+}
+
+// NotifyIssue keeps the issue and returns it, for the history (driftwatch.IssueKeeper).
+func (d driftIssues) NotifyIssue(ctx context.Context, n driftwatch.Notice) (*forge.Issue, error) {
 	forgeName, repo, _ := strings.Cut(n.Repository, ":")
 	f, err := d.s.driftForge(ctx, driftwatch.Repository{Forge: forgeName, Name: repo})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	issues, ok := f.(driftissue.Forge)
 	if !ok {
-		return fmt.Errorf("forge %s cannot keep drift issues", forgeName)
+		return nil, fmt.Errorf("forge %s cannot keep drift issues", forgeName)
 	}
 	report := *n.Report
 	if report.Commit == "" {

@@ -12,6 +12,7 @@ import (
 	"github.com/kubeplan/kubeplan/comments"
 	"github.com/kubeplan/kubeplan/event"
 	"github.com/kubeplan/kubeplan/forge"
+	"github.com/kubeplan/kubeplan/history"
 	"github.com/kubeplan/kubeplan/outcome"
 	"github.com/kubeplan/kubeplan/plan"
 	"github.com/kubeplan/kubeplan/policy"
@@ -76,13 +77,22 @@ func (w *Workflow) apply(ctx context.Context, f Forge, ev event.Event, sel selec
 	}
 	req := applyRequest{ev: ev, f: f, pr: pr, co: co, sel: sel, targets: targets, log: log}
 
+	// Every refusal from here on names its targets: it is in the history, with the policy's
+	// verdict and the approvals as they stood, and the plan now once there is one.
+	entry := entryOf(history.Apply, ev, pr, pr.HeadSHA, ev.Sender)
+	var fresh []planned
+	refuseTargets := func(reasons ...string) error {
+		w.recordRefused(ctx, entry, targets, fresh, "refused: "+strings.Join(reasons, "; "))
+		return refuse(reasons...)
+	}
 	// 1–4: role, apply before merge allowed, policy, mergeable.
-	reasons, err := w.preconditions(ctx, req)
+	reasons, v, err := w.preconditions(ctx, req)
 	if err != nil {
 		return err
 	}
+	entry = judged(entry, v)
 	if len(reasons) > 0 {
-		return refuse(reasons...)
+		return refuseTargets(reasons...)
 	}
 	// 5: the plan is fresh; what is applied is exactly what is planned now.
 	fresh, stale, reasons, err := w.freshPlans(ctx, req)
@@ -90,10 +100,11 @@ func (w *Workflow) apply(ctx context.Context, f Forge, ev event.Event, sel selec
 		return err
 	}
 	if len(reasons) > 0 {
-		return refuse(reasons...)
+		return refuseTargets(reasons...)
 	}
 	if len(stale) > 0 {
 		log.Info("plan is stale: planning again instead of applying", "why", strings.Join(stale, "; "))
+		w.recordRefused(ctx, entry, targets, fresh, "refused: the plan that was reviewed is not the plan now: "+strings.Join(stale, "; "))
 		if err := w.plan(ctx, ev, selection{}); err != nil {
 			return err
 		}
@@ -104,20 +115,20 @@ func (w *Workflow) apply(ctx context.Context, f Forge, ev event.Event, sel selec
 		return err
 	}
 	if len(reasons) > 0 {
-		return refuse(reasons...)
+		return refuseTargets(reasons...)
 	}
 	// 7: the locks.
 	if reasons, err = w.takeLocks(ctx, req); err != nil {
 		return err
 	}
 	if len(reasons) > 0 {
-		return refuse(reasons...)
+		return refuseTargets(reasons...)
 	}
 
 	if err := (statuses{f: f, repo: ev.Repo, sha: pr.HeadSHA}).apply(ctx, forge.Pending, "Applying…"); err != nil {
 		return err
 	}
-	run := applyRun{f: f, ev: ev, sha: pr.HeadSHA, trigger: store.BeforeMerge, actor: ev.Sender, log: log}
+	run := applyRun{f: f, ev: ev, sha: pr.HeadSHA, trigger: store.BeforeMerge, actor: ev.Sender, log: log, entry: entry}
 	if _, err := w.applyAll(ctx, run, targets, func(i int, _ target) (step, error) { return step{plan: fresh[i]}, nil }); err != nil {
 		return err
 	}
@@ -144,12 +155,12 @@ func (w *Workflow) reportInterrupted(ctx context.Context, f Forge, ev event.Even
 }
 
 // preconditions checks the commenter's role, the projects' before-merge mode, the policy and
-// mergeability, and returns every reason to refuse.
-func (w *Workflow) preconditions(ctx context.Context, r applyRequest) ([]string, error) {
+// mergeability, and returns every reason to refuse, and the policy's verdict.
+func (w *Workflow) preconditions(ctx context.Context, r applyRequest) ([]string, verdict, error) {
 	var reasons []string
 	perm, err := r.f.Permission(ctx, r.ev.Repo, r.ev.Sender)
 	if err != nil {
-		return nil, err
+		return nil, verdict{}, err
 	}
 	for _, t := range r.targets {
 		id := r.co.policyTarget(t.project.Name, t.cluster)
@@ -158,7 +169,7 @@ func (w *Workflow) preconditions(ctx context.Context, r applyRequest) ([]string,
 		if refusal, ok := policy.IsRefusal(err); ok {
 			reasons = append(reasons, refusal.Message)
 		} else if err != nil {
-			return nil, err
+			return nil, verdict{}, err
 		}
 	}
 	for _, t := range r.targets {
@@ -168,7 +179,7 @@ func (w *Workflow) preconditions(ctx context.Context, r applyRequest) ([]string,
 	}
 	stored, err := w.storedTargets(ctx, r.ev, r.co, r.pr.HeadSHA)
 	if err != nil {
-		return nil, err
+		return nil, verdict{}, err
 	}
 	var chosen []planned
 	for _, t := range stored {
@@ -178,14 +189,14 @@ func (w *Workflow) preconditions(ctx context.Context, r applyRequest) ([]string,
 	}
 	v, err := w.judge(ctx, r.f, r.ev, r.pr, r.co, chosen, r.sel)
 	if err != nil {
-		return nil, err
+		return nil, verdict{}, err
 	}
 	if v.state != forge.Success {
 		reasons = append(reasons, comments.PolicyUnmet("", v.summary, v.details))
 	}
 	mergeable, err := w.mergeable(ctx, r.f, r.pr)
 	if err != nil {
-		return nil, err
+		return nil, verdict{}, err
 	}
 	switch {
 	case mergeable == nil:
@@ -193,7 +204,7 @@ func (w *Workflow) preconditions(ctx context.Context, r applyRequest) ([]string,
 	case !*mergeable:
 		reasons = append(reasons, comments.NotMergeable)
 	}
-	return reasons, nil
+	return reasons, v, nil
 }
 
 // freshPlans plans every target again now and checks each plan against the reviewed one
@@ -282,6 +293,18 @@ type applyRun struct {
 	actor   string // recorded as who applied
 	notes   []string
 	log     *slog.Logger
+	// entry is what the run's history entries share; verdicts, when set, are the policy's
+	// per target (a roll-out judges each on its own).
+	entry    history.Entry
+	verdicts map[store.Target]verdict
+}
+
+// entryFor is the start of the history entry of target t in this run.
+func (r applyRun) entryFor(t target) history.Entry {
+	if v, ok := r.verdicts[t.key()]; ok {
+		return judged(r.entry, v)
+	}
+	return r.entry
 }
 
 // step is what an apply run does with one target: apply plan, unless it is to be skipped,
@@ -290,9 +313,10 @@ type step struct {
 	skip bool // nothing to do (done by an earlier run)
 	// refusal is recorded as a refused apply and its report posted; nothing is applied.
 	refusal *refusal
-	// blocked is posted as a comment instead of applying; nothing is recorded.
-	blocked string
-	plan    planned
+	// blocked is posted as a comment instead of applying; nothing is recorded in the applies,
+	// the history says why (one line).
+	blocked, why string
+	plan         planned
 }
 
 // refusal is an apply the policy refused, as the history records it.
@@ -333,6 +357,7 @@ func (w *Workflow) applyAll(ctx context.Context, run applyRun, targets []target,
 			return post()
 		case s.blocked != "":
 			results[i] = notApplied
+			w.record(ctx, refusedEntry(run.entryFor(t), t, nil, s.why))
 			_, err := run.f.CreateComment(ctx, run.ev.Repo, run.ev.Number, s.blocked)
 			return err
 		}
@@ -353,7 +378,20 @@ func (w *Workflow) recordRefusal(ctx context.Context, run applyRun, t target, r 
 	if err != nil {
 		return err
 	}
+	w.record(ctx, refusedEntry(run.entryFor(t), t, nil, r.summary))
 	return w.State.FinishApply(ctx, id, store.ApplyRefused, r.summary, r.report)
+}
+
+// recordRefused writes a refused history entry for each target of an /apply that was
+// refused; plans, when there are, are the targets' plans now (by index).
+func (w *Workflow) recordRefused(ctx context.Context, entry history.Entry, targets []target, plans []planned, why string) {
+	for i, t := range targets {
+		var p *plan.Plan
+		if i < len(plans) {
+			p = plans[i].plan
+		}
+		w.record(ctx, refusedEntry(entry, t, p, why))
+	}
 }
 
 // applyTarget applies one planned target and records it in the history; applyAll posts the
@@ -369,7 +407,7 @@ func (w *Workflow) applyTarget(ctx context.Context, run applyRun, p planned) (st
 	}
 	started := time.Now()
 	state, summary, failure := store.ApplyFailed, "", ""
-	var res *outcome.Result
+	var res, done *outcome.Result // done: what was applied, even when the apply stopped
 	client, err := w.Clusters.Get(ctx, t.cluster)
 	if err == nil {
 		res, err = w.Applier.Apply(ctx, client, applier.Request{Project: t.project.Name, Namespace: p.namespace, Objects: p.objects,
@@ -381,16 +419,12 @@ func (w *Workflow) applyTarget(ctx context.Context, run applyRun, p planned) (st
 		return "", err // stopped (timeout, shutdown): the record stays running and is reported next time
 	case err != nil:
 		log.Warn("apply failed", "project", t.project.Name, "cluster", t.cluster, "err", err)
+		// What the applier did before it stopped goes into the history; the comment says why it stopped.
+		done = w.redacted(res, log, t)
 		res, failure, summary = nil, w.public(err), w.public(err)
 	default:
-		for i, o := range res.Objects {
-			log.Info("applied object", "project", t.project.Name, "cluster", t.cluster, "object", o.Object.String(), "result", o.Action, "health", o.Health, "error", o.Error)
-			res.Objects[i].Error = w.Clusters.Redact(o.Error)
-			res.Objects[i].HealthMessage = w.Clusters.Redact(o.HealthMessage)
-		}
-		for i, n := range res.Notes {
-			res.Notes[i] = w.Clusters.Redact(n)
-		}
+		res = w.redacted(res, log, t)
+		done = res
 		summary = summarizeApply(res)
 		if !res.Failed() {
 			state = store.ApplySucceeded
@@ -401,7 +435,25 @@ func (w *Workflow) applyTarget(ctx context.Context, run applyRun, p planned) (st
 		w.ObserveApply(run.trigger, state, time.Since(started))
 	}
 	report := applyComment(t, run.sha, run.actor, run.trigger == store.OnMerge, run.notes, res, failure, run.f.MaxCommentLength())
+	w.record(ctx, applyEntry(run.entryFor(t), p, state, summary, done, failure))
 	return state, w.State.FinishApply(ctx, id, state, summary, report)
+}
+
+// redacted is res (nil stays nil) with the clusters' addresses and credentials taken out of
+// its errors, health messages and notes, each object logged as it was.
+func (w *Workflow) redacted(res *outcome.Result, log *slog.Logger, t target) *outcome.Result {
+	if res == nil {
+		return nil
+	}
+	for i, o := range res.Objects {
+		log.Info("applied object", "project", t.project.Name, "cluster", t.cluster, "object", o.Object.String(), "result", o.Action, "health", o.Health, "error", o.Error)
+		res.Objects[i].Error = w.Clusters.Redact(o.Error)
+		res.Objects[i].HealthMessage = w.Clusters.Redact(o.HealthMessage)
+	}
+	for i, n := range res.Notes {
+		res.Notes[i] = w.Clusters.Redact(n)
+	}
+	return res
 }
 
 // applyComment is an apply's result comment: the one place where an apply of a target

@@ -9,6 +9,7 @@ import (
 	"github.com/kubeplan/kubeplan/comments"
 	"github.com/kubeplan/kubeplan/event"
 	"github.com/kubeplan/kubeplan/forge"
+	"github.com/kubeplan/kubeplan/history"
 	"github.com/kubeplan/kubeplan/policy"
 	"github.com/kubeplan/kubeplan/repoconfig"
 	"github.com/kubeplan/kubeplan/store"
@@ -76,7 +77,7 @@ func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *for
 	if err := w.postReports(ctx, f, ev); err != nil {
 		return err
 	}
-	history, err := w.State.Applies(ctx, prKey(ev))
+	applies, err := w.State.Applies(ctx, prKey(ev))
 	if err != nil {
 		return err
 	}
@@ -99,7 +100,7 @@ func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *for
 	if merger == "" {
 		merger = ev.Sender
 	}
-	refused, err := w.rolloutRefusals(ctx, f, ev, pr, co, targets, merger)
+	refused, verdicts, err := w.rolloutRefusals(ctx, f, ev, pr, co, targets, merger)
 	if err != nil {
 		return err
 	}
@@ -108,18 +109,19 @@ func (w *Workflow) rollout(ctx context.Context, f Forge, ev event.Event, pr *for
 			return err
 		}
 	}
-	steps := rolloutPlan(targets, history, ev.Delivery, refused)
-	run := applyRun{f: f, ev: ev, sha: sha, trigger: store.OnMerge, actor: ev.Sender, notes: notes, log: log}
+	steps := rolloutPlan(targets, applies, ev.Delivery, refused)
+	run := applyRun{f: f, ev: ev, sha: sha, trigger: store.OnMerge, actor: ev.Sender, notes: notes, log: log,
+		entry: entryOf(history.Rollout, ev, pr, sha, merger), verdicts: verdicts}
 	results, err := w.applyAll(ctx, run, targets, func(i int, _ target) (step, error) {
 		return w.prepareRollout(ctx, run, pr, co, steps[i], merger)
 	})
 	if err != nil {
 		return err
 	}
-	if history, err = w.State.Applies(ctx, prKey(ev)); err != nil {
+	if applies, err = w.State.Applies(ctx, prKey(ev)); err != nil {
 		return err
 	}
-	failed := rolloutFailures(targets, results, history, sha)
+	failed := rolloutFailures(targets, results, applies, sha)
 	released, err := w.State.ReleasePR(ctx, prKey(ev))
 	if err != nil {
 		return err
@@ -159,21 +161,22 @@ func (w *Workflow) prepareRollout(ctx context.Context, run applyRun, pr *forge.P
 		// Another pull request's pre-merge apply is live there: rolling out now would undo it.
 		// Its own merge rolls out a commit that contains this one.
 		tlog.Info("not rolled out: locked by another pull request", "holder", lock.Number)
-		return step{blocked: comments.RolloutLocked(t.where(), textLock(lock))}, nil
+		return step{blocked: comments.RolloutLocked(t.where(), textLock(lock)),
+			why: fmt.Sprintf("not rolled out: #%d (%s) holds it locked", lock.Number, lock.Holder)}, nil
 	}
 	p := w.planTarget(ctx, co, t, prInfo(pr), tlog)
 	if p.plan == nil {
-		return step{blocked: comments.RolloutUnplanned(t.where(), sha, p.err)}, nil
+		return step{blocked: comments.RolloutUnplanned(t.where(), sha, p.err), why: "not rolled out: cannot plan: " + p.err}, nil
 	}
 	if d := p.plan.Denials(); len(d) > 0 {
-		return step{blocked: comments.RolloutDenied(t.where(), sha, d)}, nil
+		return step{blocked: comments.RolloutDenied(t.where(), sha, d), why: "not rolled out: denied: " + strings.Join(d, "; ")}, nil
 	}
 	why, err := w.destructiveRefusal(ctx, run.f, ev, pr, co, t, p.plan)
 	if err != nil {
 		return step{}, err
 	}
 	if why != "" {
-		return step{blocked: comments.RolloutDestructive(t.where(), sha, why)}, nil
+		return step{blocked: comments.RolloutDestructive(t.where(), sha, why), why: "not rolled out: " + why}, nil
 	}
 	return step{plan: p}, nil
 }
@@ -183,17 +186,18 @@ func (w *Workflow) prepareRollout(ctx context.Context, run applyRun, pr *forge.P
 // head. It returns the reasons not to roll out, per target. A merge by an app's account (a
 // merge queue, a merge bot) names no person whose role could be checked: it rolls out only if
 // kubeplan checked that very commit as this pull request's merge group and the policy held,
-// the role of whoever queued it included.
-func (w *Workflow) rolloutRefusals(ctx context.Context, f Forge, ev event.Event, pr *forge.PullRequest, co *checkout, targets []target, merger string) (map[store.Target][]string, error) {
-	out := map[store.Target][]string{}
+// the role of whoever queued it included. verdicts are the policy's per target, for the
+// history.
+func (w *Workflow) rolloutRefusals(ctx context.Context, f Forge, ev event.Event, pr *forge.PullRequest, co *checkout, targets []target, merger string) (out map[store.Target][]string, verdicts map[store.Target]verdict, err error) {
+	out, verdicts = map[store.Target][]string{}, map[store.Target]verdict{}
 	if len(targets) == 0 {
-		return out, nil
+		return out, verdicts, nil
 	}
 	refuse := func(t target, reason string) { out[t.key()] = append(out[t.key()], reason) }
 	if pr.MergedByBot {
 		check, found, err := w.State.MergeGroup(ctx, prKey(ev), pr.MergeCommitSHA)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if !found || !check.Passed {
 			reason := comments.MergedByApp(merger, pr.MergeCommitSHA, found, check.Summary)
@@ -204,7 +208,7 @@ func (w *Workflow) rolloutRefusals(ctx context.Context, f Forge, ev event.Event,
 	} else {
 		perm, err := f.Permission(ctx, ev.Repo, merger)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, t := range targets {
 			id := co.policyTarget(t.project.Name, t.cluster)
@@ -213,18 +217,19 @@ func (w *Workflow) rolloutRefusals(ctx context.Context, f Forge, ev event.Event,
 			if refusal, ok := policy.IsRefusal(err); ok {
 				refuse(t, refusal.Message)
 			} else if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 	}
 	for _, t := range targets {
 		v, err := w.judge(ctx, f, ev, pr, co, []planned{{target: t}}, selection{project: t.project.Name, cluster: t.cluster})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+		verdicts[t.key()] = v
 		if v.state != forge.Success {
 			refuse(t, comments.PolicyUnmet(pr.HeadSHA, v.summary, v.details))
 		}
 	}
-	return out, nil
+	return out, verdicts, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/kubeplan/kubeplan/comments"
 	"github.com/kubeplan/kubeplan/event"
 	"github.com/kubeplan/kubeplan/forge"
+	"github.com/kubeplan/kubeplan/history"
 	"github.com/kubeplan/kubeplan/manifest"
 	"github.com/kubeplan/kubeplan/plan"
 	"github.com/kubeplan/kubeplan/planner"
@@ -308,11 +309,15 @@ func (w *Workflow) plan(ctx context.Context, ev event.Event, sel selection) erro
 		return err
 	}
 
-	results, err := w.planAll(ctx, ev, co, pr, all, sel, log)
+	results, fresh, err := w.planAll(ctx, ev, co, pr, all, sel, log)
 	if err != nil {
 		_ = st.plan(ctx, forge.Error, "kubeplan could not plan: "+w.public(err))
 		return err
 	}
+	// Each target planned now is in the history, with the policy's verdict once it is known
+	// (without one when posting the plan failed first).
+	var v verdict
+	defer func() { w.recordPlans(ctx, ev, pr, results, fresh, v) }()
 	in := comments.Input{HeadSHA: pr.HeadSHA, Commands: []string{comments.CommandsLine}, Limit: f.MaxCommentLength()}
 	if co.cfg.Discovered {
 		in.Notes = append(in.Notes, comments.NoConfigNote)
@@ -343,7 +348,7 @@ func (w *Workflow) plan(ctx context.Context, ev event.Event, sel selection) erro
 	if err := st.plan(ctx, state, desc); err != nil {
 		return err
 	}
-	if _, err := w.evaluatePolicy(ctx, f, ev, pr, co, results); err != nil {
+	if v, err = w.evaluatePolicy(ctx, f, ev, pr, co, results); err != nil {
 		return err
 	}
 	return w.applyRequirement(ctx, f, ev, pr, all)
@@ -351,18 +356,19 @@ func (w *Workflow) plan(ctx context.Context, ev event.Event, sel selection) erro
 
 // planAll plans every target: those the selection names afresh, the others from the stored
 // plan of this head when there is one. Plans are stored for /apply's freshness check.
-func (w *Workflow) planAll(ctx context.Context, ev event.Event, co *checkout, pr *forge.PullRequest, all []target, sel selection, log *slog.Logger) ([]planned, error) {
+// fresh[i] is true when out[i] was planned now.
+func (w *Workflow) planAll(ctx context.Context, ev event.Event, co *checkout, pr *forge.PullRequest, all []target, sel selection, log *slog.Logger) (out []planned, fresh []bool, err error) {
 	stored := map[store.Target]store.PlanRecord{}
 	if sel != (selection{}) {
 		records, err := w.State.Plans(ctx, prKey(ev))
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, r := range records {
 			stored[r.Target] = r
 		}
 	}
-	out := make([]planned, len(all))
+	out, fresh = make([]planned, len(all)), make([]bool, len(all))
 	var keep []store.Target
 	var todo []target
 	var todoAt []int // todo[k] is all[todoAt[k]]
@@ -381,15 +387,26 @@ func (w *Workflow) planAll(ctx context.Context, ev event.Event, co *checkout, pr
 		if res.plan != nil {
 			body, err := json.Marshal(res.plan)
 			if err != nil {
-				return nil, fmt.Errorf("store plan of %s: %w", todo[k], err)
+				return nil, nil, fmt.Errorf("store plan of %s: %w", todo[k], err)
 			}
 			if err := w.State.SavePlan(ctx, prKey(ev), store.PlanRecord{Target: todo[k].key(), SHA: pr.HeadSHA, Hash: res.plan.Hash(), Body: body}); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
-		out[todoAt[k]] = res
+		out[todoAt[k]], fresh[todoAt[k]] = res, true
 	}
-	return out, w.State.DeletePlans(ctx, prKey(ev), keep)
+	return out, fresh, w.State.DeletePlans(ctx, prKey(ev), keep)
+}
+
+// recordPlans writes a history entry for each target planned now (fresh), with the verdict
+// v (zero when the policy was not judged).
+func (w *Workflow) recordPlans(ctx context.Context, ev event.Event, pr *forge.PullRequest, results []planned, fresh []bool, v verdict) {
+	base := judged(entryOf(history.Plan, ev, pr, pr.HeadSHA, ev.Sender), v)
+	for i, p := range results {
+		if fresh[i] {
+			w.record(ctx, planEntry(base, p))
+		}
+	}
 }
 
 // planTargets plans each target, in the order given; clusters side by side (see byCluster).

@@ -9,6 +9,7 @@ import (
 	"github.com/kubeplan/kubeplan/comments"
 	"github.com/kubeplan/kubeplan/event"
 	"github.com/kubeplan/kubeplan/forge"
+	"github.com/kubeplan/kubeplan/history"
 	"github.com/kubeplan/kubeplan/plan"
 	"github.com/kubeplan/kubeplan/policy"
 	"github.com/kubeplan/kubeplan/repoconfig"
@@ -20,6 +21,8 @@ type verdict struct {
 	state   forge.State // success, pending (approvals missing) or failure (a deny rule)
 	summary string
 	details []string
+	// approvals are those that counted toward the approval rules, as the history records them.
+	approvals []history.Approval
 }
 
 // judge evaluates the approval rules for the targets and the deny rules their plans broke.
@@ -53,7 +56,7 @@ func (w *Workflow) judge(ctx context.Context, f Forge, ev event.Event, pr *forge
 	if err != nil {
 		return verdict{}, err
 	}
-	v := verdict{details: append(append(denials, st.Details...), notes...)}
+	v := verdict{details: append(append(denials, st.Details...), notes...), approvals: historyApprovals(st.Counted)}
 	switch {
 	case len(denials) > 0:
 		v.state, v.summary = forge.Failure, fmt.Sprintf("Denied: %s", denials[0])

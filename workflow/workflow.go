@@ -20,6 +20,7 @@ import (
 	"github.com/kubeplan/kubeplan/comments"
 	"github.com/kubeplan/kubeplan/event"
 	"github.com/kubeplan/kubeplan/forge"
+	"github.com/kubeplan/kubeplan/history"
 	"github.com/kubeplan/kubeplan/planner"
 	"github.com/kubeplan/kubeplan/policy"
 	"github.com/kubeplan/kubeplan/render"
@@ -69,6 +70,9 @@ type State interface {
 	ApprovalSHAs(ctx context.Context, pr string) (map[string]string, error)
 	RecordMergeGroup(ctx context.Context, pr string, c store.MergeGroupCheck) error
 	MergeGroup(ctx context.Context, pr, sha string) (store.MergeGroupCheck, bool, error)
+	// AppendHistory appends an entry to the audit history (package history) and returns it
+	// as stored.
+	AppendHistory(ctx context.Context, e history.Entry) (history.Entry, error)
 }
 
 // Forges returns the forge client that can act on an event (e.g. its GitHub App installation).
@@ -95,7 +99,10 @@ type Workflow struct {
 	MergeableWait time.Duration
 	// ObserveApply, when set, hears of every finished apply (for metrics).
 	ObserveApply func(trigger, outcome string, took time.Duration)
-	Log          *slog.Logger
+	// ObserveHistoryFailure, when set, hears of every history entry the store did not take
+	// (for metrics); the work it records is not affected.
+	ObserveHistoryFailure func(kind history.Kind)
+	Log                   *slog.Logger
 	// PlanDrafts plans draft pull requests (a repository may still say drafts: skip).
 	PlanDrafts bool
 	// Render renders a project of a checkout; nil means render.Render in this process. The

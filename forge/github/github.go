@@ -216,6 +216,10 @@ func (c *Client) PullRequest(ctx context.Context, repo string, number int) (*for
 		// mergeable is null while GitHub computes it in the background (after a push or a
 		// change to the base); nil tells the caller to ask again later.
 		Mergeable: pr.Mergeable,
+		URL:       pr.GetHTMLURL(),
+	}
+	if repoURL := pr.GetBase().GetRepo().GetHTMLURL(); repoURL != "" {
+		out.CommitURLPrefix = repoURL + "/commit/"
 	}
 	// Before the merge GitHub's merge_commit_sha is a test merge commit it recomputes at will;
 	// only a merged pull request's (merge, squash or rebase result on the base) is kept, as on GitLab.

@@ -233,6 +233,10 @@ func TestGitHubReviewsTeamsAndMerges(t *testing.T) {
 	if err != nil || !pr.Merged || !pr.Closed || pr.MergeCommitSHA != sha || pr.Mergeable != nil || pr.MergedBy != "alice" || pr.MergedByBot {
 		t.Fatalf("merged: %+v %v", pr, err)
 	}
+	// Links back to the forge, as the history keeps them.
+	if want := fmt.Sprintf("%s/%s/pull/%d", emu.URL(), repo, n); pr.URL != want || pr.CommitURLPrefix != emu.URL()+"/"+repo+"/commit/" {
+		t.Errorf("links: %q %q, want %q and the repository's /commit/", pr.URL, pr.CommitURLPrefix, want)
+	}
 	if err := c.SetStatus(ctx, repo, sha, forge.Status{Context: "kubeplan/apply", State: forge.Success}); err != nil {
 		t.Fatal(err)
 	}

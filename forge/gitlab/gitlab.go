@@ -100,7 +100,12 @@ func (c *Client) PullRequest(ctx context.Context, repo string, number int) (*for
 	}
 	pr := &forge.PullRequest{Repo: repo, Number: number, Title: mr.Title, HeadSHA: mr.SHA, HeadRef: mr.SourceBranch, BaseRef: mr.TargetBranch,
 		Draft: mr.Draft, Closed: mr.State == "closed" || mr.State == "merged", Merged: mr.State == "merged",
-		Mergeable: mergeable(mr.DetailedMergeStatus)}
+		Mergeable: mergeable(mr.DetailedMergeStatus), URL: mr.WebURL}
+	// A merge request's page is <project>/-/merge_requests/<iid>; its project's commits are
+	// under <project>/-/commit/.
+	if project, _, ok := strings.Cut(mr.WebURL, "/-/merge_requests/"); ok {
+		pr.CommitURLPrefix = project + "/-/commit/"
+	}
 	if mr.Author != nil {
 		pr.Author = mr.Author.Username
 	}

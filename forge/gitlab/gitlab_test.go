@@ -166,6 +166,10 @@ func TestGitLabApprovalsGroupsAndMerges(t *testing.T) {
 	if err != nil || !mr.Merged || !mr.Closed || mr.MergeCommitSHA != sha || sha == head || emu.DefaultHead(repo) != sha || show(mr.Mergeable) != "false" || mr.MergedBy != "alice" {
 		t.Fatalf("merged: %+v %v (merge %s)", mr, err, sha)
 	}
+	// Links back to the forge, as the history keeps them.
+	if want := fmt.Sprintf("%s/%s/-/merge_requests/%d", emu.URL(), repo, n); mr.URL != want || mr.CommitURLPrefix != emu.URL()+"/"+repo+"/-/commit/" {
+		t.Errorf("links: %q %q, want %q and the project's /-/commit/", mr.URL, mr.CommitURLPrefix, want)
+	}
 	if err := c.SetStatus(ctx, repo, sha, forge.Status{Context: "kubeplan/apply", State: forge.Success}); err != nil {
 		t.Fatal(err)
 	}

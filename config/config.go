@@ -91,6 +91,23 @@ type Config struct {
 	} `json:"render"`
 	// Drift is the scheduled drift check (docs/drift.md).
 	Drift Drift `json:"drift"`
+	// UI is the history's web page and JSON API (docs/history.md).
+	UI struct {
+		// Enabled serves the page under /ui/ and the API under /api/v1/; off by default.
+		// Without sign-in it must listen on loopback only.
+		Enabled bool `json:"enabled"`
+		// Listen is the page's own HTTP address; empty serves it on Listen, beside the
+		// webhooks.
+		Listen string `json:"listen,omitempty"`
+	} `json:"ui"`
+}
+
+// UIListen is the address the web page listens on: ui.listen, or listen.
+func (c Config) UIListen() string {
+	if c.UI.Listen != "" {
+		return c.UI.Listen
+	}
+	return c.Listen
 }
 
 // Drift says which repositories' default branches serve checks for drift, how often, and

@@ -91,15 +91,8 @@ type Config struct {
 	} `json:"render"`
 	// Drift is the scheduled drift check (docs/drift.md).
 	Drift Drift `json:"drift"`
-	// UI is the history's web page and JSON API (docs/history.md).
-	UI struct {
-		// Enabled serves the page under /ui/ and the API under /api/v1/; off by default.
-		// Without sign-in it must listen on loopback only.
-		Enabled bool `json:"enabled"`
-		// Listen is the page's own HTTP address; empty serves it on Listen, beside the
-		// webhooks.
-		Listen string `json:"listen,omitempty"`
-	} `json:"ui"`
+	// UI is the history's web page and JSON API, and who signs in to it (docs/history.md).
+	UI UI `json:"ui"`
 }
 
 // UIListen is the address the web page listens on: ui.listen, or listen.
@@ -109,6 +102,42 @@ func (c Config) UIListen() string {
 	}
 	return c.Listen
 }
+
+// UI is the web page (package ui) and who may sign in through which forge (package webauth).
+type UI struct {
+	// Enabled serves the page under /ui/ and the API under /api/v1/; off by default.
+	// Without sign-in it must listen on loopback only.
+	Enabled bool `json:"enabled"`
+	// Listen is the page's own HTTP address; empty serves it on Listen, beside the webhooks.
+	Listen string `json:"listen,omitempty"`
+	// PublicURL is the page's address as browsers reach it (https://kubeplan.example.com): the
+	// base of the OAuth callback URLs registered with the forges. Required with sign-in.
+	PublicURL string `json:"publicURL,omitempty"`
+	// GitHub is the GitHub OAuth App, or GitHub App, people sign in with; its secret comes from
+	// KUBEPLAN_UI_GITHUB_CLIENT_SECRET.
+	GitHub struct {
+		ClientID     string `json:"clientID,omitempty"`
+		ClientSecret string `json:"-"`
+		// Scopes are asked of an OAuth App (a GitHub App ignores them): an OAuth App's token
+		// sees private repositories only with "repo".
+		Scopes []string `json:"scopes,omitempty"`
+	} `json:"github"`
+	// GitLab is the GitLab application people sign in with (scopes read_user read_api); its
+	// secret comes from KUBEPLAN_UI_GITLAB_SECRET.
+	GitLab struct {
+		ApplicationID string `json:"applicationID,omitempty"`
+		Secret        string `json:"-"`
+	} `json:"gitlab"`
+	// SessionKey signs and encrypts the session cookies: KUBEPLAN_UI_SESSION_KEY, at least 32
+	// bytes, the same on every replica. Required with sign-in.
+	SessionKey []byte `json:"-"`
+	// SessionLifetime bounds a sign-in (default 8h; a forge token that expires sooner ends it
+	// sooner).
+	SessionLifetime metav1.Duration `json:"sessionLifetime,omitempty"`
+}
+
+// SignIn says whether sign-in through a forge is configured.
+func (u UI) SignIn() bool { return u.GitHub.ClientID != "" || u.GitLab.ApplicationID != "" }
 
 // Drift says which repositories' default branches serve checks for drift, how often, and
 // what it may do about it.
@@ -171,6 +200,11 @@ func Load(path string, getenv func(string) string) (Config, error) {
 	c.GitLab.WebhookSecret = getenv("KUBEPLAN_GITLAB_WEBHOOK_SECRET")
 	if v := getenv("KUBEPLAN_DRIFT_SLACK_WEBHOOK_URL"); v != "" {
 		c.Drift.SlackWebhookURL = v
+	}
+	c.UI.GitHub.ClientSecret = getenv("KUBEPLAN_UI_GITHUB_CLIENT_SECRET")
+	c.UI.GitLab.Secret = getenv("KUBEPLAN_UI_GITLAB_SECRET")
+	if v := getenv("KUBEPLAN_UI_SESSION_KEY"); v != "" {
+		c.UI.SessionKey = []byte(v)
 	}
 	if v := getenv("KUBEPLAN_LISTEN"); v != "" {
 		c.Listen = v
@@ -265,6 +299,7 @@ func (c Config) Prepare() (Runtime, error) {
 		errs = append(errs, fmt.Errorf("render.timeout must be positive and render.memoryMB at least 64 (have %s, %d)", c.Render.Timeout.Duration, c.Render.MemoryMB))
 	}
 	errs = append(errs, c.validateDrift(github, gitlab)...)
+	errs = append(errs, c.UI.validate()...)
 	// Bad server rules stop the server at start, naming the rule, not the first pull request.
 	pol, err := policy.Compile(c.Policy, nil)
 	if err != nil {
@@ -320,6 +355,30 @@ func (c Config) validateDrift(github, gitlab bool) []error {
 		if parsed, err := url.Parse(u); err != nil || parsed.Host == "" || parsed.Scheme != "https" && parsed.Scheme != "http" {
 			errs = append(errs, errors.New("drift.slackWebhookURL (or KUBEPLAN_DRIFT_SLACK_WEBHOOK_URL) is not an http(s) URL"))
 		}
+	}
+	return errs
+}
+
+// validate checks the sign-in settings; messages never quote a secret.
+func (u UI) validate() []error {
+	var errs []error
+	if u.SessionLifetime.Duration < 0 {
+		errs = append(errs, errors.New("ui.sessionLifetime must not be negative (0 is the default, 8h)"))
+	}
+	if !u.SignIn() {
+		return errs
+	}
+	if p, err := url.Parse(u.PublicURL); err != nil || p.Host == "" || p.Scheme != "https" && p.Scheme != "http" || p.RawQuery != "" || p.Fragment != "" {
+		errs = append(errs, errors.New("ui.publicURL must be the page's absolute http(s) address (https://kubeplan.example.com) when sign-in is configured: the forges redirect back to it"))
+	}
+	if u.GitHub.ClientID != "" && u.GitHub.ClientSecret == "" {
+		errs = append(errs, errors.New("ui.github.clientID is set but KUBEPLAN_UI_GITHUB_CLIENT_SECRET is not"))
+	}
+	if u.GitLab.ApplicationID != "" && u.GitLab.Secret == "" {
+		errs = append(errs, errors.New("ui.gitlab.applicationID is set but KUBEPLAN_UI_GITLAB_SECRET is not"))
+	}
+	if len(u.SessionKey) < 32 {
+		errs = append(errs, errors.New("KUBEPLAN_UI_SESSION_KEY must be at least 32 bytes when sign-in is configured (e.g. openssl rand -base64 48), the same on every replica"))
 	}
 	return errs
 }

@@ -85,7 +85,7 @@ func schemaFor(postgres bool) string {
 	if postgres {
 		types = strings.NewReplacer("SERIAL_ID", "BIGSERIAL PRIMARY KEY", "MILLIS", "BIGINT", "BYTES", "BYTEA")
 	}
-	return types.Replace(queueTables + stateTables + driftTables)
+	return types.Replace(queueTables + stateTables + driftTables + uiTables)
 }
 
 // Target is one project on one cluster of a pull request.

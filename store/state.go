@@ -14,12 +14,14 @@ import (
 // on. It shares the queue's database: one SQLite file, or one PostgreSQL database for all
 // replicas.
 type State struct {
-	db  *sql.DB
-	now func() time.Time
+	db *sql.DB
+	// shared is true for PostgreSQL (see Queue).
+	shared bool
+	now    func() time.Time
 }
 
 // State returns the state kept in the queue's database.
-func (q *Queue) State() *State { return &State{db: q.db, now: q.now} }
+func (q *Queue) State() *State { return &State{db: q.db, shared: q.shared, now: q.now} }
 
 const stateTables = `
 CREATE TABLE IF NOT EXISTS plans (
@@ -85,7 +87,7 @@ func schemaFor(postgres bool) string {
 	if postgres {
 		types = strings.NewReplacer("SERIAL_ID", "BIGSERIAL PRIMARY KEY", "MILLIS", "BIGINT", "BYTES", "BYTEA")
 	}
-	return types.Replace(queueTables + stateTables + driftTables + uiTables)
+	return types.Replace(queueTables + stateTables + driftTables + historyTables + uiTables)
 }
 
 // Target is one project on one cluster of a pull request.

@@ -79,5 +79,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // served as JSON with nosniff: "&" reads better than "\u0026"
 	_ = enc.Encode(v)
 }

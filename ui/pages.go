@@ -290,7 +290,7 @@ func (u *UI) objects(w http.ResponseWriter, r *http.Request) {
 }
 
 func sameObject(a, b plan.ObjectRef) bool {
-	return a.Kind == b.Kind && a.Namespace == b.Namespace && a.Name == b.Name &&
+	return strings.EqualFold(a.Kind, b.Kind) && a.Namespace == b.Namespace && a.Name == b.Name &&
 		(a.APIVersion == "" || b.APIVersion == "" || a.APIVersion == b.APIVersion)
 }
 

@@ -111,21 +111,30 @@ func New(opts Options) (*UI, error) {
 	return u, nil
 }
 
-// Routes mounts the page under /ui/ and the API under /api/v1/ on mux.
-func (u *UI) Routes(mux *http.ServeMux) {
-	page := func(h http.HandlerFunc) http.Handler { return secure(u.opts.Auth.Require(h)) }
-	mux.Handle("GET /ui/{$}", page(u.overview))
-	mux.Handle("GET /ui/entries/{seq}", page(u.entry))
-	mux.Handle("GET /ui/objects", page(u.objects))
-	mux.Handle("GET /ui/search", page(u.search))
-	// The style sheet and icon are no secret: a sign-in page may use them too.
-	mux.Handle("GET /ui/static/", secure(http.StripPrefix("/ui/", http.FileServerFS(staticFS))))
-	mux.Handle("GET /ui/", secure(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u.fail(w, r, http.StatusNotFound, "no such page")
-	})))
-	mux.Handle("GET /ui", secure(http.RedirectHandler("/ui/", http.StatusMovedPermanently)))
-	mux.Handle("GET /api/v1/history", secure(u.opts.Auth.Require(http.HandlerFunc(u.apiHistory))))
-	mux.Handle("GET /api/v1/history/{seq}", secure(u.opts.Auth.Require(http.HandlerFunc(u.apiEntry))))
+// Routes mounts the page under /ui/ and the API under /api/v1/ on mux; more adds routes
+// under /ui/ of its own (the sign-in's). Every answer under those paths, any 404 and those of
+// more included, carries the security headers.
+func (u *UI) Routes(mux *http.ServeMux, more ...func(*http.ServeMux)) {
+	inner := http.NewServeMux()
+	page := func(h http.HandlerFunc) http.Handler { return u.opts.Auth.Require(h) }
+	inner.Handle("GET /ui/{$}", page(u.overview))
+	inner.Handle("GET /ui/entries/{seq}", page(u.entry))
+	inner.Handle("GET /ui/objects", page(u.objects))
+	inner.Handle("GET /ui/search", page(u.search))
+	// The style sheet and icon are no secret: the sign-in page may use them too.
+	inner.Handle("GET /ui/static/", http.StripPrefix("/ui/", http.FileServerFS(staticFS)))
+	inner.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) { u.fail(w, r, http.StatusNotFound, "No such page.") })
+	inner.Handle("GET /api/v1/history", page(u.apiHistory))
+	inner.Handle("GET /api/v1/history/{seq}", page(u.apiEntry))
+	inner.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, apiError{"no such API: see /api/v1/history"})
+	})
+	for _, m := range more {
+		m(inner)
+	}
+	mux.Handle("/ui/", secure(inner))
+	mux.Handle("/api/", secure(inner))
+	mux.Handle("/ui", secure(http.RedirectHandler("/ui/", http.StatusMovedPermanently)))
 }
 
 // ContentSecurityPolicy allows the page's own style sheet, images and forms, and nothing
@@ -133,6 +142,7 @@ func (u *UI) Routes(mux *http.ServeMux) {
 const ContentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 // secure sets the headers every page and API answer carries, before anything else answers.
+// (An answer may tighten them: the sign-in pages set a CSP of their own.)
 func secure(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()

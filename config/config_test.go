@@ -242,3 +242,55 @@ func TestDriftSettings(t *testing.T) {
 		}
 	}
 }
+
+// Sign-in settings: the client ids in the file, the secrets and the session key only from the
+// environment; sign-in half configured is refused, naming what is missing, never a secret.
+func TestUISignInSettings(t *testing.T) {
+	write := func(body string) string {
+		path := filepath.Join(t.TempDir(), "kubeplan.yaml")
+		if err := os.WriteFile(path, []byte("clusters: [{name: prod, inCluster: true}]\n"+body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	secrets := map[string]string{"KUBEPLAN_GITHUB_TOKEN": "t", "KUBEPLAN_GITHUB_WEBHOOK_SECRET": "s",
+		"KUBEPLAN_UI_GITHUB_CLIENT_SECRET": "gh-secret-value", "KUBEPLAN_UI_GITLAB_SECRET": "gl-secret-value",
+		"KUBEPLAN_UI_SESSION_KEY": "a-session-key-of-at-least-32-bytes!"}
+	c, err := Load(write("ui:\n  publicURL: https://kubeplan.example.com\n  github: {clientID: Iv23.abc}\n  gitlab: {applicationID: app-1}\n  sessionLifetime: 4h\n"), env(secrets))
+	if err != nil || c.Validate() != nil {
+		t.Fatal(err, c.Validate())
+	}
+	if !c.UI.SignIn() || c.UI.GitHub.ClientID != "Iv23.abc" || c.UI.GitHub.ClientSecret != "gh-secret-value" || c.UI.GitLab.Secret != "gl-secret-value" ||
+		string(c.UI.SessionKey) != secrets["KUBEPLAN_UI_SESSION_KEY"] || c.UI.SessionLifetime.Duration != 4*time.Hour {
+		t.Errorf("ui: %+v", c.UI)
+	}
+	if c, _ := Load(write(""), env(secrets)); c.UI.SignIn() || c.Validate() != nil {
+		t.Errorf("no sign-in configured: %v %v", c.UI.SignIn(), c.Validate())
+	}
+
+	for _, tc := range []struct {
+		body, drop, want string
+	}{
+		{"ui: {github: {clientID: x}}\n", "", "ui.publicURL must be the page's absolute http(s) address"},
+		{"ui: {publicURL: \"kubeplan.example.com\", gitlab: {applicationID: x}}\n", "", "ui.publicURL must be"},
+		{"ui: {publicURL: \"https://k.example\", github: {clientID: x}}\n", "KUBEPLAN_UI_GITHUB_CLIENT_SECRET", "KUBEPLAN_UI_GITHUB_CLIENT_SECRET is not"},
+		{"ui: {publicURL: \"https://k.example\", gitlab: {applicationID: x}}\n", "KUBEPLAN_UI_GITLAB_SECRET", "KUBEPLAN_UI_GITLAB_SECRET is not"},
+		{"ui: {publicURL: \"https://k.example\", github: {clientID: x}}\n", "KUBEPLAN_UI_SESSION_KEY", "KUBEPLAN_UI_SESSION_KEY must be at least 32 bytes"},
+		{"ui: {sessionLifetime: -1h}\n", "", "ui.sessionLifetime must not be negative"},
+		{"ui: {github: {clientSecret: x}}\n", "", "unknown field"},
+	} {
+		e := map[string]string{}
+		for k, v := range secrets {
+			if k != tc.drop {
+				e[k] = v
+			}
+		}
+		c, err := Load(write(tc.body), env(e))
+		if err == nil {
+			err = c.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "secret-value") || strings.Contains(err.Error(), "at-least-32") {
+			t.Errorf("%s: %v; want %q, no secret", strings.TrimSpace(tc.body), err, tc.want)
+		}
+	}
+}

@@ -136,17 +136,20 @@ func (a *Auth) callback(w http.ResponseWriter, r *http.Request) {
 		a.page(w, http.StatusBadGateway, page{Title: "Sign-in failed", Message: p.label + " did not say who you are; please try again.", Again: true})
 		return
 	}
-	expires := a.now().Add(a.cfg.SessionLifetime)
-	if !tok.Expiry.IsZero() && tok.Expiry.Before(expires) {
-		expires = tok.Expiry
+	s := &session{User: u, Token: tok.AccessToken, Refresh: tok.RefreshToken, Expires: a.now().Add(a.cfg.SessionLifetime).Unix()}
+	if !tok.Expiry.IsZero() {
+		s.TokenExpires = tok.Expiry.Unix()
+		if tok.RefreshToken == "" && s.TokenExpires < s.Expires {
+			s.Expires = s.TokenExpires // nothing renews the token: the sign-in ends with it
+		}
 	}
-	value, err := a.session.Encode(a.sessionCookie(), session{User: u, Token: tok.AccessToken, Expires: expires.Unix()})
+	sealed, err := a.sealSession(s)
 	if err != nil {
 		a.log.Error("ui sign-in: the session could not be sealed", "forge", p.name, "login", u.Login, "err", err)
 		a.page(w, http.StatusInternalServerError, page{Title: "Sign-in failed", Message: "The session could not be created.", Again: true})
 		return
 	}
-	http.SetCookie(w, a.cookie(a.sessionCookie(), value, expires.Sub(a.now())))
+	http.SetCookie(w, sealed)
 	a.log.Info("ui sign-in", "forge", p.name, "login", u.Login)
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, safeNext(started.Next), http.StatusSeeOther)

@@ -75,6 +75,20 @@ func (p *provider) exchange(ctx context.Context, code, verifier string) (*oauth2
 	return p.oauth.Exchange(ctx, code, oauth2.VerifierOption(verifier))
 }
 
+// refresh trades a refresh token for a new token.
+func (p *provider) refresh(ctx context.Context, refreshToken string) (*oauth2.Token, error) {
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, p.web)
+	tok, err := p.oauth.TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
+	if err != nil {
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) {
+			return nil, fmt.Errorf("%s refused to renew the token: %s", p.label, re.ErrorCode) // never the body
+		}
+		return nil, fmt.Errorf("renew the %s token: %w", p.label, err)
+	}
+	return tok, nil
+}
+
 func (p *provider) bearer(token string) *http.Client {
 	return &http.Client{Transport: &oauth2.Transport{Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: token}), Base: p.api}}
 }

@@ -173,8 +173,11 @@ func (a *Auth) SignInConfigured() bool { return a.cfg.GitHub != nil || a.cfg.Git
 // session is what the session cookie holds, encrypted.
 type session struct {
 	User
-	Token   string `json:"token"`
-	Expires int64  `json:"expires"` // unix seconds
+	Token string `json:"token"`
+	// Refresh renews Token when it expires (GitLab's tokens last 2 hours, a GitHub App's 8).
+	Refresh      string `json:"refresh,omitempty"`
+	TokenExpires int64  `json:"tokenExpires,omitempty"` // unix seconds; 0: never
+	Expires      int64  `json:"expires"`                // unix seconds: the sign-in's end
 }
 
 type ctxKey struct{}
@@ -208,6 +211,22 @@ func (a *Auth) Require(next http.Handler) http.Handler {
 			a.refuse(w, r)
 			return
 		}
+		if now := a.now().Unix(); s.TokenExpires != 0 && now >= s.TokenExpires-int64(renewEarly/time.Second) {
+			renewed, err := a.renew(r.Context(), s)
+			switch {
+			case err == nil:
+				http.SetCookie(w, renewed.cookie)
+				s = renewed.session
+			case now >= s.TokenExpires:
+				a.log.Info("ui session ended: the forge token expired and could not be renewed", "forge", s.Forge, "login", s.Login, "err", err)
+				a.refuse(w, r)
+				return
+			default:
+				// Another request of this browser may have spent the refresh token a moment ago;
+				// the token still works, and that request's cookie carries the new one.
+				a.log.Debug("ui session: the forge token could not be renewed yet", "forge", s.Forge, "login", s.Login, "err", err)
+			}
+		}
 		// Pages behind sign-in are one person's: never kept by a shared cache.
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Add("Vary", "Cookie")
@@ -240,10 +259,53 @@ func (a *Auth) readSession(r *http.Request) (*session, bool) {
 		// Tampered, signed with another key, or past its lifetime.
 		return nil, false
 	}
-	if _, ok := a.forges[s.Forge]; !ok || s.Token == "" || a.now().Unix() >= s.Expires {
+	now := a.now().Unix()
+	if _, ok := a.forges[s.Forge]; !ok || s.Token == "" || now >= s.Expires || s.TokenExpires != 0 && now >= s.TokenExpires && s.Refresh == "" {
 		return nil, false
 	}
 	return &s, true
+}
+
+// renewEarly is how long before its token expires a session renews it.
+const renewEarly = 5 * time.Minute
+
+type renewed struct {
+	session *session
+	cookie  *http.Cookie
+}
+
+// renew trades a session's refresh token for a new forge token and seals the new session.
+func (a *Auth) renew(ctx context.Context, s *session) (renewed, error) {
+	p := a.forges[s.Forge]
+	if s.Refresh == "" {
+		return renewed{}, errors.New("no refresh token")
+	}
+	tok, err := p.refresh(ctx, s.Refresh)
+	if err != nil {
+		return renewed{}, err
+	}
+	fresh := *s
+	fresh.Token, fresh.TokenExpires = tok.AccessToken, 0
+	if tok.RefreshToken != "" {
+		fresh.Refresh = tok.RefreshToken
+	}
+	if !tok.Expiry.IsZero() {
+		fresh.TokenExpires = tok.Expiry.Unix()
+	}
+	c, err := a.sealSession(&fresh)
+	if err != nil {
+		return renewed{}, err
+	}
+	return renewed{session: &fresh, cookie: c}, nil
+}
+
+// sealSession is the session cookie holding s, signed and encrypted, living as long as s.
+func (a *Auth) sealSession(s *session) (*http.Cookie, error) {
+	value, err := a.session.Encode(a.sessionCookie(), s)
+	if err != nil {
+		return nil, fmt.Errorf("seal the session of %s: %w", s.Login, err)
+	}
+	return a.cookie(a.sessionCookie(), value, time.Unix(s.Expires, 0).Sub(a.now())), nil
 }
 
 // Cookie names: with https the __Host- prefix makes browsers refuse one set by a sibling

@@ -46,6 +46,19 @@ func (e *Emulator) githubAPI() http.Handler {
 			// A repository the credentials lost, or outside the installation's selection, is
 			// not found, as GitHub says of what a token cannot see.
 			isToken := strings.TrimPrefix(strings.TrimPrefix(auth, "Bearer "), "token ") == e.Token
+			if ut, isUser := e.userOf("github", auth); isUser {
+				// A person's token sees what they may see; the rest is not found.
+				if repo == nil {
+					ghNotFound(w)
+					return
+				}
+				if _, sees := ut.githubSees(repo); !sees {
+					ghNotFound(w)
+					return
+				}
+				h(w, r, repo)
+				return
+			}
 			if repo == nil || e.revoked[name] || !isToken && !e.installationCovers(name) {
 				ghNotFound(w)
 				return
@@ -276,6 +289,9 @@ func (e *Emulator) githubAPI() http.Handler {
 		if !ok {
 			p = forge.PermWrite
 		}
+		if ut, isUser := e.userOf("github", r.Header.Get("Authorization")); isUser {
+			p, _ = ut.githubSees(repo)
+		}
 		rank := map[forge.Permission]int{forge.PermRead: 1, forge.PermTriage: 2, forge.PermWrite: 3, forge.PermMaintain: 4, forge.PermAdmin: 5}[p]
 		out.Permissions = map[string]bool{"pull": rank >= 1, "triage": rank >= 2, "push": rank >= 3, "maintain": rank >= 4, "admin": rank >= 5}
 		writeJSON(w, http.StatusOK, out)
@@ -287,6 +303,10 @@ func (e *Emulator) githubAPI() http.Handler {
 	mux.HandleFunc("GET /user", func(w http.ResponseWriter, r *http.Request) {
 		e.mu.Lock()
 		defer e.mu.Unlock()
+		if ut, isUser := e.userOf("github", r.Header.Get("Authorization")); isUser {
+			writeJSON(w, http.StatusOK, e.ghUser(ut.login))
+			return
+		}
 		// Installation tokens cannot read /user on GitHub either.
 		if r.Header.Get("Authorization") != "Bearer "+e.Token && r.Header.Get("Authorization") != "token "+e.Token {
 			writeJSON(w, http.StatusForbidden, map[string]string{"message": "Resource not accessible by integration", "documentation_url": "https://docs.github.com/rest"})
@@ -402,8 +422,12 @@ func (e *Emulator) ghUser(login string) *gh.User {
 	if strings.HasSuffix(login, "[bot]") {
 		typ = "Bot"
 	}
-	return &gh.User{Login: gh.String(login), ID: gh.Int64(e.userID(login)), Type: gh.String(typ),
+	u := &gh.User{Login: gh.String(login), ID: gh.Int64(e.userID(login)), Type: gh.String(typ),
 		HTMLURL: gh.String(e.URL() + "/" + login), URL: gh.String(e.URL() + "/api/v3/users/" + login), SiteAdmin: gh.Bool(false)}
+	if name := e.userNames[login]; name != "" {
+		u.Name = gh.String(name)
+	}
+	return u
 }
 
 func (e *Emulator) ghRepo(r *Repo) *gh.Repository {

@@ -26,6 +26,10 @@ func glError(w http.ResponseWriter, status int, msg string) {
 // ("acme%2Fplatform"), so routing works on the escaped path.
 func (e *Emulator) gitlabAPI() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") && r.Header.Get("Authorization") != "Bearer "+e.Token {
+			e.gitlabAsUser(w, r)
+			return
+		}
 		if r.Header.Get("PRIVATE-TOKEN") != e.Token && r.Header.Get("Authorization") != "Bearer "+e.Token {
 			glError(w, http.StatusUnauthorized, "401 Unauthorized")
 			return
@@ -337,7 +341,11 @@ func glPaginate(w http.ResponseWriter, r *http.Request, items []map[string]any) 
 }
 
 func (e *Emulator) glUser(name string, id int64) map[string]any {
-	return map[string]any{"id": id, "username": name, "name": name, "state": "active", "locked": false,
+	display := name
+	if n := e.userNames[name]; n != "" {
+		display = n
+	}
+	return map[string]any{"id": id, "username": name, "name": display, "state": "active", "locked": false,
 		"avatar_url": e.URL() + "/uploads/-/system/user/avatar/" + strconv.FormatInt(id, 10) + "/avatar.png", "web_url": e.URL() + "/" + name}
 }
 
@@ -417,4 +425,58 @@ func uuid() string {
 	_, _ = rand.Read(b)
 	h := hex.EncodeToString(b)
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// gitlabAsUser serves a person's OAuth token: who they are (GET /user, scope read_user or
+// read_api) and the projects they may see (GET /projects/:id, scope read_api: 404 for the
+// rest, as GitLab hides private projects), with their access level. Nothing else is served to
+// people's tokens here.
+func (e *Emulator) gitlabAsUser(w http.ResponseWriter, r *http.Request) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if ut, ok := e.userTokens[tok]; ok && ut.forge == "gitlab" && !e.now().Before(ut.expires) {
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": "Token is expired. You can either do re-authorization or token refresh."})
+		return
+	}
+	ut, ok := e.userOf("gitlab", r.Header.Get("Authorization"))
+	if !ok {
+		glError(w, http.StatusUnauthorized, "401 Unauthorized")
+		return
+	}
+	insufficient := func(scopes ...string) {
+		writeJSON(w, http.StatusForbidden, map[string]any{"error": "insufficient_scope",
+			"error_description": "The request requires higher privileges than provided by the access token.", "scope": strings.Join(scopes, " ")})
+	}
+	parts := strings.Split(strings.Trim(r.URL.EscapedPath(), "/"), "/")
+	switch {
+	case r.Method == http.MethodGet && len(parts) == 1 && parts[0] == "user":
+		if !ut.hasScope("read_user", "read_api", "api") {
+			insufficient("api", "read_api", "read_user")
+			return
+		}
+		writeJSON(w, http.StatusOK, e.glUser(ut.login, e.userID(ut.login)))
+	case r.Method == http.MethodGet && len(parts) == 2 && parts[0] == "projects":
+		if !ut.hasScope("read_api", "api") {
+			insufficient("api", "read_api")
+			return
+		}
+		pid, _ := url.PathUnescape(parts[1])
+		repo := e.repoByPathOrID(pid)
+		var p forge.Permission
+		var member bool
+		if repo != nil {
+			p, member = repo.Permissions[ut.login]
+		}
+		if !member {
+			glError(w, http.StatusNotFound, "404 Project Not Found")
+			return
+		}
+		name := repo.FullName[strings.LastIndex(repo.FullName, "/")+1:]
+		writeJSON(w, http.StatusOK, map[string]any{"id": repo.ID, "name": name, "path": name, "path_with_namespace": repo.FullName,
+			"default_branch": repo.Default, "web_url": e.URL() + "/" + repo.FullName, "visibility": "private",
+			"permissions": map[string]any{"project_access": map[string]any{"access_level": accessLevel[p], "notification_level": 3}, "group_access": nil}})
+	default:
+		glError(w, http.StatusNotFound, "404 Not Found")
+	}
 }

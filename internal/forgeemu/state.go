@@ -52,6 +52,15 @@ type Emulator struct {
 	held int
 	// writes counts the requests that could change state (Writes).
 	writes int
+	// The OAuth web flows (oauth.go): registered applications ("github:<client id>"), codes
+	// not yet exchanged, the user tokens and refresh tokens issued, who is signed in to the
+	// forge in a browser without a cookie saying otherwise, and people's display names.
+	oauthApps     map[string]*OAuthApp
+	oauthCodes    map[string]*oauthCode
+	userTokens    map[string]*userToken
+	refreshTokens map[string]*userToken // → what a refresh mints (its expiry unused)
+	browserUser   string
+	userNames     map[string]string
 }
 
 // A fault changes how the next count requests matching method and path are answered.
@@ -146,13 +155,17 @@ type Review struct {
 func New(token, botLogin string) *Emulator {
 	e := &Emulator{repos: map[string]*Repo{}, users: map[string]int64{}, teams: map[string]map[string]bool{}, groups: map[string]int64{},
 		nextID: 1000, Token: token, BotLogin: botLogin, archiveTokens: map[string]bool{}, now: time.Now,
-		manifestCodes: map[string]*manifestCode{}, revoked: map[string]bool{}}
+		manifestCodes: map[string]*manifestCode{}, revoked: map[string]bool{},
+		oauthApps: map[string]*OAuthApp{}, oauthCodes: map[string]*oauthCode{}, userTokens: map[string]*userToken{},
+		refreshTokens: map[string]*userToken{}, userNames: map[string]string{}}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v3/", http.StripPrefix("/api/v3", e.githubAPI()))
 	mux.Handle("/api/v4/", http.StripPrefix("/api/v4", e.gitlabAPI()))
 	// GitHub's web pages of the App manifest flow (the API is under /api/v3, as on Enterprise).
 	mux.HandleFunc("POST /settings/apps/new", e.newAppFromManifest)
 	mux.HandleFunc("POST /organizations/{org}/settings/apps/new", e.newAppFromManifest)
+	// Both forges' web sign-in (OAuth) endpoints.
+	e.oauthRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"message": "Not Found"})
 	})

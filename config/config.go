@@ -93,6 +93,15 @@ type Config struct {
 	Drift Drift `json:"drift"`
 	// UI is the history's web page and JSON API, and who signs in to it (docs/history.md).
 	UI UI `json:"ui"`
+	// History is the audit history (docs/history.md).
+	History History `json:"history"`
+}
+
+// History says how long the audit history is kept.
+type History struct {
+	// Retention prunes entries older than this; 0 (the default) keeps them for ever. The
+	// queue's retention never touches the history.
+	Retention metav1.Duration `json:"retention"`
 }
 
 // UIListen is the address the web page listens on: ui.listen, or listen.
@@ -294,6 +303,9 @@ func (c Config) Prepare() (Runtime, error) {
 	}
 	if c.Retention.Duration < time.Hour {
 		errs = append(errs, fmt.Errorf("retention must be at least 1h (have %s): forges redeliver webhooks for days", c.Retention.Duration))
+	}
+	if c.History.Retention.Duration < 0 {
+		errs = append(errs, fmt.Errorf("history.retention must not be negative (have %s; 0 keeps the history for ever)", c.History.Retention.Duration))
 	}
 	if c.Render.Timeout.Duration <= 0 || c.Render.MemoryMB < 64 {
 		errs = append(errs, fmt.Errorf("render.timeout must be positive and render.memoryMB at least 64 (have %s, %d)", c.Render.Timeout.Duration, c.Render.MemoryMB))

@@ -294,3 +294,21 @@ func TestUISignInSettings(t *testing.T) {
 		}
 	}
 }
+
+// history.retention is read from the file; the default keeps the history for ever, and a
+// negative one stops serve.
+func TestHistoryRetention(t *testing.T) {
+	if d := Default(); d.History.Retention.Duration != 0 {
+		t.Fatalf("default history.retention %s, want 0 (keep for ever)", d.History.Retention.Duration)
+	}
+	path := filepath.Join(t.TempDir(), "kubeplan.yaml")
+	_ = os.WriteFile(path, []byte("history: {retention: 8760h}\n"), 0o600)
+	c, err := Load(path, env(nil))
+	if err != nil || c.History.Retention.Duration != 365*24*time.Hour {
+		t.Fatalf("history.retention from the file: %s %v", c.History.Retention.Duration, err)
+	}
+	c.History.Retention.Duration = -time.Hour
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "history.retention must not be negative") {
+		t.Errorf("validate a negative history.retention: %v", err)
+	}
+}

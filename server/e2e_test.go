@@ -18,6 +18,7 @@ import (
 	"github.com/kubeplan/kubeplan/comments"
 	"github.com/kubeplan/kubeplan/config"
 	"github.com/kubeplan/kubeplan/forge"
+	"github.com/kubeplan/kubeplan/history"
 	"github.com/kubeplan/kubeplan/internal/forgeemu"
 	"github.com/kubeplan/kubeplan/internal/kubetest"
 	"github.com/kubeplan/kubeplan/isolate"
@@ -697,7 +698,9 @@ func TestGitHubAppAndRepositoryAllowlist(t *testing.T) {
 }
 
 // A server forgets finished jobs and delivery ids older than its retention when it starts
-// (and hourly after); work still queued stays.
+// (and hourly after); work still queued stays. The audit history goes by history.retention
+// alone: an entry older than the queue's retention stays, one older than the history's goes,
+// and the kept chain still verifies.
 func TestServerPrunesOldFinishedWorkAtStart(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state.db")
 	q, err := store.Open(context.Background(), state)
@@ -714,6 +717,12 @@ func TestServerPrunesOldFinishedWorkAtStart(t *testing.T) {
 			t.Fatalf("claim: %v %v", j, err)
 		}
 		if err := q.Done(ctx, j.ID, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, age := range []time.Duration{10 * 24 * time.Hour, 8 * 24 * time.Hour} {
+		if _, err := q.State().AppendHistory(ctx, history.Entry{At: time.Now().Add(-age), Kind: history.Apply, Forge: "github", Repo: "acme/x",
+			Project: "web", Cluster: "prod", State: "succeeded", Summary: fmt.Sprintf("%s old", age)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -737,11 +746,25 @@ func TestServerPrunesOldFinishedWorkAtStart(t *testing.T) {
 	}
 	emu := forgeemu.New(token, bot)
 	t.Cleanup(emu.Close)
-	start(t, emu, state, true)
+	start(t, emu, state, true, func(c *config.Config) { c.History.Retention.Duration = 9 * 24 * time.Hour })
 	for deadline := time.Now().Add(30 * time.Second); count("jobs")+count("deliveries") > 0; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d jobs and %d delivery ids older than the retention are still kept", count("jobs"), count("deliveries"))
 		}
 	}
+	waitFor(t, "history pruned by history.retention", func() bool { return count("history") < 2 })
 	db.Close()
+	q, err = store.Open(ctx, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	kept, err := q.State().History(ctx, history.Filter{})
+	if err != nil || len(kept) != 1 || kept[0].Seq != 2 {
+		t.Fatalf("history after pruning: %+v %v; want entry 2 (8 days old) kept", kept, err)
+	}
+	res, err := q.State().VerifyHistory(ctx)
+	if err != nil || !res.OK() || res.PrunedThrough != 1 || res.Checked != 1 {
+		t.Fatalf("the pruned history does not verify: %+v %v", res, err)
+	}
 }

@@ -167,7 +167,8 @@ func (s *Server) Run(ctx context.Context) {
 }
 
 // pruneEvery forgets finished jobs and delivery ids older than the retention, at start and
-// then every interval (on every replica: the deletes are idempotent).
+// then every interval (on every replica: the deletes are idempotent). The audit history is
+// pruned only when history.retention says so, by its own age.
 func (s *Server) pruneEvery(ctx context.Context, interval time.Duration) {
 	for {
 		jobs, deliveries, err := s.queue.Prune(ctx, time.Now().Add(-s.cfg.Retention.Duration))
@@ -176,6 +177,15 @@ func (s *Server) pruneEvery(ctx context.Context, interval time.Duration) {
 			s.log.Warn("prune the queue", "err", err)
 		case jobs+deliveries > 0:
 			s.log.Info("pruned the queue", "jobs", jobs, "deliveries", deliveries, "olderThan", s.cfg.Retention.Duration)
+		}
+		if keep := s.cfg.History.Retention.Duration; keep > 0 {
+			n, err := s.queue.State().PruneHistory(ctx, time.Now().Add(-keep))
+			switch {
+			case err != nil && ctx.Err() == nil:
+				s.log.Warn("prune the history", "err", err)
+			case n > 0:
+				s.log.Info("pruned the history", "entries", n, "olderThan", keep)
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -37,7 +37,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newPlanCommand(), newDriftCommand(), newServeCommand(), newDoctorCommand(), newSetupCommand(), newVersionCommand())
+	root.AddCommand(newPlanCommand(), newDriftCommand(), newHistoryCommand(), newServeCommand(), newDoctorCommand(), newSetupCommand(), newVersionCommand())
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)

@@ -63,6 +63,7 @@ func fixtureEntries() []history.Entry {
 }
 
 type fixture struct {
+	path    string // the SQLite file
 	state   *store.State
 	entries []history.Entry // as stored, with seq and hash
 }
@@ -70,12 +71,13 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	q, err := store.Open(ctx, filepath.Join(t.TempDir(), "state.db"))
+	path := filepath.Join(t.TempDir(), "state.db")
+	q, err := store.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { q.Close() })
-	f := &fixture{state: q.State()}
+	f := &fixture{path: path, state: q.State()}
 	for _, e := range fixtureEntries() {
 		stored, err := f.state.AppendHistory(ctx, e)
 		if err != nil {

@@ -80,6 +80,12 @@ type ForgeURLs struct {
 	HTTP forgehttp.Options
 }
 
+// ForgeURLsFrom is where a server's configuration says the forges are (github.baseURL,
+// gitlab.baseURL, forgeTimeout).
+func ForgeURLsFrom(c config.Config) ForgeURLs {
+	return ForgeURLs{GitHub: c.GitHub.BaseURL, GitLab: c.GitLab.BaseURL, HTTP: forgehttp.Options{Timeout: c.ForgeTimeout.Duration}}
+}
+
 // NonceStore records single-use values (OAuth states) across replicas: UseOnce answers true
 // the first time it sees nonce before expires, false after.
 type NonceStore interface {

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubeplan/kubeplan/config"
 	"github.com/kubeplan/kubeplan/forge"
 	"github.com/kubeplan/kubeplan/internal/forgeemu"
 	"github.com/kubeplan/kubeplan/store"
@@ -489,6 +490,20 @@ func TestLocalModeWithoutSignIn(t *testing.T) {
 	}
 }
 
+// The server's ui settings become the sign-in's, secrets included, and its forges' addresses.
+func TestFromServerConfig(t *testing.T) {
+	var c config.Config
+	c.UI.PublicURL, c.UI.GitLab.ApplicationID, c.UI.GitLab.Secret, c.UI.SessionKey = "https://k.example", "app", "secret", []byte(sessionKey)
+	c.GitLab.BaseURL = "https://gitlab.example.com/api/v4"
+	cfg, forges := webauth.FromConfig(c.UI), webauth.ForgeURLsFrom(c)
+	if cfg.GitHub != nil || cfg.GitLab == nil || cfg.GitLab.ClientID != "app" || cfg.GitLab.ClientSecret != "secret" || forges.GitLab != c.GitLab.BaseURL {
+		t.Fatalf("%+v %+v", cfg, forges)
+	}
+	if a, err := webauth.New(cfg, forges, nopNonces{}, nil); err != nil || !a.SignInConfigured() {
+		t.Errorf("%v", err)
+	}
+}
+
 func TestNewRefusesIncompleteSignIn(t *testing.T) {
 	app := &webauth.OAuthApp{ClientID: "id", ClientSecret: "secret"}
 	key := []byte(sessionKey)
@@ -542,4 +557,32 @@ func TestSessionRenewsTheForgeToken(t *testing.T) {
 		t.Errorf("past the sign-in's lifetime: %s", resp.Request.URL)
 	}
 	w.noTokens(t)
+}
+
+// Behind https the cookies are Secure, HttpOnly, SameSite=Lax and __Host- prefixed (no
+// subdomain or plain-http page can plant one), and the forge is told the public callback.
+func TestCookiesOnHTTPS(t *testing.T) {
+	a, err := webauth.New(webauth.Config{PublicURL: "https://kubeplan.example.com", SessionKey: []byte(sessionKey),
+		GitLab: &webauth.OAuthApp{ClientID: "app", ClientSecret: "secret"}}, webauth.ForgeURLs{GitLab: "https://gitlab.example.com/api/v4"}, nopNonces{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	a.Routes(mux)
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "https://kubeplan.example.com/ui/login/gitlab?next=/ui/", nil))
+	cookies := rec.Result().Cookies()
+	if len(cookies) != 1 {
+		t.Fatalf("cookies: %v", cookies)
+	}
+	c := cookies[0]
+	if c.Name != "__Host-kubeplan-signin" || !c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Path != "/" || c.Domain != "" || c.MaxAge <= 0 || c.MaxAge > 600 {
+		t.Errorf("sign-in cookie: %+v", c)
+	}
+	to, _ := url.Parse(rec.Header().Get("Location"))
+	q := to.Query()
+	if to.Host != "gitlab.example.com" || to.Path != "/oauth/authorize" || q.Get("redirect_uri") != "https://kubeplan.example.com/ui/oauth/gitlab/callback" ||
+		q.Get("scope") != "read_user read_api" || q.Get("response_type") != "code" || q.Get("code_challenge_method") != "S256" || len(q.Get("state")) < 20 {
+		t.Errorf("sent to %s", to)
+	}
 }

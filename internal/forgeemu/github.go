@@ -52,7 +52,7 @@ func (e *Emulator) githubAPI() http.Handler {
 					ghNotFound(w)
 					return
 				}
-				if _, sees := ut.githubSees(repo); !sees {
+				if _, sees := e.githubSees(ut, repo); !sees {
 					ghNotFound(w)
 					return
 				}
@@ -290,7 +290,7 @@ func (e *Emulator) githubAPI() http.Handler {
 			p = forge.PermWrite
 		}
 		if ut, isUser := e.userOf("github", r.Header.Get("Authorization")); isUser {
-			p, _ = ut.githubSees(repo)
+			p, _ = e.githubSees(ut, repo)
 		}
 		rank := map[forge.Permission]int{forge.PermRead: 1, forge.PermTriage: 2, forge.PermWrite: 3, forge.PermMaintain: 4, forge.PermAdmin: 5}[p]
 		out.Permissions = map[string]bool{"pull": rank >= 1, "triage": rank >= 2, "push": rank >= 3, "maintain": rank >= 4, "admin": rank >= 5}

@@ -446,10 +446,17 @@ func (e *Emulator) userOf(forgeName, auth string) (*userToken, bool) {
 }
 
 // githubSees says whether a user token sees a repository: every repository here is
-// private, so the user needs a permission on it, and an OAuth App's token the "repo" scope.
-func (ut *userToken) githubSees(r *Repo) (forge.Permission, bool) {
+// private, so the user needs a permission on it, an OAuth App's token the "repo" scope, and a
+// GitHub App's token the App installed on it (when the emulator has an App: EnableGitHubApp).
+// Callers hold e.mu.
+func (e *Emulator) githubSees(ut *userToken, r *Repo) (forge.Permission, bool) {
 	p, ok := r.Permissions[ut.login]
-	if !ok || !ut.githubApp && !slices.Contains(ut.scopes, "repo") {
+	switch {
+	case !ok:
+		return "", false
+	case ut.githubApp && e.app != nil && !e.installationCovers(r.FullName):
+		return "", false
+	case !ut.githubApp && !slices.Contains(ut.scopes, "repo"):
 		return "", false
 	}
 	return p, true

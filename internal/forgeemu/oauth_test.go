@@ -144,6 +144,12 @@ func TestGitHubAppUserAuthorization(t *testing.T) {
 	if repo, _, err := client.Repositories.Get(ctx, "acme", "app"); err != nil || !repo.GetPermissions()["push"] {
 		t.Errorf("acme/app as alice through the App: %v %v", repo.GetPermissions(), err)
 	}
+	// The App's token sees no further than the App's installation.
+	e.EnableGitHubApp(7)
+	e.InstallApp("acme/other")
+	if _, resp, err := client.Repositories.Get(ctx, "acme", "app"); err == nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("acme/app outside the App's installation: %v", err)
+	}
 	// The refresh token renews the token once; spent, it is refused.
 	renewed, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
 	if err != nil || !strings.HasPrefix(renewed.AccessToken, "ghu_") || renewed.AccessToken == tok.AccessToken || renewed.RefreshToken == tok.RefreshToken {

@@ -12,23 +12,33 @@ import (
 // of anything else, and a future encoding can say so.
 const hashDomain = "kubeplan-history-v1\n"
 
-// Canonical returns the entry as it is hashed and stored: JSON (fields in declaration order),
-// At in UTC to the millisecond (what the store keeps). Fields added to Entry later must be
-// omitempty, or the hashes of entries written before them would change.
+// Canonical returns the entry as it is hashed and stored: At in UTC to the millisecond (what
+// the store keeps), and every string as it reads back from JSON (invalid UTF-8, which an
+// attacker's manifest may hold, becomes U+FFFD), so that an entry read back hashes as it did
+// when written. Fields added to Entry later must be omitempty, or the hashes of entries
+// written before them would change.
 func (e Entry) Canonical() Entry {
 	e.At = e.At.UTC().Truncate(time.Millisecond)
-	return e
+	body, err := json.Marshal(e)
+	if err != nil {
+		// An Entry is plain strings, numbers and times: it always encodes.
+		panic(fmt.Sprintf("encode history entry %d: %v", e.Seq, err))
+	}
+	var out Entry
+	if err := json.Unmarshal(body, &out); err != nil {
+		panic(fmt.Sprintf("decode history entry %d: %v", e.Seq, err))
+	}
+	return out
 }
 
-// ComputeHash is the hash an entry must carry: sha256 over the canonical encoding of every
-// field but Hash, Seq and PrevHash included, so an entry cannot be changed, moved or cut out
-// of its chain without the hashes saying so.
+// ComputeHash is the hash an entry must carry: sha256 over the canonical JSON encoding (fields
+// in declaration order) of every field but Hash, Seq and PrevHash included, so an entry cannot
+// be changed, moved or cut out of its chain without the hashes saying so.
 func (e Entry) ComputeHash() string {
 	e = e.Canonical()
 	e.Hash = ""
 	body, err := json.Marshal(e)
 	if err != nil {
-		// An Entry is plain strings, numbers and times: it always encodes.
 		panic(fmt.Sprintf("encode history entry %d: %v", e.Seq, err))
 	}
 	sum := sha256.Sum256(append([]byte(hashDomain), body...))

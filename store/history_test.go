@@ -267,6 +267,33 @@ func TestPrunedHistoryStillVerifiesAndSaysWhatWasPruned(t *testing.T) {
 	})
 }
 
+// What an attacker's manifest puts in names and diffs (invalid UTF-8, NUL bytes, terminal
+// escapes) is recorded, read back and verifies like anything else: it can neither keep its
+// entry out of the history nor make the chain look tampered with.
+func TestHostileStringsAreRecordedAndVerify(t *testing.T) {
+	eachBackend(t, func(t *testing.T, open opener) {
+		ctx := t.Context()
+		clock := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+		s := open(&clock).State()
+		odd := plan.ObjectRef{APIVersion: "v1", Kind: "ConfigMap", Namespace: "web", Name: "a\x00b\xff"}
+		stored, err := s.AppendHistory(ctx, history.Entry{Kind: history.Plan, Forge: "github", Repo: "acme/shop", Project: "web\x00", Cluster: "prod",
+			Actor: "mallory\xfe", State: "failed", Objects: []history.Object{{Object: odd, Outcome: "fail", Diff: "+data: \"\x1b[31m\xc3\x28\"\n"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, found, err := s.HistoryEntry(ctx, stored.Seq)
+		if err != nil || !found || got.Hash != stored.Hash || got.ComputeHash() != got.Hash || got.Actor != "mallory\uFFFD" {
+			t.Fatalf("read back %+v %v %v", got, found, err)
+		}
+		if all, err := s.History(ctx, history.Filter{Project: "web\x00", Object: &got.Objects[0].Object}); err != nil || len(all) != 1 {
+			t.Fatalf("the entry by its odd project and object: %d entries, %v", len(all), err)
+		}
+		if res, err := s.VerifyHistory(ctx); err != nil || !res.OK() || res.Checked != 1 {
+			t.Fatalf("VerifyHistory = %+v %v", res, err)
+		}
+	})
+}
+
 // A page of entries past the store's maximum is cut to the maximum.
 func TestHistoryLimitIsCapped(t *testing.T) {
 	clock := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)

@@ -1,8 +1,8 @@
 // Package store keeps kubeplan's durable state: accepted webhook deliveries and the job queue,
-// plans, locks and apply history. An embedded SQLite file serves one replica; a PostgreSQL
-// database serves several sharing the work. Work survives restarts; work for one pull request
-// runs in order, one job at a time (across replicas too), and a burst of events for it
-// coalesces into the newest.
+// plans, locks, apply history and the audit history (a hash chain). An embedded SQLite file
+// serves one replica; a PostgreSQL database serves several sharing the work. Work survives
+// restarts; work for one pull request runs in order, one job at a time (across replicas too),
+// and a burst of events for it coalesces into the newest.
 package store
 
 import (

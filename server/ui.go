@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/kubeplan/kubeplan/forge/forgehttp"
 	"github.com/kubeplan/kubeplan/ui"
 	"github.com/kubeplan/kubeplan/webauth"
 )
@@ -31,8 +30,7 @@ func (s *Server) mountUI(o options) error {
 		return fmt.Errorf("ui: %w", err)
 	}
 	auth, err := webauth.New(webauth.FromConfig(s.cfg.UI),
-		webauth.ForgeURLs{GitHub: s.cfg.GitHub.BaseURL, GitLab: s.cfg.GitLab.BaseURL, HTTP: forgehttp.Options{Timeout: s.cfg.ForgeTimeout.Duration, Log: s.log}},
-		s.queue.Nonces(), s.log)
+		webauth.ForgeURLsFrom(s.cfg), s.queue.Nonces(), s.log)
 	if err != nil {
 		return fmt.Errorf("ui sign-in: %w", err)
 	}

@@ -26,7 +26,7 @@ func (u *UI) funcs() template.FuncMap {
 		"about":      about,
 		"tone":       tone,
 		"repoName":   repoName,
-		"isApply":    func(k history.Kind) bool { return k != history.Plan && k != history.DriftCheck },
+		"kindLabel":  func(k history.Kind) string { return strings.ReplaceAll(string(k), "_", " ") },
 	}
 }
 

@@ -15,12 +15,12 @@ import (
 	"github.com/kubeplan/kubeplan/store"
 )
 
-// How far the overview and the search look back: they read the newest entries of each kind,
-// not the whole history, so that the page stays quick on a store of years.
+// How far the overview looks back: it reads the newest entries of each kind, not the whole
+// history, so that the page stays quick on a store of years. The search shows at most
+// searchShown objects.
 const (
 	overviewScan = 500
 	recentShown  = 20
-	searchScan   = 1000
 	searchShown  = 100
 )
 
@@ -306,16 +306,15 @@ func cloneValues(q url.Values) url.Values {
 type found struct {
 	Cluster string
 	Object  plan.ObjectRef
-	// Last is the newest entry that touched it; Count how many of the entries read did.
+	// Last is the newest entry that touched it; Count how many did.
 	Last  history.Entry
 	Count int
 }
 
 type searchData struct {
-	Q       string
-	Found   []found
-	More    bool
-	Scanned int
+	Q     string
+	Found []found
+	More  bool
 }
 
 func (u *UI) search(w http.ResponseWriter, r *http.Request) {
@@ -329,39 +328,35 @@ func (u *UI) search(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, r, http.StatusBadRequest, "The search text is too long: 200 characters at most.")
 		return
 	}
-	repos, err := u.readable(r.Context())
+	ctx := r.Context()
+	repos, err := u.readable(ctx)
 	if err != nil {
 		u.failErr(w, r, err)
 		return
 	}
-	var entries []history.Entry
-	if len(repos) > 0 {
-		if entries, err = u.opts.Store.History(r.Context(), history.Filter{Repos: repos, Limit: searchScan}); err != nil {
+	matches, err := u.opts.Store.SearchObjects(ctx, repos, q, searchShown+1)
+	if err != nil {
+		u.failErr(w, r, err)
+		return
+	}
+	if len(matches) > searchShown {
+		matches, d.More = matches[:searchShown], true
+	}
+	for _, m := range matches {
+		// The index keeps kinds in lower case: the newest entry says how the kind is written.
+		e, ok, err := u.opts.Store.HistoryEntry(ctx, m.LastSeq)
+		if err != nil {
 			u.failErr(w, r, err)
 			return
 		}
-	}
-	d.Scanned = len(entries)
-	needle := strings.ToLower(q)
-	index := map[[4]string]int{}
-	for _, e := range entries {
+		f := found{Cluster: m.Cluster, Object: plan.ObjectRef{Kind: m.Kind, Namespace: m.Namespace, Name: m.Name}, Last: e, Count: m.Entries}
 		for _, o := range e.Objects {
-			ref := o.Object
-			if !strings.Contains(strings.ToLower(ref.Kind+" "+ref.Namespace+"/"+ref.Name), needle) {
-				continue
+			if ok && sameObject(o.Object, f.Object) {
+				f.Object.Kind = o.Object.Kind
+				break
 			}
-			k := [4]string{e.Cluster, ref.Kind, ref.Namespace, ref.Name}
-			if i, ok := index[k]; ok {
-				d.Found[i].Count++
-				continue
-			}
-			if len(d.Found) == searchShown {
-				d.More = true
-				continue
-			}
-			index[k] = len(d.Found)
-			d.Found = append(d.Found, found{Cluster: e.Cluster, Object: plan.ObjectRef{Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name}, Last: e, Count: 1})
 		}
+		d.Found = append(d.Found, f)
 	}
 	u.render(w, r, http.StatusOK, "search.html", "Search: "+q, d)
 }

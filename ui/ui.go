@@ -25,6 +25,8 @@ type Store interface {
 	HistoryEntry(ctx context.Context, seq int64) (history.Entry, bool, error)
 	Locks(ctx context.Context, repo string) ([]store.Lock, error)
 	Drifts(ctx context.Context, repo string) ([]store.DriftRecord, error)
+	// SearchObjects finds objects of the history in repos by kind, namespace or name.
+	SearchObjects(ctx context.Context, repos []string, text string, limit int) ([]store.ObjectMatch, error)
 	// Repos lists every repository ("forge:org/repo") the store knows of: the candidates
 	// the Authorizer narrows to what a user can read.
 	Repos(ctx context.Context) ([]string, error)

@@ -5,6 +5,8 @@ GO ?= go
 KUBE_ASSETS = $(shell hack/kube-binaries.sh)
 # A PostgreSQL server on loopback for the store's tests (installed and started where it can be).
 KUBEPLAN_TEST_POSTGRES ?= $(shell hack/postgres.sh)
+# A headless Chromium for the web page's real-browser tests (Debian's, installed where missing).
+KUBEPLAN_TEST_CHROMIUM ?= $(shell hack/chromium.sh)
 TEST_FLAGS ?= -count=1 -timeout 20m
 
 .PHONY: build test bench demo lint fuzz kube-binaries image kustomize clean
@@ -28,7 +30,7 @@ kustomize:
 	$(GO) generate ./deploy
 
 test: lint
-	KUBEBUILDER_ASSETS="$(KUBE_ASSETS)" KUBEPLAN_TEST_POSTGRES="$(KUBEPLAN_TEST_POSTGRES)" $(GO) test $(TEST_FLAGS) ./...
+	KUBEBUILDER_ASSETS="$(KUBE_ASSETS)" KUBEPLAN_TEST_POSTGRES="$(KUBEPLAN_TEST_POSTGRES)" KUBEPLAN_TEST_CHROMIUM="$(KUBEPLAN_TEST_CHROMIUM)" $(GO) test $(TEST_FLAGS) ./...
 
 # Go micro-benchmarks, then kubeplan vs kubectl diff vs the raw floor on a local apiserver.
 bench: build

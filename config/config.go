@@ -91,7 +91,7 @@ type Config struct {
 	} `json:"render"`
 	// Drift is the scheduled drift check (docs/drift.md).
 	Drift Drift `json:"drift"`
-	// UI is the web page's settings (docs/history.md).
+	// UI is the history's web page and JSON API, and who signs in to it (docs/history.md).
 	UI UI `json:"ui"`
 	// History is the audit history (docs/history.md).
 	History History `json:"history"`
@@ -104,8 +104,21 @@ type History struct {
 	Retention metav1.Duration `json:"retention"`
 }
 
-// UI is the web page: who may sign in through which forge (package webauth).
+// UIListen is the address the web page listens on: ui.listen, or listen.
+func (c Config) UIListen() string {
+	if c.UI.Listen != "" {
+		return c.UI.Listen
+	}
+	return c.Listen
+}
+
+// UI is the web page (package ui) and who may sign in through which forge (package webauth).
 type UI struct {
+	// Enabled serves the page under /ui/ and the API under /api/v1/; off by default.
+	// Without sign-in it must listen on loopback only.
+	Enabled bool `json:"enabled"`
+	// Listen is the page's own HTTP address; empty serves it on Listen, beside the webhooks.
+	Listen string `json:"listen,omitempty"`
 	// PublicURL is the page's address as browsers reach it (https://kubeplan.example.com): the
 	// base of the OAuth callback URLs registered with the forges. Required with sign-in.
 	PublicURL string `json:"publicURL,omitempty"`

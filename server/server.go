@@ -46,7 +46,9 @@ type Server struct {
 	workers   *worker.Pool
 	flow      *workflow.Workflow
 	mux       *http.ServeMux
-	metrics   *metrics.Metrics
+	// uiMux serves the history page on ui.listen; nil when it shares mux (or is off).
+	uiMux   *http.ServeMux
+	metrics *metrics.Metrics
 	// watch runs the scheduled drift checks; nil when drift.interval is 0 or no repository is named.
 	watch *driftwatch.Watcher
 
@@ -59,7 +61,11 @@ type Server struct {
 }
 
 // New opens the state store and wires everything; Run starts the workers.
-func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	rt, err := cfg.Prepare()
 	if err != nil {
 		return nil, err
@@ -138,6 +144,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	s.mux.Handle("GET /metrics", s.metrics.Handler())
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	s.mux.HandleFunc("GET /readyz", s.ready)
+	if err := s.mountUI(o); err != nil {
+		q.Close()
+		return nil, err
+	}
 	return s, nil
 }
 

@@ -78,7 +78,7 @@ func tuneGC(log *slog.Logger) {
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	tuneGC(log)
-	s, err := server.New(ctx, cfg, log)
+	s, err := server.New(ctx, cfg, log, server.Version(buildVersion()))
 	if err != nil {
 		return err
 	}
@@ -88,10 +88,25 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second}
+	servers := []*http.Server{srv}
+	serveErr := make(chan error, 2)
+	// The history page on a listener of its own (ui.listen), e.g. loopback only.
+	if h := s.UIHandler(); h != nil {
+		uiLn, err := net.Listen("tcp", cfg.UI.Listen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on %s (ui.listen): %w", cfg.UI.Listen, err)
+		}
+		uiSrv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second}
+		servers = append(servers, uiSrv)
+		go func() { serveErr <- uiSrv.Serve(uiLn) }()
+		log.Info("history page serving", "listen", uiLn.Addr().String(), "path", "/ui/")
+	} else if cfg.UI.Enabled {
+		log.Info("history page serving", "listen", ln.Addr().String(), "path", "/ui/")
+	}
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	workersDone := make(chan struct{})
 	go func() { s.Run(workCtx); close(workersDone) }()
-	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("kubeplan serving", "listen", ln.Addr().String(), "version", buildVersion())
 	go logChecks(ctx, cfg, log)
@@ -99,6 +114,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:
+		for _, srv := range servers {
+			_ = srv.Close()
+		}
 		stopWork()
 		<-workersDone
 		return err
@@ -108,8 +126,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	// Webhook answers take milliseconds: a few seconds let those in flight be queued.
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Warn("http shutdown", "err", err)
+	for _, srv := range servers {
+		if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("http shutdown", "err", err)
+		}
 	}
 	stopWork()
 	<-workersDone

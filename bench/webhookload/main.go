@@ -16,6 +16,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -101,6 +103,7 @@ func run(rate int, duration time.Duration, prs, objects int, bin string) error {
 	codes := make([]int, total)
 	var wg sync.WaitGroup
 	interval := time.Second / time.Duration(rate)
+	before := readCPU(serve.Pid())
 	start := time.Now()
 	for i := 0; i < total; i++ {
 		time.Sleep(time.Until(start.Add(time.Duration(i) * interval))) // open loop: the schedule does not wait for answers
@@ -126,6 +129,7 @@ func run(rate int, duration time.Duration, prs, objects int, bin string) error {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	after := readCPU(serve.Pid())
 
 	accepted, failed := 0, 0
 	for _, c := range codes {
@@ -160,6 +164,7 @@ func run(rate int, duration time.Duration, prs, objects int, bin string) error {
 	if inside, err := serverSide(url); err == nil {
 		fmt.Printf("  inside kubeplan (its own histogram, request read to answer written): %s\n", inside)
 	}
+	fmt.Printf("  where the CPU went (the machine has %d cores): %s\n", runtime.NumCPU(), after.sub(before).String(elapsed))
 	if failed > 0 {
 		return fmt.Errorf("%d webhooks were not accepted\n%s", failed, serve.Logs(20))
 	}
@@ -202,4 +207,84 @@ func serverSide(url string) (string, error) {
 		parts = append(parts, fmt.Sprintf("%.1f%% under %s ms", 100*counts[b.le]/total, b.ms))
 	}
 	return strings.Join(parts, ", "), nil
+}
+
+// cpu is what /proc says of the machine and of kubeplan serve at one moment: CPU time used
+// (clock ticks) by everyone, by kubeplan, by this process (the load generator and the forge
+// emulator), and how long kubeplan's threads waited on a run queue for a core. Zero where
+// /proc is not readable (not Linux): the line then says nothing was measured.
+type cpu struct {
+	machine, kubeplan, self uint64        // ticks of user + system time
+	kubeplanWait            time.Duration // run-queue wait of kubeplan's threads
+	ok                      bool
+}
+
+func readCPU(pid int) cpu {
+	var c cpu
+	stat, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return c
+	}
+	// "cpu  user nice system idle iowait irq softirq steal ...": busy is all but idle and iowait.
+	line, _, _ := strings.Cut(string(stat), "\n")
+	for i, f := range strings.Fields(line)[1:] {
+		if v, err := strconv.ParseUint(f, 10, 64); err == nil && i != 3 && i != 4 && i < 8 {
+			c.machine += v
+		}
+	}
+	c.kubeplan = processTicks(fmt.Sprintf("/proc/%d/stat", pid))
+	c.self = processTicks("/proc/self/stat")
+	// /proc/PID/task/TID/schedstat: time on a CPU, time waiting on a run queue (ns), slices.
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	for _, t := range tasks {
+		if b, err := os.ReadFile(t); err == nil {
+			if f := strings.Fields(string(b)); len(f) >= 2 {
+				if v, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+					c.kubeplanWait += time.Duration(v)
+				}
+			}
+		}
+	}
+	c.ok = c.machine > 0 && c.kubeplan > 0
+	return c
+}
+
+// processTicks is a process's user + system time from its /proc stat line (fields 14 and 15,
+// counted after the command name, which may hold spaces).
+func processTicks(path string) uint64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	_, rest, ok := strings.Cut(string(b), ") ")
+	if !ok {
+		return 0
+	}
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseUint(f[11], 10, 64)
+	s, _ := strconv.ParseUint(f[12], 10, 64)
+	return u + s
+}
+
+func (c cpu) sub(o cpu) cpu {
+	return cpu{machine: c.machine - o.machine, kubeplan: c.kubeplan - o.kubeplan, self: c.self - o.self,
+		kubeplanWait: c.kubeplanWait - o.kubeplanWait, ok: c.ok && o.ok}
+}
+
+// String says how many cores each part used over the run, and how long kubeplan's threads
+// were ready to run but had no core (threads that ended during the run are not counted).
+func (c cpu) String(over time.Duration) string {
+	if !c.ok {
+		return "not measured (no /proc)"
+	}
+	const ticksPerSecond = 100 // USER_HZ, 100 on every Linux kubeplan runs on
+	cores := func(ticks uint64) float64 { return float64(ticks) / ticksPerSecond / over.Seconds() }
+	others := int64(c.machine) - int64(c.kubeplan) - int64(c.self)
+	return fmt.Sprintf("all %.2f cores busy: kubeplan %.2f, load generator + forge emulator %.2f, the rest (apiserver, etcd, neighbours) %.2f; "+
+		"kubeplan's threads waited %s for a core (%.0f ms per second)",
+		cores(c.machine), cores(c.kubeplan), cores(c.self), cores(uint64(max(others, 0))),
+		c.kubeplanWait.Round(time.Millisecond), float64(c.kubeplanWait.Milliseconds())/over.Seconds())
 }

@@ -60,6 +60,9 @@ func (s *Serve) Logs(n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
+// Pid is the serve process's id, for benchmarks that read its CPU accounting in /proc.
+func (s *Serve) Pid() int { return s.cmd.Process.Pid }
+
 // Stop interrupts the process and waits for it.
 func (s *Serve) Stop() {
 	_ = s.cmd.Process.Signal(os.Interrupt)

@@ -29,16 +29,10 @@ type IssueKeeper interface {
 	NotifyIssue(ctx context.Context, n Notice) (*forge.Issue, error)
 }
 
-// record appends e to the history. The history records work; it never stops it: an entry the
-// store refuses is logged with what identifies it and counted (ObserveHistoryFailure).
+// record appends e to the history (history.Record: a refused entry is logged and counted,
+// never in the way of the work it records).
 func (w *Watcher) record(ctx context.Context, e history.Entry) {
-	if _, err := w.State.AppendHistory(context.WithoutCancel(ctx), e); err != nil {
-		w.Log.Error("history entry not written", "kind", e.Kind, "forge", e.Forge, "repo", e.Repo, "number", e.Number,
-			"project", e.Project, "cluster", e.Cluster, "sha", e.SHA, "actor", e.Actor, "state", e.State, "err", err)
-		if w.ObserveHistoryFailure != nil {
-			w.ObserveHistoryFailure(e.Kind)
-		}
-	}
+	history.Record(ctx, w.State, w.Log, w.ObserveHistoryFailure, e)
 }
 
 // entryOf is what every entry about a target shares.

@@ -20,18 +20,10 @@ const (
 	historyAllowed = "allowed"
 )
 
-// record appends e to the history. The history records work; it never stops it: an entry
-// the store refuses is logged with what identifies it and counted (ObserveHistoryFailure),
-// and the plan or apply it records goes on and is reported as usual.
+// record appends e to the history (history.Record: a refused entry is logged and counted,
+// never in the way of the work it records).
 func (w *Workflow) record(ctx context.Context, e history.Entry) {
-	// A job's deadline must not lose the record of what it did.
-	if _, err := w.State.AppendHistory(context.WithoutCancel(ctx), e); err != nil {
-		w.Log.Error("history entry not written", "kind", e.Kind, "forge", e.Forge, "repo", e.Repo, "number", e.Number,
-			"project", e.Project, "cluster", e.Cluster, "sha", e.SHA, "actor", e.Actor, "state", e.State, "err", err)
-		if w.ObserveHistoryFailure != nil {
-			w.ObserveHistoryFailure(e.Kind)
-		}
-	}
+	history.Record(ctx, w.State, w.Log, w.ObserveHistoryFailure, e)
 }
 
 // entryOf is what every entry about a pull request's event shares: where, which commit, who.

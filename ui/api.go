@@ -1,9 +1,11 @@
 package ui
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/kubeplan/kubeplan/history"
@@ -34,22 +36,13 @@ func (u *UI) apiHistory(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	page := historyPage{Entries: []history.Entry{}}
-	if f.Repos = narrow(readable, asked); len(f.Repos) > 0 {
-		limit := f.Limit
-		f.Limit++ // one more tells whether there is a next page
-		entries, err := u.opts.Store.History(r.Context(), f)
-		if err != nil {
-			u.apiFail(w, r, err)
-			return
-		}
-		if len(entries) > limit {
-			entries = entries[:limit]
-			next := cloneValues(q)
-			next.Set("before", strconv.FormatInt(entries[len(entries)-1].Seq, 10))
-			page.Next = "/api/v1/history?" + next.Encode()
-		}
-		page.Entries = append(page.Entries, entries...)
+	f.Repos = narrow(readable, asked)
+	entries, next, err := u.page(r.Context(), f, q, "/api/v1/history")
+	if err != nil {
+		u.apiFail(w, r, err)
+		return
 	}
+	page.Entries, page.Next = append(page.Entries, entries...), next
 	writeJSON(w, http.StatusOK, page)
 }
 
@@ -81,4 +74,23 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false) // served as JSON with nosniff: "&" reads better than "\u0026"
 	_ = enc.Encode(v)
+}
+
+// page reads the entries f selects, f.Limit of them, newest first, and the link to the next,
+// older page (path with q and before set) when there is one. No readable repository is no
+// entries, without asking the store.
+func (u *UI) page(ctx context.Context, f history.Filter, q url.Values, path string) ([]history.Entry, string, error) {
+	if len(f.Repos) == 0 {
+		return nil, "", nil
+	}
+	limit := f.Limit
+	f.Limit++ // one more tells whether there is a next page
+	entries, err := u.opts.Store.History(ctx, f)
+	if err != nil || len(entries) <= limit {
+		return entries, "", err
+	}
+	entries = entries[:limit]
+	next := cloneValues(q)
+	next.Set("before", strconv.FormatInt(entries[len(entries)-1].Seq, 10))
+	return entries, path + "?" + next.Encode(), nil
 }

@@ -262,21 +262,13 @@ func (u *UI) objects(w http.ResponseWriter, r *http.Request) {
 		u.failErr(w, r, err)
 		return
 	}
-	var entries []history.Entry
-	if len(repos) > 0 {
-		f.Repos = repos
-		f.Limit++ // one more tells whether there is an older page
-		if entries, err = u.opts.Store.History(r.Context(), f); err != nil {
-			u.failErr(w, r, err)
-			return
-		}
+	f.Repos = repos
+	entries, older, err := u.page(r.Context(), f, q, "/ui/objects")
+	if err != nil {
+		u.failErr(w, r, err)
+		return
 	}
-	if len(entries) > defaultLimit {
-		entries = entries[:defaultLimit]
-		next := cloneValues(q)
-		next.Set("before", strconv.FormatInt(entries[len(entries)-1].Seq, 10))
-		d.Older = "/ui/objects?" + next.Encode()
-	}
+	d.Older = older
 	for _, e := range entries {
 		c := change{Entry: e}
 		for _, o := range e.Objects {

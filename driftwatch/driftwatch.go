@@ -270,6 +270,7 @@ func (w *Watcher) check(ctx context.Context, t target) error {
 		rec.Error = w.Clusters.Redact(checkErr.Error())
 		log.Warn("drift check failed", "err", checkErr)
 		w.observe(t, "failed", prev.Changed+prev.Missing+prev.Extra, started)
+		w.record(ctx, failedCheckEntry(t, rec.Error))
 		return errors.Join(fmt.Errorf("project %s on %s: %w", t.project.Name, t.cluster, checkErr),
 			w.State.FinishDriftCheck(context.WithoutCancel(ctx), w.Holder, rec))
 	}
@@ -288,13 +289,12 @@ func (w *Watcher) check(ctx context.Context, t target) error {
 	}
 	log.Info("drift checked", "result", report.Summary(), "revert", revert)
 	w.observe(t, outcome, c.Total(), started)
-	// The history has a check when the drift changes (appears, changes, goes away), as the
-	// notices do: the same drift seen again, or a clean cluster checked again, adds nothing.
-	changed := rec.Signature != prev.Signature
+	// Every check is in the history; one that finds what the last one found says so and lists
+	// no objects, so that an object's timeline shows when its drift began and ended, not every
+	// check in between.
+	repeat := !prev.CheckedAt.IsZero() && prev.Error == "" && rec.Signature == prev.Signature
 	if rec.Signature == prev.Notified {
-		if changed {
-			w.record(ctx, checkEntry(t, report, revert, nil))
-		}
+		w.record(ctx, checkEntry(t, report, revert, nil, repeat))
 		return nil // the same drift seen again (or still none) notifies nobody
 	}
 	n := Notice{Repository: t.repo.Key(), Project: t.project.Name, Cluster: t.cluster, SHA: t.sha, Report: report, Previous: prev.Notified, Revert: revert}
@@ -314,9 +314,7 @@ func (w *Watcher) check(ctx context.Context, t target) error {
 			errs = append(errs, err)
 		}
 	}
-	if changed {
-		w.record(ctx, checkEntry(t, report, revert, issue))
-	}
+	w.record(ctx, checkEntry(t, report, revert, issue, repeat))
 	if err := errors.Join(errs...); err != nil {
 		log.Warn("drift notice not delivered: the next check sends it again", "err", err)
 		return err

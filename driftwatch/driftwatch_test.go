@@ -263,21 +263,30 @@ func TestDriftIsNotifiedOnceAndItsEndToo(t *testing.T) {
 		t.Fatalf("after the fix: %+v", rec)
 	}
 
-	// The history has the drift when it appeared, naming who changed what, and when it went
-	// away; the clean checks and the same drift seen again add nothing.
+	// Every check is in the history: the first (clean); the drift when it appeared, naming who
+	// changed what; the same drift seen again, without objects (an object's timeline shows
+	// where its drift began and ended, not every check between); and its end.
 	h := historyOf(t, state)
-	if got := kinds(h); got != "drift_check drifted, drift_check clean" {
-		t.Fatalf("history: %s; want the drift and its end", got)
+	var got []string
+	for _, e := range h {
+		s := string(e.Kind) + " " + e.State
+		if strings.HasPrefix(e.Summary, driftwatch.RepeatCheck) {
+			s += fmt.Sprintf(" again (%d objects)", len(e.Objects))
+		}
+		got = append(got, s)
 	}
-	drifted := h[0]
+	if strings.Join(got, ", ") != "drift_check clean, drift_check drifted, drift_check drifted again (0 objects), drift_check clean" {
+		t.Fatalf("history: %s; want every check, the drift's objects once", strings.Join(got, ", "))
+	}
+	drifted := h[1]
 	if drifted.Actor != "kubeplan" || drifted.Forge != "github" || drifted.Repo != f.repo || drifted.Project != "shop" || drifted.Cluster != "test" ||
 		drifted.SHA != f.emu.DefaultHead(f.repo) || drifted.Number != 0 || !strings.Contains(drifted.Summary, "1 changed") ||
 		!strings.Contains(causes(drifted), "Deployment "+f.ns+"/web changed: .spec.replicas changed by \"kubectl-edit\" (Update)") ||
 		!strings.Contains(drifted.Objects[0].Diff, "replicas: 5") {
 		t.Fatalf("drift entry: %+v\n%s", drifted, causes(drifted))
 	}
-	if len(h[1].Objects) != 0 || !strings.Contains(h[1].Summary, "no drift") {
-		t.Errorf("end-of-drift entry: %+v", h[1])
+	if len(h[3].Objects) != 0 || !strings.Contains(h[3].Summary, "no drift") {
+		t.Errorf("end-of-drift entry: %+v", h[3])
 	}
 }
 

@@ -18,6 +18,7 @@ const HistoryActor = "kubeplan"
 const (
 	historyDrifted = "drifted"
 	historyClean   = "clean"
+	historyFailed  = "failed"
 	historyRefused = "refused"
 	historyAllowed = "allowed"
 )
@@ -50,7 +51,7 @@ func onIssue(e history.Entry, is *forge.Issue) history.Entry {
 
 // checkEntry is a check that found drift, or found it gone: the objects that count as drift,
 // with their diffs (Secret values hidden, as in the issue) and who changed which field.
-func checkEntry(t target, r *drift.Report, revert string, is *forge.Issue) history.Entry {
+func checkEntry(t target, r *drift.Report, revert string, is *forge.Issue, repeat bool) history.Entry {
 	e := onIssue(entryOf(history.DriftCheck, t, HistoryActor), is)
 	e.State, e.Summary = historyClean, r.Summary()
 	if r.Drifted() {
@@ -58,6 +59,10 @@ func checkEntry(t target, r *drift.Report, revert string, is *forge.Issue) histo
 	}
 	if revert != "" {
 		e.Summary += "; " + revert
+	}
+	if repeat {
+		e.Summary = RepeatCheck + e.Summary
+		return e
 	}
 	for _, o := range r.Objects {
 		if !o.Counted() {
@@ -69,6 +74,18 @@ func checkEntry(t target, r *drift.Report, revert string, is *forge.Issue) histo
 		}
 		e.Objects = append(e.Objects, ho)
 	}
+	return e
+}
+
+// RepeatCheck begins the summary of a drift check that found what the check before it found:
+// its entry lists no objects (the first entry of that drift has them).
+const RepeatCheck = "as at the last check: "
+
+// failedCheckEntry is a drift check that could not run to the end, and why (the error as the
+// drift record keeps it, credentials redacted).
+func failedCheckEntry(t target, why string) history.Entry {
+	e := entryOf(history.DriftCheck, t, HistoryActor)
+	e.State, e.Summary = historyFailed, why
 	return e
 }
 

@@ -2,9 +2,12 @@ package driftwatch_test
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/kubeplan/kubeplan/driftwatch"
 	"github.com/kubeplan/kubeplan/history"
 	"github.com/kubeplan/kubeplan/store"
 )
@@ -28,10 +31,14 @@ func historyOf(t *testing.T, state *store.State) []history.Entry {
 	return out
 }
 
-// kinds is "drift_check drifted, revert succeeded, …": an entry's kind and state, in order.
+// kinds is "drift_check drifted, revert succeeded, …": an entry's kind and state, in order,
+// leaving out the checks that found what the check before them found.
 func kinds(es []history.Entry) string {
 	var out []string
 	for _, e := range es {
+		if strings.HasPrefix(e.Summary, driftwatch.RepeatCheck) {
+			continue
+		}
 		out = append(out, string(e.Kind)+" "+e.State)
 	}
 	return strings.Join(out, ", ")
@@ -44,4 +51,27 @@ func causes(e history.Entry) string {
 		out = append(out, o.Object.String()+" "+o.Outcome+": "+strings.Join(o.Causes, "; "))
 	}
 	return strings.Join(out, "\n")
+}
+
+// A check that cannot run to the end (here: git's manifests do not parse) is in the history
+// too, saying why, with no objects; the check after the fix is not taken for a repeat of it.
+func TestAFailedCheckIsInTheHistory(t *testing.T) {
+	f := newFixture(t, "")
+	state := openState(t, filepath.Join(t.TempDir(), "state.db"))
+	w := f.watcher(state, time.Millisecond, false, nil)
+
+	f.emu.PushDefault(f.repo, map[string]string{"app/app.yaml": "kind: [unclosed\n"})
+	if _, err := w.CheckDue(context.Background()); err == nil {
+		t.Fatal("a check of manifests that do not parse succeeded")
+	}
+	f.emu.PushDefault(f.repo, map[string]string{"app/app.yaml": f.docs})
+	f.checkDue(w)
+
+	h := historyOf(t, state)
+	if got := kinds(h); got != "drift_check failed, drift_check clean" {
+		t.Fatalf("history: %s; want the failed check, then the clean one", got)
+	}
+	if h[0].Actor != "kubeplan" || h[0].Project != "shop" || h[0].Cluster != "test" || len(h[0].Objects) != 0 || !strings.Contains(h[0].Summary, "app/app.yaml") {
+		t.Errorf("failed check entry: %+v; want why, naming the file", h[0])
+	}
 }

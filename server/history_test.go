@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/kubeplan/kubeplan/config"
+	"github.com/kubeplan/kubeplan/driftwatch"
 	"github.com/kubeplan/kubeplan/forge"
 	"github.com/kubeplan/kubeplan/history"
 	"github.com/kubeplan/kubeplan/internal/forgeemu"
@@ -21,6 +22,23 @@ import (
 
 // readHistory opens the stopped server's store and returns its history, oldest first, after
 // checking that the chain holds over every entry.
+// withoutRepeats is h without the drift checks that found what the check before them found
+// (every check is recorded; those list no objects).
+func withoutRepeats(t *testing.T, h []history.Entry) []history.Entry {
+	t.Helper()
+	var out []history.Entry
+	for _, e := range h {
+		if strings.HasPrefix(e.Summary, driftwatch.RepeatCheck) {
+			if len(e.Objects) != 0 {
+				t.Errorf("a repeated check lists objects: %+v", e)
+			}
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
 func readHistory(t *testing.T, state string) []history.Entry {
 	t.Helper()
 	ctx := context.Background()

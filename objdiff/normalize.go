@@ -5,6 +5,7 @@ package objdiff
 import (
 	"encoding/base64"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -21,7 +22,8 @@ var serverOwnedMetadata = []string{"managedFields", "resourceVersion", "generati
 var clientBookkeepingAnnotations = []string{"kubectl.kubernetes.io/last-applied-configuration"}
 
 // Pair normalizes the two sides of a diff: server-owned noise removed and Secret values
-// hidden. Either side may be nil (create, delete).
+// hidden. Either side may be nil (create, delete). The results are for reading (YAML, Diff):
+// only the maps normalization changes are copied, the rest is shared with live and planned.
 //
 // Secret values are never compared with the live ones: a comparison would tell anyone who can
 // open a pull request whether a value they guessed is the live one. When there is a live side,
@@ -51,11 +53,24 @@ func strip(obj *unstructured.Unstructured) *unstructured.Unstructured {
 	if obj == nil {
 		return nil
 	}
-	out := obj.DeepCopy()
-	for _, f := range serverOwnedMetadata {
-		unstructured.RemoveNestedField(out.Object, "metadata", f)
+	// A deep copy of every object of a plan, twice, cost as much as the YAML; only the top
+	// level and metadata (and the annotations, below) are changed here.
+	out := &unstructured.Unstructured{Object: make(map[string]any, len(obj.Object))}
+	for k, v := range obj.Object {
+		if k != "status" {
+			out.Object[k] = v
+		}
 	}
-	unstructured.RemoveNestedField(out.Object, "status")
+	if md, ok := obj.Object["metadata"].(map[string]any); ok {
+		m := make(map[string]any, len(md))
+		for k, v := range md {
+			m[k] = v
+		}
+		for _, f := range serverOwnedMetadata {
+			delete(m, f)
+		}
+		out.Object["metadata"] = m
+	}
 	if ann := out.GetAnnotations(); ann != nil {
 		for _, a := range clientBookkeepingAnnotations {
 			delete(ann, a)
@@ -134,6 +149,26 @@ func secretValues(s *unstructured.Unstructured) map[string]string {
 		}
 	}
 	return out
+}
+
+// Diff is the unified diff from live to planned, both normalized by Pair, labelled with the
+// two names; "" when they read the same. Equal objects, most of a re-plan, are told by
+// comparing the maps, without making their YAML.
+func Diff(fromName, toName string, live, planned *unstructured.Unstructured) (string, error) {
+	// Equal maps have equal YAML; unequal ones may still (an int64 and a float64 of one value),
+	// so the YAML decides then, as it always did.
+	if live != nil && planned != nil && reflect.DeepEqual(live.Object, planned.Object) {
+		return "", nil
+	}
+	ly, err := YAML(live)
+	if err != nil {
+		return "", err
+	}
+	py, err := YAML(planned)
+	if err != nil {
+		return "", err
+	}
+	return Unified(fromName, toName, ly, py), nil
 }
 
 // YAML renders obj as YAML with sorted keys (stable across runs). A nil obj is "".

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 )
@@ -277,18 +278,43 @@ func (p *Plan) Hash() string {
 	// The planner sorts the same way, so a sorted plan hashes as it always has.
 	sort.SliceStable(changes, func(i, j int) bool { return ApplyOrder(changes[i].Object, changes[j].Object) })
 	sort.Strings(secretVersions)
-	content := struct {
-		Project, Cluster string
-		Changes          []Change
-		SecretVersions   []string `json:",omitempty"`
-	}{p.Project, p.Cluster, changes, secretVersions}
-	b, err := json.Marshal(content)
-	if err != nil {
-		// Only strings and slices of strings: marshalling cannot fail.
-		panic(fmt.Sprintf("plan hash: %v", err))
+	// The hash is of json.Marshal(hashContent{...}), written to the hash a change at a time:
+	// the JSON of a plan of thousands of objects, made whole, was the plan's peak of memory.
+	// The bytes are the same (TestHashIsOfTheContentsJSON), so stored hashes stay valid.
+	h := sha256.New()
+	write := func(v any) {
+		b, err := json.Marshal(v)
+		if err != nil {
+			// Only strings and slices of strings: marshalling cannot fail.
+			panic(fmt.Sprintf("plan hash: %v", err))
+		}
+		h.Write(b)
 	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
+	io.WriteString(h, `{"Project":`)
+	write(p.Project)
+	io.WriteString(h, `,"Cluster":`)
+	write(p.Cluster)
+	io.WriteString(h, `,"Changes":[`)
+	for i := range changes {
+		if i > 0 {
+			io.WriteString(h, ",")
+		}
+		write(&changes[i])
+	}
+	io.WriteString(h, "]")
+	if len(secretVersions) > 0 {
+		io.WriteString(h, `,"SecretVersions":`)
+		write(secretVersions)
+	}
+	io.WriteString(h, "}")
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// hashContent is what Hash hashes the JSON of.
+type hashContent struct {
+	Project, Cluster string
+	Changes          []Change
+	SecretVersions   []string `json:",omitempty"`
 }
 
 // Denials lists what deny rules stop in this plan, one line per finding, object first.

@@ -1,6 +1,12 @@
 package plan
 
-import "testing"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"sort"
+	"testing"
+)
 
 func TestCascadeString(t *testing.T) {
 	for _, tc := range []struct {
@@ -120,5 +126,52 @@ func TestHashIgnoresTheOrderOfChanges(t *testing.T) {
 	}
 	if h := p.Hash(); h != p.Hash() || len(h) != 64 {
 		t.Errorf("hash %q is not a stable sha256", h)
+	}
+}
+
+// Hash writes the JSON to the hash a change at a time; the bytes must be those of the whole
+// content marshalled at once, as earlier versions hashed it, or every stored plan's hash (and
+// the approvals given to it) would go stale.
+func TestHashIsOfTheContentsJSON(t *testing.T) {
+	oldHash := func(p *Plan) string {
+		var secretVersions []string
+		changes := make([]Change, len(p.Changes))
+		for i, ch := range p.Changes {
+			if ch.LiveSecretVersion != "" {
+				secretVersions = append(secretVersions, ch.Object.String()+"@"+ch.LiveSecretVersion)
+			}
+			ch.Cascade = nil
+			changes[i] = ch
+		}
+		sort.SliceStable(changes, func(i, j int) bool { return ApplyOrder(changes[i].Object, changes[j].Object) })
+		sort.Strings(secretVersions)
+		b, err := json.Marshal(hashContent{p.Project, p.Cluster, changes, secretVersions})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(b)
+		return hex.EncodeToString(sum[:])
+	}
+	cm := ObjectRef{APIVersion: "v1", Kind: "ConfigMap", Namespace: "shop", Name: "settings"}
+	secret := ObjectRef{APIVersion: "v1", Kind: "Secret", Namespace: "shop", Name: "db"}
+	for _, tc := range []struct {
+		name string
+		plan *Plan
+	}{
+		{"no changes", &Plan{Project: "web", Cluster: "prod"}},
+		{"changes, HTML and non-ASCII text", &Plan{Project: "<web>", Cluster: "prod&co", Changes: []Change{
+			{Object: cm, Action: Update, Diff: "-a: <b>\n+a: \"é\" & ü\u2028", Warnings: []string{"x"}, Findings: []Finding{{Rule: "r", Severity: Warn, Message: "m"}}},
+			{Object: ObjectRef{APIVersion: "v1", Kind: "Namespace", Name: "shop"}, Action: Delete, Destructive: true, Cascade: &Cascade{Total: 2}},
+		}}},
+		{"secret versions", &Plan{Project: "web", Cluster: "prod", Changes: []Change{
+			{Object: secret, Action: Update, Diff: "(hidden)", SecretKeys: []string{"password"}, LiveSecretVersion: "41"},
+			{Object: cm, Action: Unchanged},
+		}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got, want := tc.plan.Hash(), oldHash(tc.plan); got != want {
+				t.Errorf("Hash = %s, want %s (sha256 of the content's JSON)", got, want)
+			}
+		})
 	}
 }

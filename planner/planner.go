@@ -129,7 +129,8 @@ func (p *Planner) Plan(ctx context.Context, c *cluster.Client, req Request) (*pl
 		return nil, fmt.Errorf("cluster %s: %w", c.Name, err)
 	}
 	out.Notes = append(out.Notes, ownerNotes(req, parent)...)
-	live, err := p.readLive(ctx, c, objs)
+	// Inspect sees the live object as read: a policy rule may read its managedFields.
+	live, err := p.readLive(ctx, c, objs, req.Inspect == nil)
 	if err != nil {
 		return nil, err
 	}
@@ -148,14 +149,15 @@ func (p *Planner) Plan(ctx context.Context, c *cluster.Client, req Request) (*pl
 			continue
 		}
 		g.Go(func() error {
-			ch, planned, err := p.planObject(gctx, c, keys, d, live[resolve.Key(d.Ref)], newNamespaces, req.Inventory, req.CompareSecretValues)
+			ch, planned, err := p.planObject(gctx, c, keys, d, live[i], newNamespaces, req.Inventory, req.CompareSecretValues)
 			if err != nil {
 				return err
 			}
 			if req.Inspect != nil && ch.Action != plan.Fail {
-				req.Inspect(&ch, planned, live[resolve.Key(d.Ref)])
+				req.Inspect(&ch, planned, live[i])
 			}
 			changes[i] = ch
+			live[i] = nil // planned: the live object may go while the others are planned
 			return nil
 		})
 	}
@@ -234,10 +236,10 @@ func resolved(objs []*desired) []*resolve.Object {
 }
 
 // namespacesCreated names the Namespaces this render creates (rendered, not live).
-func namespacesCreated(objs []*desired, live map[string]*unstructured.Unstructured) map[string]bool {
+func namespacesCreated(objs []*desired, live []*unstructured.Unstructured) map[string]bool {
 	out := map[string]bool{}
-	for _, d := range objs {
-		if d.Ref.Kind == "Namespace" && d.Ref.Group() == "" && live[resolve.Key(d.Ref)] == nil {
+	for i, d := range objs {
+		if d.Ref.Kind == "Namespace" && d.Ref.Group() == "" && live[i] == nil {
 			out[d.Ref.Name] = true
 		}
 	}
@@ -303,21 +305,17 @@ func (p *Planner) planObject(ctx context.Context, c *cluster.Client, keys *keyer
 		secretKeys = objdiff.ChangedSecretKeys(live, planned)
 	}
 	l, pl := objdiff.Pair(live, planned, secretKeys)
-	ly, err := objdiff.YAML(l)
+	diff, err := objdiff.Diff("live/"+d.Ref.String(), "planned/"+d.Ref.String(), l, pl)
 	if err != nil {
 		return ch, nil, err
 	}
-	py, err := objdiff.YAML(pl)
-	if err != nil {
-		return ch, nil, err
-	}
-	if ly == py {
+	if diff == "" {
 		ch.Action = plan.Unchanged
 		ch.Warnings, ch.Conflicts = nil, false // nothing changes hands when nothing changes
 		return ch, planned, nil
 	}
 	ch.Action = plan.Update
-	ch.Diff = objdiff.Unified("live/"+d.Ref.String(), "planned/"+d.Ref.String(), ly, py)
+	ch.Diff = diff
 	if objdiff.IsSecret(live) {
 		ch.SecretKeys = objdiff.WrittenSecretKeys(live, planned, secretKeys)
 	}

@@ -3,6 +3,8 @@
 package report
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -72,37 +74,93 @@ func Destructive(p *plan.Plan) []string {
 	return out
 }
 
+// jsonCounts and jsonPlan are a plan as JSON writes it.
+type jsonCounts struct {
+	Create    int `json:"create"`
+	Update    int `json:"update"`
+	Delete    int `json:"delete"`
+	Unchanged int `json:"unchanged"`
+	Fail      int `json:"fail"`
+}
+
+type jsonPlan struct {
+	*plan.Plan
+	Hash     string     `json:"hash"`
+	Summary  string     `json:"summary"`
+	Counts   jsonCounts `json:"counts"`
+	Warnings []string   `json:"warnings,omitempty"`
+	// Destructive lists deletions of Namespaces and CRDs with what they take down.
+	Destructive []string `json:"destructive,omitempty"`
+}
+
 // JSON writes the plans with their hashes and counts.
 func JSON(w io.Writer, plans ...*plan.Plan) error {
-	type counts struct {
-		Create    int `json:"create"`
-		Update    int `json:"update"`
-		Delete    int `json:"delete"`
-		Unchanged int `json:"unchanged"`
-		Fail      int `json:"fail"`
-	}
-	type out struct {
-		*plan.Plan
-		Hash     string   `json:"hash"`
-		Summary  string   `json:"summary"`
-		Counts   counts   `json:"counts"`
-		Warnings []string `json:"warnings,omitempty"`
-		// Destructive lists deletions of Namespaces and CRDs with what they take down.
-		Destructive []string `json:"destructive,omitempty"`
-	}
-	list := make([]out, 0, len(plans))
+	list := make([]jsonPlan, 0, len(plans))
 	for _, p := range plans {
 		c := p.Counts()
-		list = append(list, out{Plan: p, Hash: p.Hash(), Summary: p.Summary(),
-			Counts: counts{c.Create, c.Update, c.Delete, c.Unchanged, c.Fail}, Warnings: Warnings(p), Destructive: Destructive(p)})
+		list = append(list, jsonPlan{Plan: p, Hash: p.Hash(), Summary: p.Summary(),
+			Counts: jsonCounts{c.Create, c.Update, c.Delete, c.Unchanged, c.Fail}, Warnings: Warnings(p), Destructive: Destructive(p)})
 	}
+	if len(list) == 1 {
+		if len(list[0].Changes) > 0 {
+			return encodeChangeByChange(w, list[0])
+		}
+		return encodeWhole(w, list[0])
+	}
+	return encodeWhole(w, list)
+}
+
+// encodeWhole writes v as indented JSON.
+func encodeWhole(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
-	if len(list) == 1 {
-		return enc.Encode(list[0])
+	return enc.Encode(v)
+}
+
+// changesKey is where the changes go in p's indented JSON.
+const changesKey = "\n  \"changes\": ["
+
+// encodeChangeByChange writes the bytes encodeWhole writes for p, a change at a time: a plan
+// of thousands of objects made whole as JSON (compact, then indented: twice) was the peak of
+// memory of `kubeplan plan -o json`.
+func encodeChangeByChange(w io.Writer, p jsonPlan) error {
+	changes := p.Changes
+	shell := *p.Plan
+	shell.Changes = []plan.Change{}
+	p.Plan = &shell
+	var head bytes.Buffer
+	if err := encodeWhole(&head, p); err != nil {
+		return err
 	}
-	return enc.Encode(list)
+	before, after, ok := bytes.Cut(head.Bytes(), []byte(changesKey+"]"))
+	if !ok {
+		return fmt.Errorf("plan JSON: no changes key in %.200s", head.Bytes())
+	}
+	bw := bufio.NewWriter(w)
+	bw.Write(before)
+	bw.WriteString(changesKey)
+	var compact, indented bytes.Buffer
+	enc := json.NewEncoder(&compact)
+	enc.SetEscapeHTML(false)
+	for i := range changes {
+		compact.Reset()
+		indented.Reset()
+		if err := enc.Encode(&changes[i]); err != nil {
+			return fmt.Errorf("plan JSON: %s: %w", changes[i].Object, err)
+		}
+		if err := json.Indent(&indented, bytes.TrimSuffix(compact.Bytes(), []byte("\n")), "    ", "  "); err != nil {
+			return fmt.Errorf("plan JSON: %s: %w", changes[i].Object, err)
+		}
+		if i > 0 {
+			bw.WriteString(",")
+		}
+		bw.WriteString("\n    ")
+		bw.Write(indented.Bytes())
+	}
+	bw.WriteString("\n  ]")
+	bw.Write(after)
+	return bw.Flush()
 }
 
 // TextOptions control terminal output.

@@ -43,8 +43,8 @@ func main() {
 	runs := fs.Int("runs", 5, "interleaved runs per contender in the timed comparison")
 	rssObjects := fs.Int("rss-objects", 5000, "objects for the peak-RSS measurement (0 to skip)")
 	rssRuns := fs.Int("rss-runs", 3, "runs of kubeplan (and the raw floor) at -rss-objects; kubectl diff runs once there")
-	kubeplanBin := fs.String("kubeplan", "bin/kubeplan", "kubeplan binary")
-	only := fs.String("only", "", `run one scenario only: "replan" (re-plan of unchanged objects with the cache)`)
+	kubeplanBin := fs.String("kubeplan", "bin/kubeplan", "kubeplan binary; with -only rss, several comma-separated (run interleaved, e.g. before and after a change)")
+	only := fs.String("only", "", `run one scenario only: "replan" (re-plan of unchanged objects with the cache) or "rss" (peak RSS at -rss-objects, without kubectl diff)`)
 	_ = fs.Parse(os.Args[1:])
 	var ns []int
 	for _, f := range strings.Split(*sizes, ",") {
@@ -99,12 +99,18 @@ func run(ctx context.Context, sizes []int, runs, rssN, rssRuns int, kubeplanBin,
 	switch only {
 	case "replan":
 		return replan(ctx, kc, replanN, runs)
+	case "rss":
+		if rssN < 2 {
+			return fmt.Errorf("-only rss: -rss-objects must be at least 2")
+		}
+		b := bench{kc: kc, client: client, kubeplan: strings.Split(kubeplanBin, ","), kubectl: kubectlBin}
+		return b.compare(ctx, steady, rssN, rssRuns, 0)
 	case "":
 	default:
-		return fmt.Errorf("-only %q: the scenario to run alone is replan", only)
+		return fmt.Errorf("-only %q: the scenarios to run alone are replan and rss", only)
 	}
 
-	b := bench{kc: kc, client: client, kubeplan: kubeplanBin, kubectl: kubectlBin}
+	b := bench{kc: kc, client: client, kubeplan: []string{kubeplanBin}, kubectl: kubectlBin}
 	for _, n := range sizes {
 		for _, sc := range []scenario{steady, migrated} {
 			if err := b.compare(ctx, sc, n, runs, runs); err != nil {
@@ -121,9 +127,10 @@ func run(ctx context.Context, sizes []int, runs, rssN, rssRuns int, kubeplanBin,
 }
 
 type bench struct {
-	kc                *kubetest.Cluster
-	client            *cluster.Client
-	kubeplan, kubectl string
+	kc       *kubetest.Cluster
+	client   *cluster.Client
+	kubeplan []string // binaries; more than one only to compare builds
+	kubectl  string
 }
 
 // contender is one way of computing the plan; run times one run of it.
@@ -154,11 +161,19 @@ func (b bench) compare(ctx context.Context, sc scenario, n, runs, kubectlRuns in
 	if err != nil {
 		return err
 	}
-	contenders := []contender{
-		{"kubeplan plan", runs, command(2, b.kubeplan, "plan", dir, "--kubeconfig", b.kc.Kubeconfig, "-n", ns, "--project", ns, "-o", "json", "--repo-root", dir)},
-		{"kubectl diff --server-side", kubectlRuns, command(1, b.kubectl, "--kubeconfig", b.kc.Kubeconfig, "diff", "--server-side", "--force-conflicts", "--field-manager=kubeplan", "-n", ns, "-f", dir)},
-		{"raw floor (LISTs + dry-runs)", runs, func(ctx context.Context) (time.Duration, int64, error) { return rawFloor(ctx, b.client, ns, objs) }},
+	var contenders []contender
+	for _, bin := range b.kubeplan {
+		name := "kubeplan plan"
+		if len(b.kubeplan) > 1 {
+			name += " " + filepath.Base(bin)
+		}
+		contenders = append(contenders, contender{name, runs, command(2, bin, "plan", dir, "--kubeconfig", b.kc.Kubeconfig, "-n", ns, "--project", ns, "-o", "json", "--repo-root", dir)})
 	}
+	contenders = append(contenders,
+		contender{"kubectl diff --server-side", kubectlRuns, command(1, b.kubectl, "--kubeconfig", b.kc.Kubeconfig, "diff", "--server-side", "--force-conflicts", "--field-manager=kubeplan", "-n", ns, "-f", dir)},
+		contender{"raw floor (LISTs + dry-runs)", runs, func(ctx context.Context) (time.Duration, int64, error) { return rawFloor(ctx, b.client, ns, objs) }},
+	)
+	kubectlAt := len(b.kubeplan)
 	describe := map[scenario]string{
 		steady:   fmt.Sprintf("%d applied by kubeplan before and changed, %d new", n/2, n-n/2),
 		migrated: fmt.Sprintf("all applied by kubectl before, %d of them changed; the plan adds the inventory label to all", (n+1)/2),
@@ -188,6 +203,9 @@ func (b bench) compare(ctx context.Context, sc scenario, n, runs, kubectlRuns in
 	fmt.Printf("  %-30s %4s %29s %21s %10s\n", "", "", "", "min / median / max", "kubeplan")
 	for i, c := range contenders {
 		r := results[i]
+		if c.runs == 0 {
+			continue
+		}
 		if r.err != nil {
 			fmt.Printf("  %-30s failed: %v\n", c.name, r.err)
 			continue
@@ -205,10 +223,10 @@ func (b bench) compare(ctx context.Context, sc scenario, n, runs, kubectlRuns in
 		fmt.Printf("  %-30s %4d %29s %21s %10s\n", c.name, len(r.walls),
 			fmt.Sprintf("%s / %s / %s", seconds(w.min), seconds(w.median), seconds(w.max)), rss, vs)
 	}
-	if results[0].err == nil && results[1].err == nil && results[2].err == nil {
+	if kubectlRuns > 0 && results[0].err == nil && results[kubectlAt].err == nil && results[kubectlAt+1].err == nil {
 		kp := spread(results[0].walls).median
 		fmt.Printf("  medians: kubeplan is %.1fx faster than kubectl diff (target ≥ 5x) and %.2fx the raw floor (target ≤ 2x)\n",
-			float64(spread(results[1].walls).median)/float64(kp), float64(kp)/float64(spread(results[2].walls).median))
+			float64(spread(results[kubectlAt].walls).median)/float64(kp), float64(kp)/float64(spread(results[kubectlAt+1].walls).median))
 	}
 	fmt.Printf("  load average after %s\n", loadAverage())
 	return nil

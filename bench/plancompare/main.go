@@ -43,7 +43,7 @@ func main() {
 	runs := fs.Int("runs", 5, "interleaved runs per contender in the timed comparison")
 	rssObjects := fs.Int("rss-objects", 5000, "objects for the peak-RSS measurement (0 to skip)")
 	rssRuns := fs.Int("rss-runs", 3, "runs of kubeplan (and the raw floor) at -rss-objects; kubectl diff runs once there")
-	kubeplanBin := fs.String("kubeplan", "bin/kubeplan", "kubeplan binary; with -only rss, several comma-separated (run interleaved, e.g. before and after a change)")
+	kubeplanBin := fs.String("kubeplan", "bin/kubeplan", "kubeplan binary; several comma-separated run interleaved as contenders of their own (before and after a change)")
 	only := fs.String("only", "", `run one scenario only: "replan" (re-plan of unchanged objects with the cache) or "rss" (peak RSS at -rss-objects, without kubectl diff)`)
 	_ = fs.Parse(os.Args[1:])
 	var ns []int
@@ -110,7 +110,7 @@ func run(ctx context.Context, sizes []int, runs, rssN, rssRuns int, kubeplanBin,
 		return fmt.Errorf("-only %q: the scenarios to run alone are replan and rss", only)
 	}
 
-	b := bench{kc: kc, client: client, kubeplan: []string{kubeplanBin}, kubectl: kubectlBin}
+	b := bench{kc: kc, client: client, kubeplan: strings.Split(kubeplanBin, ","), kubectl: kubectlBin}
 	for _, n := range sizes {
 		for _, sc := range []scenario{steady, migrated} {
 			if err := b.compare(ctx, sc, n, runs, runs); err != nil {
